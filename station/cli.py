@@ -1,0 +1,74 @@
+"""The ``station`` command.
+
+``station`` (no subcommand) opens the GUI, ``station --demo`` opens it on the simulated
+microscope. Every subcommand lives in its feature's own module, imported only when that
+subcommand runs, so that starting the GUI never imports training code. A command module
+provides ``configure(parser)`` and ``run(args) -> int``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from station import __version__
+
+# name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "gui": ("station.app", "open the station window (the default)"),
+    "synth": ("station.synth.cli", "render synthetic IC package images (optionally with defects)"),
+    "selftest": ("station.selftest", "headless end-to-end check of every stage; exit 0 when healthy"),
+    "models": ("station.ml.cli", "list registered model configs and bundled models; `models info NAME`"),
+    "train": ("station.training.cli_train", "train a classifier or detector on a dataset"),
+    "evaluate": ("station.training.cli_evaluate", "evaluate a trained model on a dataset"),
+    "bench": ("station.bench", "benchmarks: latency (inference), table2 / ablation (paper tables)"),
+    "audit": ("station.audit.cli", "verify or export the audit log"),
+    "batch": ("station.review.cli", "headless batch-folder review to CSV/JSON"),
+}
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only ``command``'s module is imported to fill in its options."""
+    parser = argparse.ArgumentParser(
+        prog="station",
+        description="IC inspection station: packaging-material classification and micro-defect detection.",
+    )
+    parser.add_argument("--version", action="version", version=f"station {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        command_parser = sub.add_parser(name, help=help_text, description=help_text)
+        command_parser.set_defaults(_module=module)
+        if name == command:
+            _configure(module, command_parser)
+    return parser
+
+
+def _configure(module: str, parser: argparse.ArgumentParser) -> None:
+    try:
+        importlib.import_module(module).configure(parser)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not module.startswith(exc.name):
+            raise
+        parser.set_defaults(_missing=f"the '{parser.prog}' command is not available in this build ({exc.name})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # `station`, `station --demo`, `station --source X` open the GUI.
+    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
+        argv = ["gui", *argv]
+    parser = build_parser(argv[0] if argv else None)
+    args = parser.parse_args(argv)
+    missing = getattr(args, "_missing", None)
+    if missing:
+        print(f"station: {missing}", file=sys.stderr)
+        return 2
+    from station.logs import setup_logging
+
+    setup_logging(console=args.command != "gui")
+    return int(importlib.import_module(args._module).run(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,99 @@
+"""Versioned user settings, stored as JSON in the user's config dir.
+
+Each schema change bumps ``SCHEMA_VERSION`` and adds a migration from the previous
+version, so an old settings file is upgraded instead of being thrown away.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from station import paths
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class CameraSettings:
+    source: str = "demo"  # "demo", a camera index ("0"), an URL, a video file or an image folder
+    width: int = 1280
+    height: int = 960
+    fps: float = 30.0
+    exposure: float | None = None
+    stall_timeout_s: float = 3.0
+
+
+@dataclass
+class Settings:
+    version: int = SCHEMA_VERSION
+    station_id: str = field(default_factory=lambda: os.environ.get("STATION_ID", "") or _hostname())
+    recipe: str = "IC package (demo)"
+    device: str = "auto"  # auto | cpu | cuda
+    camera: CameraSettings = field(default_factory=CameraSettings)
+    foot_pedal_key: str = "F12"
+    um_per_px: float | None = None  # image scale; defect sizes in µm when set
+    show_attention: bool = True
+    attention_opacity: float = 0.45
+    show_boxes: bool = True
+    last_operator_id: str = ""
+    last_batch_folder: str = ""
+
+
+def _hostname() -> str:
+    import socket
+
+    return socket.gethostname() or "station"
+
+
+# version -> function upgrading a dict of that version to version + 1
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+
+def settings_path() -> Path:
+    return paths.config_dir() / "settings.json"
+
+
+def _from_dict(cls, data: dict[str, Any]):
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for name, value in data.items():
+        if name not in known:
+            continue
+        if name == "camera" and isinstance(value, dict):
+            value = _from_dict(CameraSettings, value)
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    """Read settings; a missing or unreadable file gives the defaults (and a log line)."""
+    path = path or settings_path()
+    if not path.exists():
+        return Settings()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        version = int(data.get("version", 1))
+        while version < SCHEMA_VERSION:
+            data = MIGRATIONS[version](data)
+            version += 1
+        data["version"] = SCHEMA_VERSION
+        return _from_dict(Settings, data)
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        log.warning("settings file %s unreadable (%s); using defaults", path, exc)
+        return Settings()
+
+
+def save_settings(settings: Settings, path: Path | None = None) -> None:
+    """Write atomically so a crash never leaves half a settings file."""
+    path = path or settings_path()
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(dataclasses.asdict(settings), indent=2), encoding="utf-8")
+    os.replace(tmp, path)

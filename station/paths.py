@@ -1,0 +1,85 @@
+"""Where the station's files live.
+
+The only module that knows about the frozen (PyInstaller) layout. Three kinds of place:
+
+* bundled, read-only: ``resources/`` and ``models/`` beside the package in a checkout, or
+  inside the bundle (``sys._MEIPASS``) in the frozen app; ``STATION_MODELS`` overrides models;
+* per user, writable: settings, data (audit log, archived images), cache and logs from
+  platformdirs;
+* ``STATION_HOME=DIR`` puts every per-user place under DIR (tests, portable installs).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import platformdirs
+
+APP_NAME = "station"
+APP_AUTHOR = "station"
+
+
+def is_frozen() -> bool:
+    return bool(getattr(sys, "frozen", False)) and hasattr(sys, "_MEIPASS")
+
+
+def bundle_root() -> Path:
+    """The folder holding ``resources/`` and ``models/``."""
+    if is_frozen():
+        return Path(sys._MEIPASS)  # type: ignore[attr-defined]
+    return Path(__file__).resolve().parent.parent
+
+
+def resources_dir() -> Path:
+    return bundle_root() / "resources"
+
+
+def models_dir() -> Path:
+    override = os.environ.get("STATION_MODELS")
+    return Path(override) if override else bundle_root() / "models"
+
+
+def _home_override() -> Path | None:
+    home = os.environ.get("STATION_HOME")
+    return Path(home).expanduser().resolve() if home else None
+
+
+def _ensure(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def config_dir() -> Path:
+    home = _home_override()
+    return _ensure(home / "config" if home else Path(platformdirs.user_config_dir(APP_NAME, APP_AUTHOR)))
+
+
+def data_dir() -> Path:
+    home = _home_override()
+    return _ensure(home / "data" if home else Path(platformdirs.user_data_dir(APP_NAME, APP_AUTHOR)))
+
+
+def cache_dir() -> Path:
+    home = _home_override()
+    return _ensure(home / "cache" if home else Path(platformdirs.user_cache_dir(APP_NAME, APP_AUTHOR)))
+
+
+def log_dir() -> Path:
+    home = _home_override()
+    return _ensure(home / "logs" if home else Path(platformdirs.user_log_dir(APP_NAME, APP_AUTHOR)))
+
+
+def audit_db_path() -> Path:
+    return data_dir() / "audit.sqlite3"
+
+
+def archive_dir() -> Path:
+    """Lossless copies of every image an audit record refers to."""
+    return _ensure(data_dir() / "archive")
+
+
+def recipes_dir() -> Path:
+    """User recipes (bundled ones live in ``resources/recipes``)."""
+    return _ensure(config_dir() / "recipes")

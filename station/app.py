@@ -1,0 +1,80 @@
+"""Composition root of the GUI: settings, services and the main window.
+
+``station`` and ``station gui`` land here; ``--demo`` starts on the simulated microscope
+with the bundled demo recipe.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+log = logging.getLogger(__name__)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--demo", action="store_true", help="start on the simulated microscope (no camera needed)")
+    parser.add_argument("--source", help="start on this source: camera index, stream URL, video file or image folder")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="compute device (default: settings, auto)")
+    parser.add_argument("--screenshot", metavar="PNG", help=argparse.SUPPRESS)  # docs: grab the window and quit
+
+
+def _redirect_missing_std_streams() -> None:
+    """A windowed frozen app has no stdout/stderr; writes to None would crash."""
+    if sys.stdout is None or sys.stderr is None:
+        sink = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 (lives as long as the app)
+        sys.stdout = sys.stdout or sink
+        sys.stderr = sys.stderr or sink
+
+
+def run(args: argparse.Namespace) -> int:
+    _redirect_missing_std_streams()
+    from PySide6.QtWidgets import QApplication
+
+    from station.config import load_settings
+    from station.ui.main_window import MainWindow
+
+    settings = load_settings()
+    if args.device:
+        settings.device = args.device
+    if args.demo:
+        settings.camera.source = "demo"
+    elif args.source:
+        settings.camera.source = args.source
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("IC Inspection Station")
+    app.setOrganizationName("station")
+    device_description = _device_description(settings.device)
+    window = MainWindow(settings, device_description)
+    window.show()
+    if args.demo or args.source:
+        window.start_source(settings.camera.source)
+    if args.screenshot:
+        _schedule_screenshot(window, args.screenshot)
+    log.info("station window opened (source %s, %s)", settings.camera.source, device_description)
+    return app.exec()
+
+
+def _device_description(preference: str) -> str:
+    from station.devices import describe_device, resolve_device
+
+    try:
+        return describe_device(resolve_device(preference))
+    except (RuntimeError, ValueError) as exc:
+        log.warning("%s; using the CPU", exc)
+        return describe_device(resolve_device("cpu"))
+
+
+def _schedule_screenshot(window, path: str, delay_ms: int = 4000) -> None:
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    def grab_and_quit() -> None:
+        window.grab().save(path)
+        window.close()
+        QApplication.instance().quit()
+
+    QTimer.singleShot(delay_ms, grab_and_quit)

@@ -1,0 +1,105 @@
+"""Widgets that show RGB frames (numpy arrays) scaled to fit, with zoom and pan."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QImage, QPainter, QWheelEvent
+from PySide6.QtWidgets import QSizePolicy, QWidget
+
+
+def qimage_from_rgb(image: np.ndarray) -> QImage:
+    """A QImage owning a copy of an HxWx3 RGB uint8 array."""
+    image = np.ascontiguousarray(image)
+    height, width = image.shape[:2]
+    return QImage(image.data, width, height, 3 * width, QImage.Format.Format_RGB888).copy()
+
+
+class ImageView(QWidget):
+    """Shows one image fitted to the widget; the wheel zooms about the cursor, dragging pans,
+    a double-click resets. ``placeholder`` is drawn when there is no image."""
+
+    clicked_at = Signal(float, float)  # image pixel coordinates
+
+    def __init__(self, placeholder: str = "", parent: QWidget | None = None, *, interactive: bool = False) -> None:
+        super().__init__(parent)
+        self._image: QImage | None = None
+        self._placeholder = placeholder
+        self._interactive = interactive
+        self._zoom = 1.0
+        self._pan = QPointF(0.0, 0.0)
+        self._drag_from: QPointF | None = None
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setMinimumSize(320, 240)
+        self.setAutoFillBackground(False)
+
+    def set_image(self, image: np.ndarray | QImage | None) -> None:
+        self._image = qimage_from_rgb(image) if isinstance(image, np.ndarray) else image
+        self.update()
+
+    def set_placeholder(self, text: str) -> None:
+        self._placeholder = text
+        self.update()
+
+    def has_image(self) -> bool:
+        return self._image is not None
+
+    def reset_view(self) -> None:
+        self._zoom, self._pan = 1.0, QPointF(0.0, 0.0)
+        self.update()
+
+    def _target_rect(self) -> QRectF:
+        assert self._image is not None
+        iw, ih = self._image.width(), self._image.height()
+        scale = min(self.width() / iw, self.height() / ih) * self._zoom
+        w, h = iw * scale, ih * scale
+        return QRectF((self.width() - w) / 2 + self._pan.x(), (self.height() - h) / 2 + self._pan.y(), w, h)
+
+    def paintEvent(self, event) -> None:  # noqa: N802 (Qt naming)
+        painter = QPainter(self)
+        painter.fillRect(self.rect(), QColor(24, 26, 30))
+        if self._image is None:
+            painter.setPen(QColor(170, 170, 170))
+            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self._placeholder)
+            return
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self._zoom <= 2.0)
+        painter.drawImage(self._target_rect(), self._image)
+
+    def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802
+        if not self._interactive or self._image is None:
+            return
+        factor = 1.25 if event.angleDelta().y() > 0 else 0.8
+        new_zoom = min(max(self._zoom * factor, 1.0), 16.0)
+        # keep the point under the cursor fixed
+        cursor = event.position()
+        centre = QPointF(self.width() / 2, self.height() / 2) + self._pan
+        self._pan += (cursor - centre) * (1 - new_zoom / self._zoom)
+        self._zoom = new_zoom
+        if self._zoom == 1.0:
+            self._pan = QPointF(0.0, 0.0)
+        self.update()
+
+    def mousePressEvent(self, event) -> None:  # noqa: N802
+        if self._interactive and event.button() == Qt.MouseButton.LeftButton:
+            self._drag_from = event.position()
+
+    def mouseMoveEvent(self, event) -> None:  # noqa: N802
+        if self._drag_from is not None and self._zoom > 1.0:
+            self._pan += event.position() - self._drag_from
+            self._drag_from = event.position()
+            self.update()
+
+    def mouseReleaseEvent(self, event) -> None:  # noqa: N802
+        if self._drag_from is not None and self._image is not None:
+            moved = (event.position() - self._drag_from).manhattanLength()
+            if moved < 3:
+                rect = self._target_rect()
+                x = (event.position().x() - rect.x()) / rect.width() * self._image.width()
+                y = (event.position().y() - rect.y()) / rect.height() * self._image.height()
+                if 0 <= x < self._image.width() and 0 <= y < self._image.height():
+                    self.clicked_at.emit(x, y)
+        self._drag_from = None
+
+    def mouseDoubleClickEvent(self, event) -> None:  # noqa: N802
+        if self._interactive:
+            self.reset_view()

@@ -1,0 +1,18 @@
+"""Every test runs with STATION_HOME in a temporary folder: never the user's real settings,
+audit log or logs. Qt tests run offscreen."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+@pytest.fixture(autouse=True)
+def station_home(tmp_path_factory, monkeypatch):
+    home = tmp_path_factory.mktemp("station-home")
+    monkeypatch.setenv("STATION_HOME", str(home))
+    monkeypatch.setenv("STATION_ID", "test-station")
+    return home

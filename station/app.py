@@ -18,7 +18,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--demo", action="store_true", help="start on the simulated microscope (no camera needed)")
     parser.add_argument("--source", help="start on this source: camera index, stream URL, video file or image folder")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="compute device (default: settings, auto)")
-    parser.add_argument("--screenshot", metavar="PNG", help=argparse.SUPPRESS)  # docs: grab the window and quit
+    parser.add_argument("--operator", metavar="ID:NAME", help="sign this operator in at start (kiosk and scripted use)")
+    # for documentation screenshots: optionally capture once, grab the window, quit
+    parser.add_argument("--screenshot", metavar="PNG", help=argparse.SUPPRESS)
+    parser.add_argument("--auto-capture", action="store_true", help=argparse.SUPPRESS)
 
 
 def _redirect_missing_std_streams() -> None:
@@ -31,6 +34,7 @@ def _redirect_missing_std_streams() -> None:
 
 def run(args: argparse.Namespace) -> int:
     _redirect_missing_std_streams()
+    from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
     from station.config import load_settings
@@ -52,8 +56,15 @@ def run(args: argparse.Namespace) -> int:
     window.show()
     if args.demo or args.source:
         window.start_source(settings.camera.source)
+    if args.operator:
+        from station.workflow import Operator
+
+        operator_id, _, name = args.operator.partition(":")
+        window.sign_in(Operator(operator_id.strip(), (name or operator_id).strip()))
+    else:
+        QTimer.singleShot(0, window.request_sign_in)
     if args.screenshot:
-        _schedule_screenshot(window, args.screenshot)
+        _schedule_screenshot(window, args.screenshot, args.auto_capture)
     log.info("station window opened (source %s, %s)", settings.camera.source, device_description)
     return app.exec()
 
@@ -68,7 +79,9 @@ def _device_description(preference: str) -> str:
         return describe_device(resolve_device("cpu"))
 
 
-def _schedule_screenshot(window, path: str, delay_ms: int = 4000) -> None:
+def _schedule_screenshot(window, path: str, auto_capture: bool, delay_ms: int = 6000) -> None:
+    """Grab the window after ``delay_ms``; with ``auto_capture``, Capture & Classify first
+    and grab once the result is shown."""
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
@@ -77,4 +90,12 @@ def _schedule_screenshot(window, path: str, delay_ms: int = 4000) -> None:
         window.close()
         QApplication.instance().quit()
 
-    QTimer.singleShot(delay_ms, grab_and_quit)
+    if not auto_capture:
+        QTimer.singleShot(delay_ms, grab_and_quit)
+        return
+
+    def capture() -> None:
+        window.inspection_updated.connect(lambda: QTimer.singleShot(500, grab_and_quit))
+        window.capture_and_classify()
+
+    QTimer.singleShot(delay_ms, capture)

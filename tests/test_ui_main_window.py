@@ -12,7 +12,7 @@ from station.ui.main_window import MainWindow  # noqa: E402
 
 @pytest.fixture
 def window(qtbot):
-    window = MainWindow(Settings(), "CPU (test)")
+    window = MainWindow(Settings(), "CPU (test)", recipes={})
     qtbot.addWidget(window)
     window.show()
     yield window
@@ -20,37 +20,34 @@ def window(qtbot):
 
 
 def test_demo_source_streams_frames_then_stops(qtbot, window):
-    with qtbot.waitSignal(window.capture.source_opened, timeout=10_000):
+    with qtbot.waitSignal(window.source_started, timeout=10_000):
         window.start_source("demo")
-    for _ in range(5):
-        with qtbot.waitSignal(window.capture.frame_available, timeout=5_000):
-            pass
-    qtbot.waitUntil(lambda: window.frames_shown >= 3, timeout=5_000)
+    qtbot.waitUntil(lambda: window.frames_shown >= 5, timeout=10_000)
     frame = window.latest_frame
     assert frame.image.ndim == 3 and frame.image.shape[2] == 3
     assert "Simulated" in window.source_label.text() or "simulated" in window.source_label.text().lower()
     assert not window.source_bar.start_button.isEnabled()
-    with qtbot.waitSignal(window.capture.source_finished, timeout=5_000):
+    with qtbot.waitSignal(window.source_stopped, timeout=5_000):
         window.stop_source()
     assert window.source_bar.start_button.isEnabled()
 
 
-def test_missing_camera_reports_error_and_keeps_running(qtbot, window, monkeypatch):
+def test_missing_camera_reports_error_and_keeps_running(qtbot, window):
     shown = []
-    monkeypatch.setattr("station.ui.main_window.QMessageBox.warning", lambda *args: shown.append(args[2]))
-    with qtbot.waitSignal(window.capture.source_finished, timeout=20_000):
+    window.notified.connect(lambda title, message: shown.append(message))
+    with qtbot.waitSignal(window.source_stopped, timeout=20_000):
         window.start_source("97")
-    assert shown and "97" in shown[0]
+    assert any("97" in message for message in shown)
     assert window.source_bar.start_button.isEnabled()
     # the window still works: the demo starts after the failure
-    with qtbot.waitSignal(window.capture.source_opened, timeout=10_000):
+    with qtbot.waitSignal(window.source_started, timeout=10_000):
         window.start_source("demo")
-    with qtbot.waitSignal(window.capture.source_finished, timeout=5_000):
+    with qtbot.waitSignal(window.source_stopped, timeout=5_000):
         window.stop_source()
 
 
 def test_closing_stops_the_capture_thread(qtbot, window):
-    with qtbot.waitSignal(window.capture.frame_available, timeout=10_000):
+    with qtbot.waitSignal(window.frame_shown, timeout=10_000):
         window.start_source("demo")
     window.close()
     assert window.capture_thread.thread.isFinished()

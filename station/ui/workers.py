@@ -229,6 +229,316 @@ class InferenceWorker(QObject):
             self.busy_changed.emit(False)
 
 
+class AuditWorker(QObject):
+    """Owns the audit log's connection in its own thread: appends (with fsync) and queries.
+
+    Each call carries a ticket chosen by the caller; ``committed(ticket, entry)`` means the
+    record is durably on disk, ``failed(ticket, message)`` that nothing was written.
+    """
+
+    committed = Signal(int, object)  # ticket, station.audit.AuditEntry
+    failed = Signal(int, str)  # ticket, message for the operator
+    queried = Signal(int, object)  # ticket, list[AuditEntry]
+    verified = Signal(int, object)  # ticket, VerifyResult
+    image_loaded = Signal(int, object)  # ticket, RGB array (None when the file is missing or unreadable)
+
+    def __init__(self, db_path=None) -> None:
+        super().__init__()
+        self._db_path = db_path
+        self._log = None
+
+    def _audit_log(self):
+        if self._log is None:
+            from station.audit import AuditLog
+
+            self._log = AuditLog(self._db_path)
+        return self._log
+
+    @Slot(int, object)
+    def append(self, ticket: int, draft) -> None:
+        from station.audit import AuditError
+
+        try:
+            entry = self._audit_log().append(draft.action, **draft.fields)
+        except (AuditError, ValueError, OSError) as exc:
+            log.error("audit write failed (%s): %s", draft.action, exc)
+            self.failed.emit(ticket, str(exc))
+        else:
+            self.committed.emit(ticket, entry)
+
+    @Slot(int, object)
+    def query(self, ticket: int, filters: dict) -> None:
+        from station.audit import AuditError
+
+        try:
+            entries = self._audit_log().query(**filters)
+        except (AuditError, OSError, ValueError) as exc:
+            self.failed.emit(ticket, str(exc))
+        else:
+            self.queried.emit(ticket, entries)
+
+    @Slot(int)
+    def verify(self, ticket: int) -> None:
+        from station.audit import AuditError
+
+        try:
+            result = self._audit_log().verify()
+        except (AuditError, OSError) as exc:
+            self.failed.emit(ticket, str(exc))
+        else:
+            self.verified.emit(ticket, result)
+
+    @Slot(int, str)
+    def load_image(self, ticket: int, path: str) -> None:
+        from station.capture.images import ImageReadError, read_image
+
+        try:
+            image = read_image(path)
+        except ImageReadError as exc:
+            log.warning("archived image unreadable: %s", exc)
+            image = None
+        self.image_loaded.emit(ticket, image)
+
+    def request_stop(self) -> None:
+        pass
+
+    @Slot()
+    def close(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+class BatchWorker(QObject):
+    """Runs a folder review (``station.review.runner``) in its own thread.
+
+    ``submit(job, control)`` from the GUI thread: the worker scans the folder, loads the recipe
+    (kept for the next run with the same recipe and device), syncs the folder's store and runs
+    the pipelined runner, whose decode threads read ahead while this thread runs the networks.
+    ``control`` (a ``RunControl``) pauses, resumes and cancels from the GUI thread. Results are
+    stored batch by batch, so a cancelled run resumes where it stopped.
+    """
+
+    status = Signal(str)  # what it is doing before the first result ("Loading recipe…")
+    opened = Signal(object)  # station.review.runner.BatchOpened
+    progress = Signal(object)  # station.review.runner.BatchProgress
+    rows_updated = Signal(object)  # list[station.review.store.ItemRow], after each stored batch
+    finished = Signal(object)  # station.review.runner.RunSummary
+    failed = Signal(str)  # the run could not start or stopped on an error; finished rows are kept
+    _start = Signal(object, object)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._control = None
+        self._engine = None
+        self._engine_key: tuple | None = None
+        self._start.connect(self._run)
+
+    # -- GUI thread ---------------------------------------------------------------
+    def submit(self, job, control) -> None:
+        self._control = control
+        self._start.emit(job, control)
+
+    def request_stop(self) -> None:
+        if self._control is not None:
+            self._control.cancel()
+
+    # -- worker thread ------------------------------------------------------------
+    def _engine_for(self, job):
+        from station.inference import Engine
+
+        key = (job.recipe, job.device)
+        if self._engine is None or self._engine_key != key:
+            if self._engine is not None:
+                self._engine.close()
+                self._engine = None
+            self.status.emit(f"Loading recipe {job.recipe.name}…")
+            self._engine = Engine(job.recipe, device=job.device)
+            self._engine_key = key
+        return self._engine
+
+    @Slot(object, object)
+    def _run(self, job, control) -> None:
+        from station.review.runner import BatchOpened, BatchRunner, engine_fingerprint, plan
+        from station.review.scan import scan_folder
+        from station.review.store import BatchStore
+        from station.review.thumbnails import ThumbnailCache
+
+        try:
+            self.status.emit(f"Scanning {job.folder}…")
+            scan = scan_folder(job.folder, recursive=job.recursive)
+            engine = self._engine_for(job)
+            thumbnails = ThumbnailCache()
+            with BatchStore.for_folder(scan.folder, job.recipe.name) as store:
+                work = plan(store, scan, engine_fingerprint(engine), thumbnails)
+                self.opened.emit(BatchOpened(scan.folder, store.directory, store.rows(), len(work), engine.device_description))
+                runner = BatchRunner(engine, store, scan.folder, options=job.options, thumbnails=thumbnails, control=control)
+
+                def on_progress(progress, item_ids: list[int]) -> None:
+                    self.progress.emit(progress)
+                    if item_ids:
+                        self.rows_updated.emit(store.rows_by_id(item_ids))
+
+                summary = runner.run(work, on_progress)
+        except Exception as exc:  # noqa: BLE001 — reported to the operator; the worker stays alive
+            log.exception("batch review of %s failed", job.folder)
+            self.failed.emit(str(exc))
+            return
+        self.finished.emit(summary)
+
+    @Slot()
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
+
+
+class BatchVerdictWorker(QObject):
+    """Writes batch decisions (``station.review.verdicts``): per item, archive its image, append
+    its audit entry (fsync), mark it reviewed in the folder's store. A bulk accept is one request
+    and one entry per item; ``request_stop`` ends it between items."""
+
+    committed = Signal(object, object)  # station.audit.AuditEntry, the item's new ItemRow
+    failed = Signal(int, str)  # item id, why nothing was written for it
+    request_done = Signal(int, int)  # entries committed, items failed
+    _submit = Signal(object, object)
+
+    def __init__(self, audit_db_path=None) -> None:
+        super().__init__()
+        self._audit_db_path = audit_db_path
+        self._log = None
+        self._store = None
+        self._stop = threading.Event()
+        self._submit.connect(self._commit)
+
+    def submit(self, context, request) -> None:
+        """GUI thread: ``context`` a BatchContext, ``request`` a VerdictRequest."""
+        self._stop.clear()
+        self._submit.emit(context, request)
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def _open(self, context):
+        from station.audit import AuditLog
+        from station.review.store import BatchStore
+
+        if self._log is None:
+            self._log = AuditLog(self._audit_db_path)
+        if self._store is None or self._store.directory != context.store_dir:
+            if self._store is not None:
+                self._store.close()
+            self._store = BatchStore(context.store_dir).open()
+        return self._log, self._store
+
+    @Slot(object, object)
+    def _commit(self, context, request) -> None:
+        from station.audit import AuditError
+        from station.review.store import StoreError
+        from station.review.verdicts import commit_verdict
+
+        committed = failed = 0
+        for item_id in request.item_ids:
+            if self._stop.is_set():
+                break
+            try:
+                audit_log, store = self._open(context)
+                entry, row = commit_verdict(audit_log, store, context, item_id, request)
+            except (AuditError, StoreError, ValueError, KeyError, OSError) as exc:
+                log.error("batch verdict for item %s not written: %s", item_id, exc)
+                failed += 1
+                self.failed.emit(item_id, str(exc))
+            else:
+                committed += 1
+                self.committed.emit(entry, row)
+        self.request_done.emit(committed, failed)
+
+    @Slot()
+    def close(self) -> None:
+        for resource in (self._log, self._store):
+            if resource is not None:
+                resource.close()
+        self._log = self._store = None
+
+
+class BatchDetailLoader(QObject):
+    """Reads the full image (and stored attention maps) of the item in the batch detail view,
+    always the latest request: paging quickly through the table never queues stale reads."""
+
+    loaded = Signal(int, object, object, bool)  # item id, RGB image, AttentionMaps | None, file changed since inspected
+    failed = Signal(int, str)  # item id, message
+    _wake = Signal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mailbox: LatestMailbox = LatestMailbox()
+        self._wake.connect(self._serve)
+
+    def request(self, item_id: int, path, sha256: str | None, map_path=None) -> None:
+        if self.mailbox.put((item_id, path, sha256, map_path)):
+            self._wake.emit()
+
+    def request_stop(self) -> None:
+        self.mailbox.take()
+
+    @Slot()
+    def _serve(self) -> None:
+        import hashlib
+
+        from station.capture.images import ImageReadError, decode_image
+        from station.review.maps import load_maps
+
+        request = self.mailbox.take()
+        if request is None:
+            return
+        item_id, path, sha256, map_path = request
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read()
+            image = decode_image(data, path)
+        except (OSError, ImageReadError) as exc:
+            self.failed.emit(item_id, str(exc))
+            return
+        changed = sha256 is not None and hashlib.sha256(data).hexdigest() != sha256
+        maps = load_maps(map_path, image.shape[:2]) if map_path is not None and not changed else None
+        self.loaded.emit(item_id, image, maps, changed)
+
+
+class BatchExportWorker(QObject):
+    """Writes a batch review's CSV or PDF summary off the GUI thread."""
+
+    finished = Signal(str, str)  # kind ("csv" | "pdf"), path
+    failed = Signal(str, str)  # kind, message
+    _export = Signal(str, object, object)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._export.connect(self._write)
+
+    def export(self, kind: str, store_dir, path) -> None:
+        """GUI thread: ``kind`` is "csv" or "pdf"."""
+        self._export.emit(kind, store_dir, path)
+
+    @Slot(str, object, object)
+    def _write(self, kind: str, store_dir, path) -> None:
+        from station.review.export import summarize, write_csv, write_pdf_summary
+        from station.review.store import BatchStore, StoreError
+
+        try:
+            with BatchStore(store_dir) as store:
+                if kind == "csv":
+                    written = write_csv(store, path)
+                elif kind == "pdf":
+                    written = write_pdf_summary(store, summarize(store), path)
+                else:
+                    raise ValueError(f"unknown export kind {kind!r} (csv or pdf)")
+        except (OSError, StoreError, ValueError, RuntimeError) as exc:
+            log.error("batch %s export to %s failed: %s", kind, path, exc)
+            self.failed.emit(kind, str(exc))
+        else:
+            self.finished.emit(kind, str(written))
+
+
 class WorkerThread:
     """Owns a worker and the QThread it lives on; ``stop`` ends both without blocking the GUI."""
 

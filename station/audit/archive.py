@@ -1,0 +1,91 @@
+"""Lossless, content-addressed copies of the images audit entries refer to.
+
+An image is stored as PNG at ``<archive>/<sha[:2]>/<sha>.png`` where ``sha`` is the sha256 of
+the PNG file's bytes, so ``sha256sum`` of an archived file equals its name and the
+``image_sha256`` of its entries. The same frame archived twice is stored once (PNG encoding is
+deterministic for a given OpenCV build). The file is written to a temporary name, fsynced,
+made read-only, renamed into place and its folder fsynced: after a crash it is either complete
+or absent (a stray ``.*.tmp`` file at worst).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from station.audit.db import write_error
+
+_PNG_COMPRESSION = 3  # zlib level: lossless at any level; 3 is fast with nearly the smallest files
+
+
+def encode_png(rgb: np.ndarray) -> bytes:
+    """PNG bytes of an HxWx3 RGB uint8 image (ValueError naming the bad shape or dtype)."""
+    if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        shape = getattr(rgb, "shape", None)
+        dtype = getattr(rgb, "dtype", type(rgb).__name__)
+        raise ValueError(f"an archived image must be an HxWx3 RGB uint8 array, got shape {shape} dtype {dtype}")
+    import cv2
+
+    ok, buffer = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_PNG_COMPRESSION, _PNG_COMPRESSION])
+    if not ok:
+        raise ValueError(f"OpenCV could not encode a {rgb.shape} image as PNG")
+    return buffer.tobytes()
+
+
+def archive_image(rgb: np.ndarray, archive_dir: Path) -> tuple[str, Path]:
+    """Store ``rgb`` losslessly under ``archive_dir``; returns ``(sha256, path)``.
+
+    Raises ``AuditWriteError`` when the file cannot be written durably (disk full, read-only).
+    """
+    png = encode_png(rgb)
+    sha = hashlib.sha256(png).hexdigest()
+    target = Path(archive_dir) / sha[:2] / f"{sha}.png"
+    if target.is_file():
+        return sha, target
+    tmp = target.with_name(f".{sha}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o644)
+        try:
+            view = memoryview(png)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.chmod(tmp, 0o444)
+        os.replace(tmp, target)
+        _fsync_dir(target.parent)
+        _fsync_dir(target.parent.parent)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise write_error(target, exc, "archive the image") from exc
+    return sha, target
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename or a new folder durable (POSIX; Windows has no directory handles to sync)."""
+    if os.name != "posix":
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def image_status(image_sha256: str | None, image_path: str | Path | None) -> str:
+    """"" when the entry has no image, else "ok", "missing" or "altered" (its bytes no longer hash to the record)."""
+    if not image_sha256 and not image_path:
+        return ""
+    if not image_path:
+        return "missing"
+    try:
+        data = Path(image_path).read_bytes()
+    except OSError:
+        return "missing"
+    return "ok" if hashlib.sha256(data).hexdigest() == image_sha256 else "altered"

@@ -1,0 +1,137 @@
+"""The operator workflow driven through the real window: sign in -> demo source ->
+Capture & Classify -> result -> override with reason -> release -> audit record verified."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+pytest.importorskip("PySide6")
+
+from helpers_models import make_tiny_recipe  # noqa: E402
+
+from station.audit import AuditLog  # noqa: E402
+from station.config import Settings  # noqa: E402
+from station.ui.main_window import MainWindow  # noqa: E402
+from station.workflow import Operator  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory):
+    return make_tiny_recipe(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture
+def window(qtbot, recipe):
+    settings = Settings(recipe=recipe.name)
+    window = MainWindow(settings, "CPU (test)", recipes={recipe.name: recipe})
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: window._recipe is not None, timeout=30_000)
+    yield window
+    window.shutdown()
+
+
+def _start_demo_and_sign_in(qtbot, window):
+    window.sign_in(Operator("op-7", "Ada Tester"))
+    with qtbot.waitSignal(window.frame_shown, timeout=10_000):
+        window.start_source("demo")
+
+
+def _capture(qtbot, window):
+    with qtbot.waitSignal(window.inspection_updated, timeout=60_000):
+        window.capture_and_classify()
+    assert window.inspection.result is not None, window.inspection.error
+
+
+def test_capture_override_release_writes_verified_audit_records(qtbot, window):
+    _start_demo_and_sign_in(qtbot, window)
+    window.panel.chip_fields.chip.setText("LM358")
+    window.panel.chip_fields.lot.setText("L2431")
+    window.panel.chip_fields.serial.setText("SN-001")
+    assert not window.panel.release_button.isEnabled()
+
+    _capture(qtbot, window)
+    result = window.inspection.result
+    assert result.material is not None and len(result.material.probabilities) == 3
+    assert window.panel.results.material_label.text().lower() == result.material.material
+    assert window.panel.override_button.isEnabled()
+    assert not window.panel.release_button.isEnabled()
+
+    other = next(m for m in result.material.classes if m != result.material.material)
+    with qtbot.waitSignal(window.audit_committed, timeout=10_000) as verdict:
+        window.override_with(other, "gold seal ring visible at 20x")
+    assert verdict.args[0].action == "OVERRIDE"
+    qtbot.waitUntil(window.panel.release_button.isEnabled, timeout=5_000)
+    assert f"#{verdict.args[0].id}" in window.panel.release_button.text()
+
+    with qtbot.waitSignal(window.audit_committed, timeout=10_000) as release:
+        window.panel.release_button.click()
+    assert release.args[0].action == "RELEASE"
+    assert f"#{release.args[0].id}" in window.panel.record_label.text()
+    assert not window.panel.release_button.isEnabled()
+
+    with AuditLog(readonly=True) as audit_log:
+        entries = audit_log.query()
+        assert audit_log.verify().ok
+    actions = [e.action for e in entries]
+    assert actions[0] == "SIGN_IN" and "OVERRIDE" in actions and actions[-1] == "RELEASE"
+    override = next(e for e in entries if e.action == "OVERRIDE")
+    assert override.material == other and override.reason == "gold seal ring visible at 20x"
+    assert override.chip_id == "LM358" and override.lot_id == "L2431" and override.serial_id == "SN-001"
+    assert override.predicted_material == result.material.material
+    assert override.image_sha256 and os.path.exists(override.image_path)
+    assert override.decap_method == window.inspection.recipe.decap_methods[other]
+    assert entries[-1].refers_to == override.id
+
+
+def test_second_press_while_busy_is_ignored_visibly(qtbot, window):
+    _start_demo_and_sign_in(qtbot, window)
+    with qtbot.waitSignal(window.inspection_updated, timeout=60_000):
+        window.capture_and_classify()
+        first = window.inspection.request_id
+        window.capture_and_classify()  # still classifying
+        assert "ignored" in window.panel.busy_label.text()
+        assert window.inspection.request_id == first
+
+
+def test_release_stays_disabled_when_the_audit_write_fails(qtbot, window, monkeypatch):
+    from station.audit import AuditWriteError
+
+    _start_demo_and_sign_in(qtbot, window)
+    _capture(qtbot, window)
+
+    def disk_full(self, action, **fields):
+        raise AuditWriteError("database or disk is full: /station/data/audit.sqlite3")
+
+    monkeypatch.setattr("station.audit.log.AuditLog.append", disk_full)
+    material = window.inspection.result.material.classes[0]
+    with qtbot.waitSignal(window.audit_failed, timeout=10_000):
+        window.override_with(material, "checked under the stereo microscope")
+    assert not window.panel.release_button.isEnabled()
+    assert "NOT recorded" in window.panel.record_label.text()
+    assert window.inspection.verdict_entry_id is None
+    assert window.panel.override_button.isEnabled()  # the operator can try again once fixed
+
+
+def test_uncertain_result_cannot_be_accepted(qtbot, recipe):
+    import dataclasses
+
+    strict = dataclasses.replace(recipe, name="strict", uncertain_below=0.999)
+    window = MainWindow(Settings(recipe="strict"), "CPU (test)", recipes={"strict": strict})
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: window._recipe is not None, timeout=30_000)
+    _start_demo_and_sign_in(qtbot, window)
+    _capture(qtbot, window)
+    assert window.inspection.uncertain
+    assert not window.panel.accept_button.isEnabled()
+    assert window.panel.override_button.isEnabled() and window.panel.hold_button.isEnabled()
+    assert window.panel.results.banner.text().startswith("UNCERTAIN")
+    with qtbot.waitSignal(window.audit_committed, timeout=10_000) as held:
+        window.hold_result()
+    assert held.args[0].action == "REJECT_HOLD"
+    assert not window.panel.release_button.isEnabled()
+    window.shutdown()

@@ -32,8 +32,48 @@ def _redirect_missing_std_streams() -> None:
         sys.stderr = sys.stderr or sink
 
 
+# Qt's X11 plugin needs these system libraries since Qt 6.5; without them Qt aborts the process
+# with a cryptic message, so say what to install before Qt starts.
+_XCB_LIBRARIES = {
+    "xcb-cursor": "libxcb-cursor0",
+    "xcb-icccm": "libxcb-icccm4",
+    "xcb-keysyms": "libxcb-keysyms1",
+    "xkbcommon-x11": "libxkbcommon-x11-0",
+}
+
+
+def missing_display_libraries() -> list[str]:
+    """Debian package names of the X11 libraries Qt needs and this Linux machine lacks."""
+    if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM") or not os.environ.get("DISPLAY"):
+        return []
+    if os.environ.get("WAYLAND_DISPLAY"):
+        return []
+    import ctypes.util
+
+    return [package for library, package in _XCB_LIBRARIES.items() if ctypes.util.find_library(library) is None]
+
+
+def _log_uncaught_exceptions() -> None:
+    """An exception escaping a Qt slot would vanish in the windowed app: log it instead."""
+
+    def hook(exc_type, exc, traceback) -> None:
+        log.critical("uncaught exception", exc_info=(exc_type, exc, traceback))
+
+    sys.excepthook = hook
+
+
 def run(args: argparse.Namespace) -> int:
     _redirect_missing_std_streams()
+    _log_uncaught_exceptions()
+    missing = missing_display_libraries()
+    if missing:
+        print(
+            "station: the window cannot open: Qt needs these system libraries: "
+            f"{' '.join(missing)}\n  Debian/Ubuntu: sudo apt-get install {' '.join(missing)}\n"
+            "  (headless commands such as `station selftest` work without them)",
+            file=sys.stderr,
+        )
+        return 2
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
@@ -95,6 +135,9 @@ def _schedule_screenshot(window, path: str, auto_capture: bool, delay_ms: int = 
         return
 
     def capture() -> None:
+        if window._recipe is None or window.latest_frame is None:  # models still loading: try again shortly
+            QTimer.singleShot(1000, capture)
+            return
         window.inspection_updated.connect(lambda: QTimer.singleShot(500, grab_and_quit))
         window.capture_and_classify()
 

@@ -69,8 +69,8 @@ class InspectionPanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setMinimumWidth(380)
-        self.setMaximumWidth(480)
+        self.setMinimumWidth(400)
+        self.setMaximumWidth(520)
         self.operator_label = QLabel("Not signed in")
         self.operator_label.setObjectName("operatorLabel")
         self.operator_label.setStyleSheet("font-weight:bold;")

@@ -52,12 +52,15 @@ class ConfidenceChart(pg.PlotWidget):
         self._bars = pg.BarGraphItem(x=np.arange(len(classes)), height=np.asarray(probabilities), width=0.6, brushes=brushes)
         self.addItem(self._bars)
         self.getPlotItem().getAxis("bottom").setTicks([list(enumerate(classes))])
+        self.setXRange(-0.5, len(classes) - 0.5, padding=0.02)
         self._threshold.setValue(threshold)
+        self.show()
 
     def clear_bars(self) -> None:
         if self._bars is not None:
             self.removeItem(self._bars)
             self._bars = None
+        self.hide()
 
 
 class OverlayControls(QWidget):
@@ -75,7 +78,8 @@ class OverlayControls(QWidget):
         self.opacity = QSlider(Qt.Orientation.Horizontal)
         self.opacity.setRange(0, 100)
         self.opacity.setValue(45)
-        self.opacity.setMaximumWidth(120)
+        self.opacity.setMinimumWidth(90)
+        self.opacity.setMaximumWidth(140)
         self.boxes = QCheckBox("Boxes")
         self.boxes.setChecked(True)
         self.min_score = QDoubleSpinBox()
@@ -135,6 +139,7 @@ class ResultPanel(QWidget):
         self.banner.setWordWrap(True)
         self.banner.hide()
         self.chart = ConfidenceChart()
+        self.chart.hide()
         self.timing_label = QLabel("")
         self.timing_label.setStyleSheet("color:#777;")
 

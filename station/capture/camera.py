@@ -1,0 +1,312 @@
+"""A camera or network stream through OpenCV.
+
+Requested resolution, frame rate and exposure are set, read back and reported: ``describe()``
+shows what the device actually delivers next to what was asked, and a mismatch is recorded
+in ``problems``. A dead or frozen stream (no new frame, or identical frames, for
+``stall_timeout_s``) is reported and reopened; when reopening fails, ``read()`` raises
+:class:`SourceError`.
+
+Timeouts: network streams go through FFmpeg with its open/read timeouts; local V4L2 cameras
+through OpenCV's select() timeout, set by ``OPENCV_VIDEOIO_V4L_SELECT_TIMEOUT`` (OpenCV has
+no per-capture read timeout for V4L2 and reads the variable once per process, so the first
+camera opened decides it; an explicit value in the environment wins). Worst case, ``read()``
+returns or raises within about ``stall_timeout_s + open_timeout_s`` seconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from station.capture.base import Frame, FrameSource, SourceError
+from station.capture.images import opencv_to_rgb_uint8
+
+log = logging.getLogger(__name__)
+
+STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
+
+
+class VideoCaptureLike(Protocol):
+    """The part of ``cv2.VideoCapture`` the camera source uses (tests pass a scripted one)."""
+
+    def isOpened(self) -> bool: ...
+    def read(self) -> tuple[bool, np.ndarray | None]: ...
+    def set(self, prop: int, value: float) -> bool: ...
+    def get(self, prop: int) -> float: ...
+    def release(self) -> None: ...
+
+
+# (device, open_timeout_s, read_timeout_s) -> an opened (or failed) capture
+CaptureFactory = Callable[[int | str, float, float], VideoCaptureLike]
+
+
+@dataclass(frozen=True)
+class CaptureMode:
+    """Resolution, frame rate and exposure, as requested or as read back from the device."""
+
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+    exposure: float | None = None
+
+    def text(self) -> str:
+        """E.g. "1280x960 @ 30 fps"; empty when nothing is set."""
+        parts = []
+        if self.width and self.height:
+            parts.append(f"{self.width}x{self.height}")
+        if self.fps:
+            parts.append(f"@ {self.fps:g} fps")
+        if self.exposure is not None:
+            parts.append(f"exposure {self.exposure:g}")
+        return " ".join(parts)
+
+
+def is_stream_url(spec: str) -> bool:
+    return spec.strip().lower().startswith(STREAM_SCHEMES)
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password (it ends up in the status bar and the log)."""
+    return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", url)
+
+
+def open_opencv_capture(device: int | str, open_timeout_s: float, read_timeout_s: float) -> cv2.VideoCapture:
+    if isinstance(device, str):
+        params = [
+            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+            int(open_timeout_s * 1000),
+            cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+            int(read_timeout_s * 1000),
+        ]
+        return cv2.VideoCapture(device, cv2.CAP_FFMPEG, params)
+    os.environ.setdefault("OPENCV_VIDEOIO_V4L_SELECT_TIMEOUT", str(max(1, math.ceil(read_timeout_s))))
+    return cv2.VideoCapture(device, cv2.CAP_ANY)
+
+
+@contextlib.contextmanager
+def _quiet_opencv() -> Iterator[None]:
+    """OpenCV prints a WARN line per backend it tries; our SourceError says it better."""
+    previous = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    try:
+        yield
+    finally:
+        cv2.utils.logging.setLogLevel(previous)
+
+
+class CameraSource(FrameSource):
+    """A camera by device index (``0``) or a stream by URL (``rtsp://...``)."""
+
+    is_live = True
+
+    def __init__(
+        self,
+        device: int | str,
+        *,
+        width: int | None = None,
+        height: int | None = None,
+        fps: float | None = None,
+        exposure: float | None = None,
+        stall_timeout_s: float = 3.0,
+        open_timeout_s: float = 5.0,
+        read_timeout_s: float = 2.0,
+        detect_identical_frames: bool = True,
+        capture_factory: CaptureFactory | None = None,
+    ) -> None:
+        if isinstance(device, str) and not is_stream_url(device):
+            raise ValueError(f"not a camera index or stream URL: {device!r}")
+        if isinstance(device, int) and device < 0:
+            raise ValueError(f"camera index must be >= 0, got {device}")
+        if stall_timeout_s <= 0:
+            raise ValueError(f"stall_timeout_s must be > 0, got {stall_timeout_s}")
+        label = f"camera {device}" if isinstance(device, int) else redact_url(device)
+        super().__init__(label)
+        self.device = device
+        self.requested = CaptureMode(width, height, fps, exposure)
+        self.actual: CaptureMode | None = None
+        self.stall_timeout_s = stall_timeout_s
+        self.open_timeout_s = open_timeout_s
+        self.read_timeout_s = read_timeout_s
+        self.detect_identical_frames = detect_identical_frames
+        self.reconnects = 0
+        self._factory = capture_factory or open_opencv_capture
+        self._capture: VideoCaptureLike | None = None
+        self._pending: np.ndarray | None = None  # the first frame, read by open()
+        self._last_signature: np.ndarray | None = None
+        self._last_change = 0.0
+        self._next_id = 0
+
+    # -- FrameSource -----------------------------------------------------------------------
+
+    def open(self) -> None:
+        if self._is_open:
+            return
+        self._capture, first = self._connect()
+        self.actual = self._read_back(self._capture, first)
+        self._report_mismatch()
+        self.nominal_fps = self.actual.fps or self.requested.fps
+        self._pending = first
+        self._last_signature = None
+        self._last_change = time.monotonic()
+        self._is_open = True
+        log.info("opened %s", self.describe())
+
+    def read(self) -> Frame | None:
+        self._require_open()
+        if self._pending is not None:
+            image, self._pending = self._pending, None
+            return self._frame(image)
+        assert self._capture is not None
+        while True:
+            ok, image = self._capture.read()
+            now = time.monotonic()
+            if ok and image is not None and image.size:
+                if not self._is_repeat(image):
+                    self._last_change = now
+                    return self._frame(image)
+                if now - self._last_change <= self.stall_timeout_s:
+                    return self._frame(image)
+                return self._recover(f"the picture has not changed for {self.stall_timeout_s:g} s (frozen stream)")
+            if now - self._last_change > self.stall_timeout_s:
+                return self._recover(f"no new frame for {self.stall_timeout_s:g} s")
+            time.sleep(0.005)
+
+    def close(self) -> None:
+        if self._capture is not None:
+            self._capture.release()
+            self._capture = None
+        self._pending = None
+        self._is_open = False
+
+    def describe(self) -> str:
+        title = self._title()
+        if self.actual is None:
+            return f"{title} (not open)"
+        requested = self.requested.text()
+        text = f"{title} {self.actual.text()}"
+        return f"{text} (requested {requested})" if requested else text
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _connect(self) -> tuple[VideoCaptureLike, np.ndarray]:
+        """Open the device, apply the requested mode, read one frame; raise SourceError if any fails."""
+        started = time.monotonic()
+        with _quiet_opencv():
+            capture = self._factory(self.device, self.open_timeout_s, self.read_timeout_s)
+        if not capture.isOpened():
+            capture.release()
+            raise SourceError(self._cannot_open_message())
+        self._apply_requested(capture)
+        deadline = started + self.open_timeout_s + self.read_timeout_s
+        while True:
+            ok, image = capture.read()
+            if ok and image is not None and image.size:
+                return capture, image
+            if time.monotonic() > deadline:
+                capture.release()
+                raise SourceError(
+                    f"{self._title()} opened but delivered no frame within "
+                    f"{self.open_timeout_s + self.read_timeout_s:g} s (is another program using it?)"
+                )
+            time.sleep(0.02)
+
+    def _title(self) -> str:
+        return f"Camera {self.device}" if isinstance(self.device, int) else f"Stream {self.name}"
+
+    def _cannot_open_message(self) -> str:
+        if isinstance(self.device, int):
+            return (
+                f"No camera at index {self.device} (OpenCV could not open it): check that it is plugged in, "
+                "that no other program is using it, and try another index"
+            )
+        return (
+            f"Cannot open stream {self.name} within {self.open_timeout_s:g} s: "
+            "check the address, the network and the credentials"
+        )
+
+    def _apply_requested(self, capture: VideoCaptureLike) -> None:
+        requested = self.requested
+        with contextlib.suppress(cv2.error):
+            capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # the latest frame, not a queue of stale ones
+            if requested.width:
+                capture.set(cv2.CAP_PROP_FRAME_WIDTH, float(requested.width))
+            if requested.height:
+                capture.set(cv2.CAP_PROP_FRAME_HEIGHT, float(requested.height))
+            if requested.fps:
+                capture.set(cv2.CAP_PROP_FPS, float(requested.fps))
+            if requested.exposure is not None:
+                # Manual exposure: V4L2 calls it 1 (auto = 3), DirectShow 0.25 (auto = 0.75).
+                if not capture.set(cv2.CAP_PROP_AUTO_EXPOSURE, 1):
+                    capture.set(cv2.CAP_PROP_AUTO_EXPOSURE, 0.25)
+                capture.set(cv2.CAP_PROP_EXPOSURE, float(requested.exposure))
+
+    def _read_back(self, capture: VideoCaptureLike, first: np.ndarray) -> CaptureMode:
+        # The frame itself is the truth about resolution; some backends report 0 or stale sizes.
+        height, width = first.shape[:2]
+        fps = _positive(capture.get(cv2.CAP_PROP_FPS))
+        exposure = capture.get(cv2.CAP_PROP_EXPOSURE) if self.requested.exposure is not None else None
+        return CaptureMode(width, height, fps, exposure)
+
+    def _report_mismatch(self) -> None:
+        requested, actual = self.requested, self.actual
+        assert actual is not None
+        label = self._title()
+        if (requested.width and requested.width != actual.width) or (
+            requested.height and requested.height != actual.height
+        ):
+            self._report(
+                f"{label} delivers {actual.width}x{actual.height} instead of the requested "
+                f"{requested.width or actual.width}x{requested.height or actual.height}"
+            )
+        if requested.fps and actual.fps and abs(requested.fps - actual.fps) > 0.5:
+            self._report(f"{label} runs at {actual.fps:g} fps instead of the requested {requested.fps:g}")
+        if requested.fps and not actual.fps:
+            self._report(f"{label} does not report its frame rate (requested {requested.fps:g} fps)")
+        if requested.exposure is not None and (
+            actual.exposure is None or abs(actual.exposure - requested.exposure) > 1e-6
+        ):
+            self._report(f"{label} exposure reads back as {actual.exposure} instead of {requested.exposure:g}")
+
+    def _is_repeat(self, image: np.ndarray) -> bool:
+        if not self.detect_identical_frames:
+            return False
+        signature = np.ascontiguousarray(image[::8, ::8])
+        repeat = self._last_signature is not None and np.array_equal(signature, self._last_signature)
+        self._last_signature = signature
+        return repeat
+
+    def _recover(self, reason: str) -> Frame:
+        """Report the stall and reopen the device once; the stream is dead if that fails."""
+        self._report(f"{self._title()}: {reason}; reconnecting")
+        if self._capture is not None:
+            self._capture.release()
+            self._capture = None
+        try:
+            self._capture, image = self._connect()
+        except SourceError as exc:
+            self._is_open = False
+            raise SourceError(f"{self._title()} stopped: {reason}, and reconnecting failed: {exc}") from exc
+        self.reconnects += 1
+        self._last_signature = None
+        self._last_change = time.monotonic()
+        log.info("%s reconnected", self.name)
+        return self._frame(image)
+
+    def _frame(self, bgr: np.ndarray) -> Frame:
+        frame = Frame(image=opencv_to_rgb_uint8(bgr), timestamp=time.time(), frame_id=self._next_id, source=self.name)
+        self._next_id += 1
+        return frame
+
+
+def _positive(value: float) -> float | None:
+    return float(value) if value and math.isfinite(value) and value > 0 else None

@@ -1,0 +1,77 @@
+"""``open_source(spec)``: the one place that turns what the operator typed into a source.
+
+========================  ==============================================
+spec                      source
+========================  ==============================================
+``demo``                  :class:`SimulatedMicroscope`
+``0``, ``1``, ...         :class:`CameraSource` by device index
+``rtsp://...`` etc.       :class:`CameraSource` on a network stream
+a folder or image file    :class:`ImageFolderSource`
+any other file            :class:`VideoFileSource`
+========================  ==============================================
+
+The source is built, not opened: open it on the capture thread (``with source:`` or
+``source.open()``), where a missing camera raises :class:`SourceError`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any
+
+from station.capture.base import FrameSource, SourceError
+from station.capture.camera import CameraSource, is_stream_url
+from station.capture.folder import ImageFolderSource
+from station.capture.images import is_image_path
+from station.capture.simulated import SimulatedMicroscope
+from station.capture.video import VideoFileSource
+
+DEMO_SPECS = ("demo", "sim", "simulated", "simulator")
+SOURCE_KINDS: tuple[type[FrameSource], ...] = (SimulatedMicroscope, CameraSource, VideoFileSource, ImageFolderSource)
+
+_SPEC_HELP = (
+    "a source is 'demo', a camera index (0, 1, ...), a stream URL (rtsp://, http://), a video file or an image folder"
+)
+
+
+def open_source(spec: str, **options: Any) -> FrameSource:
+    """The source ``spec`` names, built with the ``options`` that apply to it.
+
+    Options that do not apply to the chosen kind are ignored, so a caller can always pass
+    the camera settings (``width``, ``height``, ``fps``, ``exposure``, ``stall_timeout_s``);
+    an option no kind of source knows raises TypeError (a typo, not a setting).
+    """
+    text = str(spec).strip()
+    if not text:
+        raise SourceError(f"No source given: {_SPEC_HELP}")
+    _check_options(options)
+    if text.lower() in DEMO_SPECS:
+        return _build(SimulatedMicroscope, (), options)
+    if text.isdigit():
+        return _build(CameraSource, (int(text),), options)
+    if is_stream_url(text):
+        return _build(CameraSource, (text,), options)
+    path = Path(text).expanduser()
+    if path.is_dir() or (path.is_file() and is_image_path(path)):
+        return _build(ImageFolderSource, (path,), options)
+    if path.is_file():
+        return _build(VideoFileSource, (path,), options)
+    raise SourceError(f"No such file or folder: '{text}' ({_SPEC_HELP})")
+
+
+def _keyword_names(kind: type[FrameSource]) -> set[str]:
+    parameters = inspect.signature(kind.__init__).parameters.values()
+    return {p.name for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+
+def _check_options(options: dict[str, Any]) -> None:
+    known = set().union(*(_keyword_names(kind) for kind in SOURCE_KINDS))
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise TypeError(f"unknown source option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+
+
+def _build(kind: type[FrameSource], args: tuple[Any, ...], options: dict[str, Any]) -> FrameSource:
+    accepted = _keyword_names(kind)
+    return kind(*args, **{name: value for name, value in options.items() if name in accepted and value is not None})

@@ -1,0 +1,155 @@
+"""The PyInstaller bundle (build.spec), run the way a bench PC runs it: no Python environment.
+
+Opt-in, because a build takes minutes:
+
+    STATION_PACKAGING=1 .venv/bin/python -m pytest tests/test_packaging.py -x -q
+
+A ``dist/station/`` newer than every build input is reused; otherwise ``scripts/build-app.sh
+--no-archive`` builds it first.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BUNDLE = ROOT / "dist" / "station"
+BUILD_INPUTS = ("station", "packaging", "resources", "models", "build.spec", "pyproject.toml", "scripts/build-app.sh")
+DEMO_RECIPE = "IC package (demo)"
+
+pytestmark = [
+    pytest.mark.packaging,
+    pytest.mark.skipif(
+        os.environ.get("STATION_PACKAGING") != "1",
+        reason="builds the PyInstaller bundle (minutes); run with STATION_PACKAGING=1",
+    ),
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="runs the Linux bundle"),
+]
+
+
+def _newest_input_mtime() -> float:
+    newest = 0.0
+    for name in BUILD_INPUTS:
+        path = ROOT / name
+        files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+        newest = max([newest, *(p.stat().st_mtime for p in files)])
+    return newest
+
+
+@pytest.fixture(scope="module")
+def bundle() -> Path:
+    executable = BUNDLE / "station"
+    if not executable.exists() or executable.stat().st_mtime < _newest_input_mtime():
+        subprocess.run(["bash", str(ROOT / "scripts" / "build-app.sh"), "--no-archive"], cwd=ROOT, check=True, timeout=3600)
+    return BUNDLE
+
+
+def run_frozen(command: list[str], home: Path, timeout: float = 300, **extra_env: str) -> subprocess.CompletedProcess:
+    """Run a bundle executable with a bare environment: no venv, no PYTHON* variables, system PATH."""
+    home.mkdir(parents=True, exist_ok=True)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "STATION_HOME": str(home), "QT_QPA_PLATFORM": "offscreen", **extra_env}
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def without_network(command: list[str]) -> list[str]:
+    """In a network namespace with no interfaces where the system allows one (root, or user
+    namespaces): proof that nothing downloads at run time."""
+    if shutil.which("unshare") and subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode == 0:
+        return ["unshare", "-n", *command]
+    return command
+
+
+def _demo_recipe_models() -> tuple[str, str]:
+    recipe = json.loads((ROOT / "resources" / "recipes" / "ic_package_demo.json").read_text(encoding="utf-8"))
+    assert recipe["name"] == DEMO_RECIPE
+    return recipe["classifier"], recipe["detector"]
+
+
+def _pyz_module_names(executable: Path) -> set[str]:
+    from PyInstaller.archive.readers import CArchiveReader
+
+    return set(CArchiveReader(str(executable)).open_embedded_archive("PYZ.pyz").toc)
+
+
+def _assert_selftest_passed(result: subprocess.CompletedProcess) -> None:
+    assert result.stdout.strip(), f"no self-test output; stderr:\n{result.stderr[-3000:]}"
+    report = json.loads(result.stdout)
+    failed = {stage["name"]: stage["summary"] for stage in report["stages"] if not stage["ok"]}
+    assert not failed and result.returncode == 0, f"frozen self-test failed: {failed}\n{result.stderr[-3000:]}"
+
+
+def test_bundle_holds_resources_and_models_and_leaves_training_out(bundle: Path) -> None:
+    internal = bundle / "_internal"
+    assert os.access(bundle / "station", os.X_OK) and os.access(bundle / "station-gui", os.X_OK)
+    recipes = sorted(p.name for p in (ROOT / "resources" / "recipes").glob("*.json"))
+    assert sorted(p.name for p in (internal / "resources" / "recipes").glob("*.json")) == recipes
+    repo_models = sorted(p.name for p in (ROOT / "models").glob("*") if p.is_dir()) if (ROOT / "models").is_dir() else []
+    bundled_models = sorted(p.name for p in (internal / "models").glob("*") if p.is_dir()) if (internal / "models").is_dir() else []
+    assert bundled_models == repo_models
+
+    modules = _pyz_module_names(bundle / "station")
+    assert "station.inference" in modules and "station.selftest" in modules
+    for left_out in ("station.training", "torchmetrics", "faster_coco_eval", "triton", "tkinter", "IPython", "pytest"):
+        assert not any(m == left_out or m.startswith(left_out + ".") for m in modules), f"{left_out} is in the bundle"
+    qt_libraries = {p.name for p in (internal / "PySide6" / "Qt" / "lib").glob("libQt6*")}
+    for unused in ("Quick", "Qml", "WebEngine", "3D", "Multimedia", "Bluetooth"):
+        assert not any(name.startswith(f"libQt6{unused}") for name in qt_libraries), f"Qt{unused} is in the bundle"
+    assert not (internal / "triton").exists()
+
+
+def test_console_executable_runs_without_python_environment(bundle: Path, tmp_path: Path) -> None:
+    from station import __version__
+
+    version = run_frozen([str(bundle / "station"), "--version"], tmp_path)
+    assert version.returncode == 0 and version.stdout.strip() == f"station {__version__}", version.stderr
+
+    train = run_frozen([str(bundle / "station"), "train"], tmp_path)
+    assert train.returncode == 2
+    assert "not available in this build" in train.stderr
+
+
+def test_frozen_selftest_every_stage_with_stand_in_models(bundle: Path, tmp_path: Path) -> None:
+    """Random-init stand-ins under the demo recipe's model names (in tmp_path, never bundled) drive
+    torch, torchvision's operators, Grad-CAM (captum, matplotlib) and safetensors inside the bundle,
+    whether or not the real models are trained yet."""
+    from helpers_models import make_tiny_classifier, make_tiny_detector
+
+    classifier, detector = _demo_recipe_models()
+    make_tiny_classifier(tmp_path / "models" / classifier)
+    make_tiny_detector(tmp_path / "models" / detector)
+    result = run_frozen(
+        without_network([str(bundle / "station"), "selftest", "--json", "--device", "cpu"]),
+        tmp_path / "home",
+        STATION_MODELS=str(tmp_path / "models"),
+    )
+    _assert_selftest_passed(result)
+
+
+def test_frozen_selftest_with_bundled_models(bundle: Path, tmp_path: Path) -> None:
+    missing = [name for name in _demo_recipe_models() if not (ROOT / "models" / name / "card.json").is_file()]
+    if missing:
+        pytest.skip(f"models not trained yet: {', '.join('models/' + name for name in missing)}")
+    _assert_selftest_passed(run_frozen(without_network([str(bundle / "station"), "selftest", "--json"]), tmp_path))
+
+
+def test_frozen_gui_opens_the_demo_window(bundle: Path, tmp_path: Path) -> None:
+    import cv2
+
+    screenshot = tmp_path / "frozen.png"
+    command = [str(bundle / "station-gui"), "--demo", "--operator", "T1:Test", "--screenshot", str(screenshot)]
+    if shutil.which("xvfb-run"):
+        command = ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", *command]
+    result = run_frozen(command, tmp_path, timeout=180)
+    assert result.returncode == 0, result.stderr[-3000:]
+    image = cv2.imread(str(screenshot))
+    assert image is not None, f"no screenshot; stderr:\n{result.stderr[-3000:]}"
+    height, width = image.shape[:2]
+    assert width >= 800 and height >= 500
+    assert float(image.std()) > 10.0, "the screenshot is a blank window"

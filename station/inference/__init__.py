@@ -1,0 +1,52 @@
+"""Synchronous, Qt-free inference: a recipe's models turn an image into a typed result.
+
+``Engine(recipe, device).run(InspectionRequest(...)) -> InspectionResult``; recipes come from
+``load_recipes()``. The GUI calls the engine from its worker thread (``station.ui.workers``);
+the batch reviewer and ``station bench latency`` call it directly.
+"""
+
+from station.inference.engine import STAGES, Engine
+from station.inference.errors import (
+    CorruptWeightsError,
+    EngineError,
+    IncompatibleModelError,
+    InvalidCardError,
+    InvalidInputError,
+    MissingReferenceError,
+    ModelNotFoundError,
+    TruncatedWeightsError,
+    WeightsMismatchError,
+)
+from station.inference.recipes import Recipe, RecipeError, load_recipes, read_recipe
+from station.inference.results import (
+    AttentionMaps,
+    Defect,
+    InspectionRequest,
+    InspectionResult,
+    MaterialCall,
+    ModelRef,
+)
+
+__all__ = [
+    "STAGES",
+    "AttentionMaps",
+    "CorruptWeightsError",
+    "Defect",
+    "Engine",
+    "EngineError",
+    "IncompatibleModelError",
+    "InspectionRequest",
+    "InspectionResult",
+    "InvalidCardError",
+    "InvalidInputError",
+    "MaterialCall",
+    "MissingReferenceError",
+    "ModelNotFoundError",
+    "ModelRef",
+    "Recipe",
+    "RecipeError",
+    "TruncatedWeightsError",
+    "WeightsMismatchError",
+    "load_recipes",
+    "read_recipe",
+]

@@ -1,0 +1,101 @@
+"""What goes into the engine and what comes out: immutable request, typed result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+# eq=False where a field holds arrays: ``==`` on arrays has no single truth value
+
+
+@dataclass(frozen=True, eq=False)
+class InspectionRequest:
+    """Built on the GUI thread; ``request_id`` lets the GUI drop stale results."""
+
+    request_id: int
+    image: np.ndarray  # HxWx3 RGB uint8
+    reference: np.ndarray | None = None  # defect-free template of the same part (recipes with use_reference)
+    want_attention: bool = True
+
+
+@dataclass(frozen=True)
+class MaterialCall:
+    """The classifier's answer. ``probabilities`` are temperature-calibrated (the card's T)."""
+
+    classes: tuple[str, ...]
+    probabilities: tuple[float, ...]
+    material: str
+    confidence: float
+    uncertain: bool  # confidence below the recipe's threshold: route to an expert
+    decap_method: str
+
+
+@dataclass(frozen=True)
+class Defect:
+    box: tuple[float, float, float, float]  # x1, y1, x2, y2 in the request image's pixels
+    label: str
+    score: float
+
+    @property
+    def width(self) -> float:
+        return self.box[2] - self.box[0]
+
+    @property
+    def height(self) -> float:
+        return self.box[3] - self.box[1]
+
+
+@dataclass(eq=False)
+class AttentionMaps:
+    """Each map is HxW float32 in [0, 1], the request image's size, scaled against the card's
+    fixed reference range: 0 is the card's "nothing here", 1 its "strong evidence"."""
+
+    material: np.ndarray | None = None
+    defects: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    name: str
+    sha256: str
+
+
+@dataclass(eq=False)
+class InspectionResult:
+    request_id: int
+    material: MaterialCall | None
+    defects: list[Defect]
+    attention: AttentionMaps | None
+    timings_ms: dict[str, float]  # preprocess, classifier, detector, cam, total
+    device: str
+    models: tuple[ModelRef, ...]
+    thresholds: dict[str, float]  # uncertain_below, score_threshold, nms_iou, temperature (those that apply)
+    recipe: str = ""
+    image_size: tuple[int, int] = field(default=(0, 0))  # (height, width)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (no attention arrays) for the audit log and batch reports."""
+        material = None
+        if self.material is not None:
+            call = self.material
+            material = {
+                "material": call.material,
+                "confidence": call.confidence,
+                "uncertain": call.uncertain,
+                "decap_method": call.decap_method,
+                "probabilities": dict(zip(call.classes, call.probabilities)),
+            }
+        return {
+            "request_id": self.request_id,
+            "recipe": self.recipe,
+            "image_size": list(self.image_size),
+            "material": material,
+            "defects": [{"box": list(d.box), "label": d.label, "score": d.score} for d in self.defects],
+            "models": [{"name": m.name, "sha256": m.sha256} for m in self.models],
+            "thresholds": dict(self.thresholds),
+            "device": self.device,
+            "timings_ms": dict(self.timings_ms),
+        }

@@ -1,0 +1,146 @@
+"""``station models``: the registered network configs and the bundled models.
+
+``station models list`` names every config of ``station.ml.registry`` and every folder of
+``station.paths.models_dir()`` holding a ``card.json`` (with the card's ``name``, ``task`` and
+``architecture`` when it reads).
+``station models info NAME [--json] [--size H W] [--runs N] [--threads N]`` builds config
+NAME with fresh weights and reports its parameters, multiply-adds and batch-1 CPU latency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import textwrap
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from station import paths
+from station.ml import registry
+from station.ml.cards import CARD_FILE
+from station.ml.profile import count_gflops, count_params, measure_latency_ms
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    architecture: str
+    params: int
+    gflops: float  # multiply-adds ×1e-9 at input_size, batch 1
+    input_size: tuple[int, int, int]  # (C, H, W)
+    latency_ms: float  # median, batch 1, CPU, `threads` threads
+    threads: int
+
+
+@dataclass(frozen=True)
+class BundledModel:
+    folder: str
+    # from card.json; None when the field is missing or the card unreadable
+    name: str | None
+    task: str | None
+    architecture: str | None  # the registered config it was built from
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="models_command", metavar="ACTION", required=True)
+    sub.add_parser("list", help="registered configs and bundled models")
+    info = sub.add_parser("info", help="parameters, GFLOPs (multiply-adds) and CPU latency of a config")
+    info.add_argument("name", help="a registered config, e.g. cti-tiny (see `station models list`)")
+    info.add_argument("--json", action="store_true", help="print one JSON object")
+    info.add_argument("--size", nargs=2, type=int, metavar=("H", "W"), help="input height and width")
+    info.add_argument("--runs", type=int, default=20, help="timed forward passes (median reported)")
+    info.add_argument("--warmup", type=int, default=3, help="untimed forward passes first")
+    info.add_argument("--threads", type=int, help="torch CPU threads (default: torch's current setting)")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.models_command == "list":
+        return _list()
+    return _info(args)
+
+
+def model_info(name: str, size: tuple[int, int] | None = None, runs: int = 20, warmup: int = 3) -> ModelInfo:
+    """Build config ``name`` on the CPU and measure it at ``size`` (default: its own input size)."""
+    architecture = registry.architecture_of(name)
+    model = registry.build_model(name).eval()
+    channels, *default_hw = model.default_input_size
+    height, width = size if size is not None else default_hw
+    input_size = (int(channels), int(height), int(width))
+    return ModelInfo(
+        name=name,
+        architecture=architecture,
+        params=count_params(model),
+        gflops=count_gflops(model, input_size),
+        input_size=input_size,
+        latency_ms=measure_latency_ms(model, input_size, warmup=warmup, runs=runs),
+        threads=torch.get_num_threads(),
+    )
+
+
+def bundled_models(folder: Path | None = None) -> list[BundledModel]:
+    """Sub-folders of the models folder that hold a card (read leniently: any JSON goes)."""
+    folder = paths.models_dir() if folder is None else folder
+    if not folder.is_dir():
+        return []
+    found = []
+    for model_dir in sorted(path for path in folder.iterdir() if (path / CARD_FILE).is_file()):
+        try:
+            card = json.loads((model_dir / CARD_FILE).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            card = None
+        if not isinstance(card, dict):
+            card = {}
+        fields = (_text_or_none(card.get(key)) for key in ("name", "task", "architecture"))
+        found.append(BundledModel(model_dir.name, *fields))
+    return found
+
+
+def _text_or_none(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _list() -> int:
+    configs = registry.list_configs()
+    print("registered configs:")
+    for architecture in sorted(set(configs.values())):
+        names = ", ".join(name for name, arch in configs.items() if arch == architecture)
+        indent = f"  {architecture}: "
+        print(textwrap.fill(names, width=100, initial_indent=indent, subsequent_indent="    ", break_on_hyphens=False))
+    models = bundled_models()
+    print(f"bundled models ({paths.models_dir()}):")
+    if not models:
+        print("  (none)")
+    for model in models:
+        described = (("name", model.name), ("task", model.task), ("config", model.architecture))
+        fields = [f"{key} {value}" for key, value in described if value]
+        print(f"  {model.folder}  ({', '.join(fields)})" if fields else f"  {model.folder}")
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    if args.runs < 1:
+        print(f"station models info: --runs must be at least 1, got {args.runs}", file=sys.stderr)
+        return 2
+    if args.size is not None and min(args.size) < 1:
+        print(f"station models info: --size must be positive, got {args.size}", file=sys.stderr)
+        return 2
+    try:
+        registry.architecture_of(args.name)
+    except KeyError as exc:
+        print(f"station models info: {exc.args[0]}", file=sys.stderr)
+        return 2
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    info = model_info(args.name, tuple(args.size) if args.size else None, runs=args.runs, warmup=args.warmup)
+    if args.json:
+        print(json.dumps(asdict(info)))
+        return 0
+    channels, height, width = info.input_size
+    print(f"{info.name} ({info.architecture})")
+    print(f"  params      {info.params:,} ({info.params / 1e6:.2f} M)")
+    print(f"  GFLOPs      {info.gflops:.3f} (multiply-adds, batch 1, {channels}x{height}x{width})")
+    print(f"  latency     {info.latency_ms:.1f} ms (CPU, batch 1, {info.threads} threads, median of {args.runs})")
+    return 0

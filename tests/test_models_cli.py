@@ -1,0 +1,99 @@
+"""`station models list|info` and the generic profiling helpers behind it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn as nn
+
+from station.cli import main
+from station.ml.cti import build
+from station.ml.profile import count_gflops, count_params, measure_latency_ms
+
+
+def test_info_json_for_cti_tiny(capsys):
+    assert main(["models", "info", "cti-tiny", "--json", "--runs", "1", "--warmup", "0"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["name"] == "cti-tiny" and info["architecture"] == "cti"
+    assert info["input_size"] == [3, 224, 224]
+    assert isinstance(info["params"], int) and info["params"] == count_params(build("cti-tiny"))
+    assert isinstance(info["gflops"], float) and 0.05 < info["gflops"] < 1.0
+    assert isinstance(info["latency_ms"], float) and info["latency_ms"] > 0
+    assert isinstance(info["threads"], int) and info["threads"] >= 1
+
+
+def test_info_at_another_size_and_as_text(capsys):
+    assert main(["models", "info", "cti-tiny", "--size", "96", "128", "--runs", "1", "--warmup", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "cti-tiny (cti)" in out and "3x96x128" in out and "latency" in out
+    assert main(["models", "info", "cti-tiny", "--json", "--size", "96", "128", "--runs", "1", "--warmup", "0"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["input_size"] == [3, 96, 128]
+    assert info["gflops"] == pytest.approx(count_gflops(build("cti-tiny"), (3, 96, 128)))
+
+
+def test_info_rejects_unknown_names_and_bad_options(capsys):
+    assert main(["models", "info", "cti-huge"]) == 2
+    assert "cti-huge" in capsys.readouterr().err
+    assert main(["models", "info", "cti-tiny", "--runs", "0"]) == 2
+    assert "--runs" in capsys.readouterr().err
+
+
+def test_list_shows_configs_and_bundled_models(capsys, tmp_path, monkeypatch):
+    (tmp_path / "cti-demo").mkdir()
+    card = {"name": "CTI demo", "task": "classification", "architecture": "cti-tiny"}
+    (tmp_path / "cti-demo" / "card.json").write_text(json.dumps(card))
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "card.json").write_text("{not json")
+    (tmp_path / "no-card").mkdir()
+    monkeypatch.setenv("STATION_MODELS", str(tmp_path))
+    assert main(["models", "list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("cti-paper", "cti-small", "cti-tiny", "cti-tiny-cnn-only"):
+        assert name in out
+    assert "cti-demo  (name CTI demo, task classification, config cti-tiny)" in out
+    assert "  broken\n" in out
+    assert "no-card" not in out
+
+
+def test_list_without_a_models_folder(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("STATION_MODELS", str(tmp_path / "missing"))
+    assert main(["models", "list"]) == 0
+    assert "(none)" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- station.ml.profile
+
+
+class DictOutput(nn.Module):
+    """A detector-like network: a conv whose forward returns a dict."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.norm = nn.BatchNorm2d(8)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"features": self.norm(self.conv(x))}
+
+
+def test_count_params_and_multiply_adds():
+    model = DictOutput()
+    assert count_params(model) == 8 * 3 * 9 + 8 + 8 + 8
+    # one multiply-add per output element per kernel tap and input channel
+    assert count_gflops(model, (3, 10, 12)) == pytest.approx(8 * 3 * 9 * 10 * 12 / 1e9)
+
+
+def test_latency_is_positive_and_restores_the_training_mode():
+    model = DictOutput().train()
+    latency = measure_latency_ms(model, (3, 16, 16), warmup=1, runs=3)
+    assert latency > 0
+    assert model.training
+    count_gflops(model, (3, 16, 16))
+    assert model.training
+    with pytest.raises(ValueError, match="runs"):
+        measure_latency_ms(model, (3, 16, 16), runs=0)
+    with pytest.raises(ValueError, match=r"\(3, 16\)"):
+        count_gflops(model, (3, 16))

@@ -238,8 +238,12 @@ class MainWindow(QMainWindow):
     def open_batch_review(self) -> None:
         from station.ui.batch_window import BatchReviewWindow
 
-        window = BatchReviewWindow(self.settings, self._recipes, self.operator, self)
+        window = getattr(self, "_batch_window", None)
+        if window is None:
+            window = self._batch_window = BatchReviewWindow(self.settings, self._recipes, self.operator, self)
+            window.destroyed.connect(lambda: setattr(self, "_batch_window", None))
         window.show()
+        window.raise_()
 
     @Slot()
     def ask_scale(self) -> None:
@@ -276,6 +280,7 @@ class MainWindow(QMainWindow):
         self.operator = operator
         self.settings.last_operator_id = operator.operator_id
         self._append_audit(sign_in_draft(operator, previous))
+        self._tell_batch_window(operator)
         self.panel.operator_label.setText(f"{operator.name} ({operator.operator_id})")
         self.panel.sign_in_button.setText("Switch operator…")
         self.panel.chip_fields.chip.setFocus()
@@ -287,9 +292,15 @@ class MainWindow(QMainWindow):
             return
         self._append_audit(sign_out_draft(self.operator))
         self.operator = None
+        self._tell_batch_window(None)
         self.panel.operator_label.setText("Not signed in")
         self.panel.sign_in_button.setText("Sign in…")
         self._update_controls()
+
+    def _tell_batch_window(self, operator: Operator | None) -> None:
+        window = getattr(self, "_batch_window", None)
+        if window is not None:
+            window.set_operator(operator)
 
     # -- recipes ------------------------------------------------------------------
     @Slot(str)
@@ -619,7 +630,7 @@ class MainWindow(QMainWindow):
         for name, worker_thread in (("capture", self.capture_thread), ("inference", self.inference_thread), ("audit", self.audit_thread)):
             if not worker_thread.stop():
                 log.warning("%s thread did not stop in time", name)
-        for view in (getattr(self, "_audit_view", None),):
+        for view in (getattr(self, "_audit_view", None), getattr(self, "_batch_window", None)):
             if view is not None:
                 view.close()
         if self.operator is not None:

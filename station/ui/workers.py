@@ -359,7 +359,7 @@ class BatchWorker(QObject):
 
     @Slot(object, object)
     def _run(self, job, control) -> None:
-        from station.review.runner import BatchOpened, BatchRunner, engine_fingerprint, plan
+        from station.review.runner import BatchOpened, BatchRunner
         from station.review.scan import scan_folder
         from station.review.store import BatchStore
         from station.review.thumbnails import ThumbnailCache
@@ -370,9 +370,9 @@ class BatchWorker(QObject):
             engine = self._engine_for(job)
             thumbnails = ThumbnailCache()
             with BatchStore.for_folder(scan.folder, job.recipe.name) as store:
-                work = plan(store, scan, engine_fingerprint(engine), thumbnails)
-                self.opened.emit(BatchOpened(scan.folder, store.directory, store.rows(), len(work), engine.device_description))
                 runner = BatchRunner(engine, store, scan.folder, options=job.options, thumbnails=thumbnails, control=control)
+                work = runner.plan(scan)
+                self.opened.emit(BatchOpened(scan.folder, store.directory, store.rows(), len(work), engine.device_description))
 
                 def on_progress(progress, item_ids: list[int]) -> None:
                     self.progress.emit(progress)

@@ -1,0 +1,162 @@
+"""Operator decisions on batch items, each one an audit entry (no Qt).
+
+A batch verdict has the shape of Capture & Classify's (``station.workflow.Inspection.verdict_draft``):
+the same prediction fields (recipe, model sha256s, thresholds, probabilities, defects), the
+material of record, the verdict, the reason and the decapsulation method, and the image archived
+losslessly by the audit log. The action is ``BATCH_VERDICT``; ``details`` name the folder, the
+file and its sha256, and whether the decision was part of a bulk accept.
+
+The rules are the workflow's: an uncertain call cannot be accepted (override it with a reason);
+an override needs the material and a reason. A second decision on an item is a ``CORRECTION``
+that refers to the first, with its reason. The file is hashed again before archiving, so an
+entry never pairs a prediction with an image it was not made on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from station.audit import Action, AuditEntry, AuditLog, Verdict
+from station.capture.images import ImageReadError, decode_image
+from station.review.results import result_from_dict
+from station.review.scan import absolute_path
+from station.review.store import BatchStore, ItemRecord, ItemRow, Review
+from station.workflow import AuditDraft, Operator
+
+
+class VerdictError(ValueError):
+    """This decision cannot be recorded for this item; the message says why."""
+
+
+@dataclass(frozen=True)
+class BatchContext:
+    """Which review a decision belongs to."""
+
+    folder: Path
+    store_dir: Path
+    decap_methods: dict[str, str]  # the recipe's material -> decapsulation method
+
+
+@dataclass(frozen=True)
+class VerdictRequest:
+    """One decision for one or more items (a bulk accept is one request, one entry per item)."""
+
+    item_ids: tuple[int, ...]
+    verdict: Verdict
+    operator: Operator
+    material: str | None = None  # override: the operator's material
+    reason: str = ""
+    bulk: bool = False
+
+
+def refusal(row: ItemRow, verdict: Verdict) -> str | None:
+    """Why ``verdict`` cannot be given on ``row`` (None when it can)."""
+    if not row.is_done:
+        return f"{row.relative_path} has no result to review ({row.state})"
+    if verdict is Verdict.ACCEPT:
+        if row.is_reviewed:
+            return f"{row.relative_path} is already {row.status_text} (record #{row.audit_entry_id}); override to correct it"
+        if row.uncertain:
+            return f"{row.relative_path}: an uncertain classification cannot be accepted; override it with a reason"
+    return None
+
+
+def verdict_draft(
+    record: ItemRecord,
+    folder: Path,
+    recipe_decap_methods: dict[str, str],
+    operator: Operator,
+    verdict: Verdict,
+    material: str | None = None,
+    reason: str = "",
+    *,
+    bulk: bool = False,
+) -> AuditDraft:
+    """The audit entry for a decision on ``record`` (its ``image`` is added when committing)."""
+    row = record.row
+    problem = refusal(row, verdict)
+    if problem:
+        raise VerdictError(problem)
+    if verdict not in (Verdict.ACCEPT, Verdict.OVERRIDE):
+        raise VerdictError(f"a batch item is accepted or overridden, not {verdict.value!r}")
+    reason = reason.strip()
+    if verdict is Verdict.OVERRIDE and not (material and reason):
+        raise VerdictError("an override needs the chosen material and a reason")
+    if record.result is None:
+        raise VerdictError(f"{row.relative_path} has no stored result")
+    result = result_from_dict(record.result)
+    call = result.material
+    chosen = material if verdict is Verdict.OVERRIDE else (call.material if call is not None else None)
+    fields: dict[str, Any] = {
+        "operator_id": operator.operator_id,
+        "recipe": result.recipe,
+        "models": {ref.name: ref.sha256 for ref in result.models},
+        "thresholds": dict(result.thresholds),
+        "defects": [
+            {"class": d.label, "score": round(float(d.score), 4), "box": [round(float(v), 1) for v in d.box]}
+            for d in result.defects
+        ],
+        "material": chosen,
+        "verdict": verdict,
+        "reason": reason or None,
+        "decap_method": recipe_decap_methods.get(chosen) if chosen else None,
+        "details": {
+            "batch_folder": str(folder),
+            "file": row.relative_path,
+            "file_sha256": row.sha256,
+            "bulk": bulk,
+            "device": result.device,
+            "timings_ms": {k: round(float(v), 2) for k, v in result.timings_ms.items()},
+        },
+    }
+    if call is not None:
+        fields.update(
+            probabilities={c: round(float(p), 6) for c, p in zip(call.classes, call.probabilities)},
+            predicted_material=call.material,
+            uncertain=bool(call.uncertain),
+        )
+    action = Action.BATCH_VERDICT
+    if row.is_reviewed:
+        # a second decision amends the first: append-only, never an edit
+        action = Action.CORRECTION
+        fields["refers_to"] = row.audit_entry_id
+        if not reason:
+            raise VerdictError(f"{row.relative_path} is already {row.status_text}: a correction needs a reason")
+    return AuditDraft(action, fields)
+
+
+def commit_verdict(
+    audit_log: AuditLog, store: BatchStore, context: BatchContext, item_id: int, request: VerdictRequest
+) -> tuple[AuditEntry, ItemRow]:
+    """Archive the item's image, append its audit entry, then mark it reviewed in the store.
+
+    Raises ``VerdictError`` (nothing written) when the decision is refused or the file changed
+    or vanished since it was inspected; ``AuditWriteError`` when the log cannot be written.
+    """
+    record = store.record(item_id)
+    folder = context.folder
+    draft = verdict_draft(
+        record, folder, context.decap_methods, request.operator, request.verdict, request.material, request.reason,
+        bulk=request.bulk,
+    )
+    path = absolute_path(folder, record.row.relative_path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise VerdictError(f"cannot read '{path}' to archive it ({exc.strerror or exc})") from exc
+    if hashlib.sha256(data).hexdigest() != record.row.sha256:
+        raise VerdictError(f"'{path}' changed since it was inspected; inspect it again before deciding")
+    try:
+        image = decode_image(data, path)
+    except ImageReadError as exc:
+        raise VerdictError(str(exc)) from exc
+    entry = audit_log.append(draft.action, image=image, **draft.fields)
+    review = Review.ACCEPTED if request.verdict is Verdict.ACCEPT else Review.OVERRIDDEN
+    row = store.set_review(
+        item_id, review, material=entry.material, reason=entry.reason, operator_id=request.operator.operator_id,
+        audit_entry_id=entry.id,
+    )
+    return entry, row

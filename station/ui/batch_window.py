@@ -1,0 +1,715 @@
+"""Batch review: inspect a folder of images, then review the results as fast as a person reads.
+
+The window is a thin skin over ``station.review``: a worker runs the pipelined runner
+(``BatchWorker``), another writes each decision to the audit log (``BatchVerdictWorker``), a
+third reads the full image of the item on screen (``BatchDetailLoader``), a fourth writes the
+exports (``BatchExportWorker``). The GUI thread only reads single rows from the folder's store.
+
+Keys in the table: arrows move, **A** accepts, **O** overrides (material and a mandatory reason).
+An uncertain call cannot be accepted, and nothing can be decided without a signed-in operator.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from station.audit import Verdict
+from station.review.runner import BatchJob, BatchOpened, BatchProgress, RunControl, RunOptions, RunSummary
+from station.review.scan import absolute_path
+from station.review.store import BatchStore, ItemRow, StoreError
+from station.review.thumbnails import ThumbnailCache
+from station.review.verdicts import BatchContext, VerdictRequest, refusal
+from station.ui.batch_detail import BatchDetailView
+from station.ui.batch_model import (
+    FILE_COLUMN,
+    ROW_ROLE,
+    THUMBNAIL_COLUMN,
+    THUMBNAIL_SIZE,
+    BatchFilterProxy,
+    BatchTableModel,
+)
+from station.ui.dialogs import OverrideDialog
+from station.ui.workers import BatchDetailLoader, BatchExportWorker, BatchVerdictWorker, BatchWorker, WorkerThread
+from station.workflow import Operator
+
+log = logging.getLogger(__name__)
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+class BatchReviewWindow(QMainWindow):
+    """Open a folder, run a recipe over it, review and export. See the module docstring."""
+
+    run_opened = Signal(object)  # BatchOpened
+    run_finished = Signal(object)  # RunSummary
+    run_failed = Signal(str)
+    verdict_committed = Signal(object)  # station.audit.AuditEntry
+    verdict_failed = Signal(str)
+    export_finished = Signal(str, str)  # kind, path
+    export_failed = Signal(str, str)  # kind, message
+    detail_loaded = Signal(int)  # item id whose image is on screen
+
+    def __init__(self, settings, recipes: dict, operator: Operator | None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Batch review")
+        self.setObjectName("batchReviewWindow")
+        self.resize(1400, 860)
+        self.settings = settings
+        self.recipes = dict(recipes)
+        self.operator = operator
+        self.control: RunControl | None = None
+        self.running = False
+        self.last_summary: RunSummary | None = None
+        self.context: BatchContext | None = None
+        self._store: BatchStore | None = None
+        self._recipe = None
+        self.reference_image = None  # RGB template for recipes that compare against one
+        self._shut_down = False
+
+        self.thumbnails = ThumbnailCache()
+        self.model = BatchTableModel(self.thumbnails, self)
+        self.proxy = BatchFilterProxy(self)
+        self.proxy.setSourceModel(self.model)
+        # row updates arrive after every batch: the counts and the bulk button follow at most 5 times a second
+        self._counts_timer = QTimer(self)
+        self._counts_timer.setSingleShot(True)
+        self._counts_timer.setInterval(200)
+        self._counts_timer.timeout.connect(self._update_counts)
+        self._build_widgets()
+        self._start_workers()
+        self._update_controls()
+
+    # -- construction ---------------------------------------------------------------------
+    def _build_widgets(self) -> None:
+        self.folder_edit = QLineEdit(getattr(self.settings, "last_batch_folder", "") or "")
+        self.folder_edit.setObjectName("batchFolder")
+        self.folder_edit.setPlaceholderText("folder of images")
+        choose = QPushButton("Choose folder…")
+        choose.clicked.connect(self.choose_folder)
+        self.recursive_check = QCheckBox("Subfolders")
+        self.recipe_combo = QComboBox()
+        self.recipe_combo.setObjectName("batchRecipe")
+        self.recipe_combo.addItems(list(self.recipes))
+        if self.settings.recipe in self.recipes:
+            self.recipe_combo.setCurrentText(self.settings.recipe)
+        self.attention_check = QCheckBox("Attention maps")
+        self.attention_check.setToolTip("Grad-CAM / CAM maps for the detail view; off is about twice as fast")
+        self.attention_check.setChecked(bool(getattr(self.settings, "show_attention", True)))
+        self.reference_button = QPushButton("Reference image…")
+        self.reference_button.setToolTip("The defect-free template this recipe compares every image against")
+        self.reference_button.clicked.connect(self.choose_reference)
+        self.recipe_combo.currentTextChanged.connect(lambda _name: self._update_controls())
+        self.start_button = QPushButton("Inspect folder")
+        self.start_button.setObjectName("batchStart")
+        self.start_button.clicked.connect(self.start_run)
+        self.pause_button = QPushButton("Pause")
+        self.pause_button.setObjectName("batchPause")
+        self.pause_button.setCheckable(True)
+        self.pause_button.toggled.connect(self._on_pause_toggled)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setObjectName("batchCancel")
+        self.cancel_button.clicked.connect(self.cancel)
+        run_row = QHBoxLayout()
+        for widget, stretch in ((QLabel("Folder"), 0), (self.folder_edit, 3), (choose, 0), (self.recursive_check, 0),
+                                (QLabel("Recipe"), 0), (self.recipe_combo, 1), (self.reference_button, 0),
+                                (self.attention_check, 0),
+                                (self.start_button, 0), (self.pause_button, 0), (self.cancel_button, 0)):
+            run_row.addWidget(widget, stretch)
+
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setObjectName("batchProgress")
+        self.progress_bar.setRange(0, 1)
+        self.progress_bar.setValue(0)
+        self.progress_label = QLabel("Choose a folder and a recipe, then Inspect folder.")
+        self.progress_label.setObjectName("batchProgressLabel")
+        progress_row = QHBoxLayout()
+        progress_row.addWidget(self.progress_bar, 1)
+        progress_row.addWidget(self.progress_label, 2)
+
+        self.uncertain_filter = QCheckBox("Uncertain only")
+        self.defects_filter = QCheckBox("Has defects")
+        self.unreviewed_filter = QCheckBox("Not yet reviewed")
+        self.name_filter = QLineEdit()
+        self.name_filter.setPlaceholderText("file name contains…")
+        self.name_filter.setClearButtonEnabled(True)
+        self.name_filter.setMinimumWidth(160)
+        for check in (self.uncertain_filter, self.defects_filter, self.unreviewed_filter):
+            check.toggled.connect(self._apply_filters)
+        self.name_filter.textChanged.connect(self._apply_filters)
+        self.count_label = QLabel("")
+        filter_row = QHBoxLayout()
+        for widget in (self.uncertain_filter, self.defects_filter, self.unreviewed_filter, self.name_filter):
+            filter_row.addWidget(widget)
+        filter_row.addWidget(self.count_label, 1, Qt.AlignmentFlag.AlignRight)
+
+        self.table = QTableView()
+        self.table.setObjectName("batchTable")
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(FILE_COLUMN, Qt.SortOrder.AscendingOrder)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setIconSize(THUMBNAIL_SIZE)
+        self.table.setAlternatingRowColors(True)
+        self.table.setWordWrap(False)
+        self.table.verticalHeader().hide()
+        self.table.verticalHeader().setDefaultSectionSize(THUMBNAIL_SIZE.height() + 4)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.resizeSection(THUMBNAIL_COLUMN, THUMBNAIL_SIZE.width() + 8)
+        header.resizeSection(FILE_COLUMN, 220)
+        header.setStretchLastSection(True)
+        self.table.selectionModel().currentRowChanged.connect(self._on_current_changed)
+        for key, slot in (("A", self.accept_current), ("O", self.request_override)):
+            shortcut = QShortcut(QKeySequence(key), self.table)
+            shortcut.setContext(Qt.ShortcutContext.WidgetShortcut)
+            shortcut.activated.connect(slot)
+
+        self.bulk_button = QPushButton("Accept confident, defect-free in view")
+        self.bulk_button.setObjectName("batchBulkAccept")
+        self.bulk_button.clicked.connect(lambda: self.bulk_accept_visible())
+        self.export_csv_button = QPushButton("Export CSV…")
+        self.export_csv_button.clicked.connect(lambda: self.export_csv())
+        self.export_pdf_button = QPushButton("Export PDF summary…")
+        self.export_pdf_button.clicked.connect(lambda: self.export_pdf())
+        self.operator_label = QLabel("")
+        self.operator_label.setObjectName("batchOperator")
+        action_row = QHBoxLayout()
+        action_row.addWidget(self.bulk_button)
+        action_row.addStretch(1)
+        action_row.addWidget(self.operator_label)
+        action_row.addWidget(self.export_csv_button)
+        action_row.addWidget(self.export_pdf_button)
+
+        table_column = QWidget()
+        table_layout = QVBoxLayout(table_column)
+        table_layout.setContentsMargins(0, 0, 0, 0)
+        table_layout.addLayout(filter_row)
+        table_layout.addWidget(self.table, 1)
+        self.detail = BatchDetailView(getattr(self.settings, "um_per_px", None))
+        self.detail.accept_clicked.connect(self.accept_current)
+        self.detail.override_clicked.connect(self.request_override)
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(table_column)
+        splitter.addWidget(self.detail)
+        splitter.setStretchFactor(0, 2)
+        splitter.setStretchFactor(1, 3)
+        splitter.setSizes([640, 760])
+
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.addLayout(run_row)
+        layout.addLayout(progress_row)
+        layout.addWidget(splitter, 1)
+        layout.addLayout(action_row)
+        self.setCentralWidget(central)
+
+    def _start_workers(self) -> None:
+        self.batch = BatchWorker()
+        self.batch_thread = WorkerThread(self.batch, "batch-review")
+        self.batch.status.connect(self.progress_label.setText)
+        self.batch.opened.connect(self._on_opened)
+        self.batch.progress.connect(self._on_progress)
+        self.batch.rows_updated.connect(self._on_rows_updated)
+        self.batch.finished.connect(self._on_finished)
+        self.batch.failed.connect(self._on_failed)
+
+        self.verdicts = BatchVerdictWorker()
+        self.verdict_thread = WorkerThread(self.verdicts, "batch-verdicts")
+        self.verdicts.committed.connect(self._on_verdict_committed)
+        self.verdicts.failed.connect(self._on_verdict_failed)
+
+        self.loader = BatchDetailLoader()
+        self.loader_thread = WorkerThread(self.loader, "batch-detail")
+        self.loader.loaded.connect(self._on_detail_loaded)
+        self.loader.failed.connect(self.detail.show_load_error)
+
+        self.exporter = BatchExportWorker()
+        self.export_thread = WorkerThread(self.exporter, "batch-export")
+        self.exporter.finished.connect(self._on_export_finished)
+        self.exporter.failed.connect(self._on_export_failed)
+
+    # -- operator -------------------------------------------------------------------------
+    def set_operator(self, operator: Operator | None) -> None:
+        """The main window's operator changed (sign-in, switch, sign-out)."""
+        self.operator = operator
+        self._update_controls()
+
+    # -- running --------------------------------------------------------------------------
+    @Slot()
+    def choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Folder of images to review", self.folder_edit.text())
+        if folder:
+            self.folder_edit.setText(folder)
+
+    @Slot()
+    def choose_reference(self) -> None:
+        from station.capture.images import ImageReadError, read_image
+
+        path, _ = QFileDialog.getOpenFileName(self, "Defect-free reference image", self.folder_edit.text())
+        if not path:
+            return
+        try:
+            self.set_reference(read_image(path), Path(path).name)
+        except ImageReadError as exc:
+            self._message(str(exc))
+
+    def set_reference(self, image, name: str = "set") -> None:
+        self.reference_image = image
+        self.reference_button.setText(f"Reference: {name}")
+
+    def open_folder(self, folder: Path | str, *, recursive: bool | None = None, recipe_name: str | None = None,
+                    want_attention: bool | None = None, start: bool = True) -> None:
+        """Set the folder (and optionally recipe and options) and, with ``start``, inspect it."""
+        self.folder_edit.setText(str(folder))
+        if recursive is not None:
+            self.recursive_check.setChecked(recursive)
+        if recipe_name is not None:
+            self.recipe_combo.setCurrentText(recipe_name)
+        if want_attention is not None:
+            self.attention_check.setChecked(want_attention)
+        if start:
+            self.start_run()
+
+    @Slot()
+    def start_run(self) -> None:
+        if self.running:
+            return
+        folder = Path(self.folder_edit.text().strip()).expanduser()
+        recipe = self.recipes.get(self.recipe_combo.currentText())
+        if not self.folder_edit.text().strip() or not folder.is_dir():
+            self._message(f"Not a folder: {folder}" if self.folder_edit.text().strip() else "Choose a folder first.")
+            return
+        if recipe is None:
+            self._message("Choose a recipe first.")
+            return
+        if recipe.use_reference and self.reference_image is None:
+            self._message(f"Recipe {recipe.name!r} compares against a defect-free template: choose the reference image.")
+            return
+        self._recipe = recipe
+        self.settings.last_batch_folder = str(folder)
+        self.control = RunControl()
+        job = BatchJob(
+            folder=folder, recipe=recipe, recursive=self.recursive_check.isChecked(),
+            device=getattr(self.settings, "device", "auto"),
+            options=RunOptions(
+                want_attention=self.attention_check.isChecked(),
+                reference=self.reference_image if recipe.use_reference else None,
+            ),
+        )
+        self.running = True
+        self.last_summary = None
+        self.pause_button.setChecked(False)
+        self.progress_label.setText(f"Opening {folder}…")
+        self._update_controls()
+        self.batch.submit(job, self.control)
+
+    @Slot(bool)
+    def _on_pause_toggled(self, paused: bool) -> None:
+        if paused:
+            self.pause()
+        else:
+            self.resume()
+
+    def pause(self) -> None:
+        if self.control is not None and self.running:
+            self.control.pause()
+            self.pause_button.setChecked(True)
+            self.pause_button.setText("Resume")
+
+    def resume(self) -> None:
+        if self.control is not None:
+            self.control.resume()
+        self.pause_button.setChecked(False)
+        self.pause_button.setText("Pause")
+
+    @Slot()
+    def cancel(self) -> None:
+        if self.control is not None and self.running:
+            self.control.cancel()
+            self.progress_label.setText("Cancelling after the current batch…")
+
+    @Slot(object)
+    def _on_opened(self, opened: BatchOpened) -> None:
+        if self._store is not None:
+            self._store.close()
+        try:
+            self._store = BatchStore(opened.store_dir).open()
+        except StoreError as exc:
+            self._message(str(exc))
+            return
+        assert self._recipe is not None
+        self.context = BatchContext(opened.folder, opened.store_dir, dict(self._recipe.decap_methods))
+        self.setWindowTitle(f"Batch review — {opened.folder} — {self._recipe.name}")
+        self.model.set_rows(opened.rows)
+        self.progress_bar.setRange(0, max(1, opened.n_to_read))
+        self.progress_bar.setValue(0 if opened.n_to_read else 1)
+        already = len(opened.rows) - opened.n_to_read
+        self.progress_label.setText(
+            f"{opened.n_to_read} to read, {already} already done · {opened.device}"
+        )
+        self._update_counts()
+        if self.proxy.rowCount() and not self.table.currentIndex().isValid():
+            self.table.setCurrentIndex(self.proxy.index(0, FILE_COLUMN))
+        self.table.setFocus()
+        self.run_opened.emit(opened)
+
+    @Slot(object)
+    def _on_progress(self, progress: BatchProgress) -> None:
+        self.progress_bar.setRange(0, max(1, progress.total))
+        self.progress_bar.setValue(progress.done)
+        if progress.paused:
+            self.progress_label.setText(f"Paused at {progress.done} / {progress.total}")
+            return
+        self.progress_label.setText(
+            f"{progress.done} / {progress.total} · {progress.images_per_s:.1f} img/s · "
+            f"ETA {format_duration(progress.eta_s)} · {progress.errors} errors"
+        )
+
+    @Slot(object)
+    def _on_rows_updated(self, rows: list[ItemRow]) -> None:
+        self.model.update_rows(rows)
+        current = self.detail.item_id
+        if current is not None and any(r.item_id == current for r in rows):
+            self._show_current()
+        elif current is None and self.proxy.rowCount() and not self.table.currentIndex().isValid():
+            self.table.setCurrentIndex(self.proxy.index(0, FILE_COLUMN))
+        if not self._counts_timer.isActive():
+            self._counts_timer.start()
+
+    @Slot(object)
+    def _on_finished(self, summary: RunSummary) -> None:
+        self.running = False
+        self.last_summary = summary
+        self.resume()
+        what = "Cancelled" if summary.cancelled else "Done"
+        self.progress_bar.setValue(self.progress_bar.maximum() if not summary.cancelled else self.progress_bar.value())
+        self.progress_label.setText(
+            f"{what}: {summary.inspected} inspected in {format_duration(summary.seconds)} "
+            f"({summary.images_per_s:.1f} img/s), {summary.errors} errors"
+            + (" — open the folder again to resume" if summary.cancelled else "")
+        )
+        self._update_controls()
+        self._update_counts()
+        self.run_finished.emit(summary)
+
+    @Slot(str)
+    def _on_failed(self, message: str) -> None:
+        self.running = False
+        self.resume()
+        self.progress_label.setText(f"Stopped: {message}")
+        self.statusBar().showMessage(message, 15000)
+        self._update_controls()
+        self.run_failed.emit(message)
+
+    # -- table and detail -----------------------------------------------------------------
+    @Slot()
+    def _apply_filters(self) -> None:
+        self.proxy.set_filters(
+            uncertain_only=self.uncertain_filter.isChecked(),
+            has_defects=self.defects_filter.isChecked(),
+            not_reviewed=self.unreviewed_filter.isChecked(),
+            name_filter=self.name_filter.text(),
+        )
+        self._update_counts()
+        if self.proxy.rowCount() and not self.table.currentIndex().isValid():
+            self.table.setCurrentIndex(self.proxy.index(0, FILE_COLUMN))
+
+    def _update_counts(self) -> None:
+        rows = self.model.rowCount()
+        visible = self.proxy.rowCount()
+        candidates = len(self._bulk_candidates())
+        self.count_label.setText(f"{visible} of {rows} shown")
+        self.bulk_button.setText(f"Accept confident, defect-free in view ({candidates})")
+        self._update_controls()
+
+    def current_row(self) -> ItemRow | None:
+        index = self.table.currentIndex()
+        if not index.isValid():
+            return None
+        return self.proxy.data(index, ROW_ROLE)
+
+    def select_item(self, item_id: int) -> bool:
+        source_row = self.model.source_row_of(item_id)
+        if source_row is None:
+            return False
+        index = self.proxy.mapFromSource(self.model.index(source_row, FILE_COLUMN))
+        if not index.isValid():
+            return False
+        self.table.selectionModel().setCurrentIndex(
+            index, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
+        )
+        return True
+
+    def _select_next(self) -> None:
+        index = self.table.currentIndex()
+        if index.isValid() and index.row() + 1 < self.proxy.rowCount():
+            self.table.selectionModel().setCurrentIndex(
+                self.proxy.index(index.row() + 1, FILE_COLUMN),
+                QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows,
+            )
+
+    @Slot(QModelIndex, QModelIndex)
+    def _on_current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        self._show_current()
+
+    def _show_current(self) -> None:
+        row = self.current_row()
+        if row is None or self._store is None or self.context is None:
+            self.detail.show_record(None)
+            self._update_controls()
+            return
+        try:
+            record = self._store.record(row.item_id)
+        except (KeyError, StoreError) as exc:
+            self._message(str(exc))
+            return
+        loading_new = self.detail.needs_image(record)
+        self.detail.show_record(record)
+        if loading_new and record.row.sha256 is not None and not record.row.is_error:
+            map_path = self._store.map_path(record.row.sha256) if record.has_maps else None
+            self.loader.request(row.item_id, absolute_path(self.context.folder, row.relative_path), row.sha256, map_path)
+        self._update_controls()
+
+    @Slot(int, object, object, bool)
+    def _on_detail_loaded(self, item_id: int, image, maps, changed: bool) -> None:
+        self.detail.set_image(item_id, image, maps, changed)
+        if item_id == self.detail.item_id:
+            self.detail_loaded.emit(item_id)
+
+    # -- decisions ------------------------------------------------------------------------
+    def _decision_block(self) -> str:
+        if self.operator is None:
+            return "Sign in (in the main window) to accept or override: every decision is recorded under an operator."
+        if self.context is None:
+            return "Nothing to review yet."
+        return ""
+
+    def _bulk_candidates(self) -> list[ItemRow]:
+        return [
+            row for row in self.proxy.visible_rows()
+            if row.is_confident_and_clean and not row.is_reviewed and not self.model.is_pending(row.item_id)
+        ]
+
+    def _submit(self, rows: list[ItemRow], verdict: Verdict, material: str | None = None, reason: str = "",
+                bulk: bool = False) -> bool:
+        block = self._decision_block()
+        if block:
+            self._message(block)
+            return False
+        assert self.operator is not None and self.context is not None
+        request = VerdictRequest(tuple(r.item_id for r in rows), verdict, self.operator, material, reason, bulk)
+        for row in rows:
+            self.model.set_pending(row.item_id, True)
+        self.verdicts.submit(self.context, request)
+        self._update_controls()
+        return True
+
+    @Slot()
+    def accept_current(self) -> bool:
+        """Accept the selected item's call (A); moves on to the next row."""
+        row = self.current_row()
+        if row is None or self.model.is_pending(row.item_id):
+            return False
+        problem = refusal(row, Verdict.ACCEPT)
+        if problem:
+            self._message(problem)
+            return False
+        if self._submit([row], Verdict.ACCEPT):
+            self._select_next()
+            return True
+        return False
+
+    @Slot()
+    def request_override(self) -> bool:
+        """Ask for the material and the reason (O), then override."""
+        row = self.current_row()
+        if row is None or self._store is None:
+            return False
+        problem = self._decision_block() or refusal(row, Verdict.OVERRIDE)
+        if problem:
+            self._message(problem)
+            return False
+        record = self._store.record(row.item_id)
+        call = (record.result or {}).get("material") or {}
+        materials = list(call.get("probabilities") or {})
+        if not materials:
+            self._message("This recipe has no classifier: there is no material to override.")
+            return False
+        dialog = OverrideDialog(materials, row.material or "", self)
+        if dialog.exec() != QDialog.DialogCode.Accepted:
+            return False
+        material, reason = dialog.values()
+        return self.override_current(material, reason)
+
+    def override_current(self, material: str, reason: str) -> bool:
+        row = self.current_row()
+        if row is None or self.model.is_pending(row.item_id):
+            return False
+        problem = refusal(row, Verdict.OVERRIDE)
+        if problem or not material or not reason.strip():
+            self._message(problem or "An override needs a material and a reason.")
+            return False
+        if self._submit([row], Verdict.OVERRIDE, material, reason.strip()):
+            self._select_next()
+            return True
+        return False
+
+    def bulk_accept_visible(self, confirm: bool = True) -> int:
+        """Accept every confident, defect-free, unreviewed item the filters show; one audit entry each."""
+        candidates = self._bulk_candidates()
+        if not candidates:
+            self._message("No confident, defect-free, unreviewed item in view.")
+            return 0
+        block = self._decision_block()
+        if block:
+            self._message(block)
+            return 0
+        if confirm:
+            answer = QMessageBox.question(
+                self, "Accept in bulk",
+                f"Accept {len(candidates)} confident, defect-free items as classified?\n"
+                "Each gets its own audit entry under your operator ID.",
+            )
+            if answer != QMessageBox.StandardButton.Yes:
+                return 0
+        return len(candidates) if self._submit(candidates, Verdict.ACCEPT, bulk=True) else 0
+
+    @Slot(object, object)
+    def _on_verdict_committed(self, entry, row: ItemRow) -> None:
+        self.model.set_pending(row.item_id, False)
+        self.model.update_rows([row])
+        if self.detail.item_id == row.item_id:
+            self._show_current()
+        self._update_counts()
+        self.statusBar().showMessage(f"{row.relative_path}: {row.status_text} — record #{entry.id}", 5000)
+        self.verdict_committed.emit(entry)
+
+    @Slot(int, str)
+    def _on_verdict_failed(self, item_id: int, message: str) -> None:
+        self.model.set_pending(item_id, False)
+        self._message(f"Not recorded: {message}")
+        self._update_controls()
+        self.verdict_failed.emit(message)
+
+    # -- export ---------------------------------------------------------------------------
+    def export_csv(self, path: Path | str | None = None) -> bool:
+        return self._export("csv", path, "CSV report (*.csv)")
+
+    def export_pdf(self, path: Path | str | None = None) -> bool:
+        return self._export("pdf", path, "PDF summary (*.pdf)")
+
+    def _export(self, kind: str, path: Path | str | None, file_filter: str) -> bool:
+        if self.context is None:
+            self._message("Inspect a folder first.")
+            return False
+        if path is None:
+            suggested = str(self.context.folder.with_name(f"{self.context.folder.name}-review.{kind}"))
+            path, _ = QFileDialog.getSaveFileName(self, f"Export {kind.upper()}", suggested, file_filter)
+            if not path:
+                return False
+        self.statusBar().showMessage(f"Writing {path}…")
+        self.exporter.export(kind, self.context.store_dir, Path(path))
+        return True
+
+    @Slot(str, str)
+    def _on_export_finished(self, kind: str, path: str) -> None:
+        self.statusBar().showMessage(f"{kind.upper()} written: {path}", 10000)
+        self.export_finished.emit(kind, path)
+
+    @Slot(str, str)
+    def _on_export_failed(self, kind: str, message: str) -> None:
+        self._message(f"{kind.upper()} export failed: {message}")
+        self.export_failed.emit(kind, message)
+
+    # -- state ----------------------------------------------------------------------------
+    def _message(self, text: str) -> None:
+        self.statusBar().showMessage(text, 10000)
+
+    def _update_controls(self) -> None:
+        running = self.running
+        for widget in (self.folder_edit, self.recursive_check, self.recipe_combo, self.attention_check, self.start_button):
+            widget.setEnabled(not running)
+        recipe = self.recipes.get(self.recipe_combo.currentText())
+        self.reference_button.setVisible(bool(recipe is not None and recipe.use_reference))
+        self.reference_button.setEnabled(not running)
+        self.pause_button.setEnabled(running)
+        self.cancel_button.setEnabled(running)
+        has_results = self.context is not None
+        self.export_csv_button.setEnabled(has_results)
+        self.export_pdf_button.setEnabled(has_results)
+        block = self._decision_block()
+        self.bulk_button.setEnabled(not block)
+        row = self.current_row()
+        if block or row is None:
+            self.detail.set_decisions_enabled(False, False, block or "Select an inspected image")
+        else:
+            pending = self.model.is_pending(row.item_id)
+            accept_refusal = refusal(row, Verdict.ACCEPT)
+            override_refusal = refusal(row, Verdict.OVERRIDE)
+            self.detail.set_decisions_enabled(
+                not pending and accept_refusal is None, not pending and override_refusal is None,
+                "saving the decision…" if pending else (accept_refusal or override_refusal or ""),
+            )
+        self.operator_label.setText(
+            f"Operator: {self.operator.name} ({self.operator.operator_id})" if self.operator else "Not signed in"
+        )
+
+    # -- shutdown -------------------------------------------------------------------------
+    def shutdown(self) -> None:
+        """Stop the run (finished files are kept) and every worker thread; called once at close."""
+        if self._shut_down:
+            return
+        self._shut_down = True
+        if self.control is not None:
+            self.control.cancel()
+        for name, worker_thread in (
+            ("batch", self.batch_thread), ("verdicts", self.verdict_thread),
+            ("detail", self.loader_thread), ("export", self.export_thread),
+        ):
+            if not worker_thread.stop(timeout_ms=10_000):
+                log.warning("batch %s thread did not stop in time", name)
+        # the threads have ended: their resources can be released from here
+        self.batch.close()
+        self.verdicts.close()
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        self.shutdown()
+        super().closeEvent(event)
+        if self.parent() is not None:
+            # opened from the main window, which keeps no other reference: free it
+            self.deleteLater()

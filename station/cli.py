@@ -22,7 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("station.ml.cli", "list registered model configs and bundled models; `models info NAME`"),
     "train": ("station.training.cli_train", "train a classifier or detector on a dataset"),
     "evaluate": ("station.training.cli_evaluate", "evaluate a trained model on a dataset"),
-    "bench": ("station.bench", "benchmarks: latency (inference), table2 / ablation (paper tables)"),
+    "bench": ("station.bench", "benchmarks: latency (inference), table2 / ablation / detectors (paper tables, peers)"),
     "audit": ("station.audit.cli", "verify or export the audit log"),
     "batch": ("station.review.cli", "headless batch-folder review to CSV/JSON"),
 }

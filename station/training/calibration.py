@@ -1,0 +1,84 @@
+"""What a model card learns from the validation set after training: temperature, default
+detection threshold, and the fixed CAM range."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from station.ml.cards import CamReference, ModelCard
+from station.training.datasets import Sample, load_image
+from station.training.metrics import Detections, match_detections
+
+log = logging.getLogger(__name__)
+
+TEMPERATURE_RANGE = (0.05, 20.0)
+
+
+def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Temperature scaling (Guo et al., ICML 2017): the T minimising the NLL of softmax(logits / T)
+    on validation, by LBFGS on log T. Bounded to ``TEMPERATURE_RANGE``: a perfectly separated
+    validation set would otherwise push T towards 0."""
+    logits = logits.detach().float().cpu().clone()  # clone: may come from inference mode
+    labels = labels.detach().long().cpu().clone()
+    if len(labels) == 0:
+        return 1.0
+    log_t = torch.zeros(1, requires_grad=True)
+    optimizer = torch.optim.LBFGS([log_t], lr=0.1, max_iter=200, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = F.cross_entropy(logits / log_t.exp(), labels)
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        optimizer.step(closure)
+    low, high = TEMPERATURE_RANGE
+    temperature = float(log_t.detach().exp().clamp(low, high))
+    return temperature if torch.isfinite(torch.tensor(temperature)) else 1.0
+
+
+def negative_log_likelihood(logits: torch.Tensor, labels: torch.Tensor, temperature: float = 1.0) -> float:
+    return float(F.cross_entropy(logits.float() / temperature, labels.long()))
+
+
+def best_score_threshold(
+    predictions: Detections,
+    targets: Detections,
+    num_classes: int,
+    iou_threshold: float = 0.5,
+    strictly_above: bool = False,
+    floor: float = 0.05,
+) -> float:
+    """The score threshold with the best validation F-score (at least ``floor``)."""
+    table = match_detections(predictions, targets, num_classes, iou_threshold, strictly_above)
+    threshold, *_ = table.best_threshold()
+    return max(float(threshold), floor)
+
+
+def cam_reference(model: nn.Module, card: ModelCard, samples: Sequence[Sample], max_images: int = 32,
+                  seed: int = 0) -> CamReference | None:
+    """The card's fixed CAM range from up to ``max_images`` validation images (``station.ml.cam``'s
+    ``calibrate_reference``: featureless frames give ``low``, the images' strongest evidence ``high``).
+    None for a network without a CAM layer."""
+    from station.ml.cam import calibrate_reference
+
+    if getattr(model, "cam_target_layer", None) is None or not samples:
+        return None
+    order = np.random.default_rng(seed).permutation(len(samples))[:max_images]
+    chosen = [samples[i] for i in sorted(order)]
+    images = [load_image(sample.image_path) for sample in chosen]
+    references = None
+    if card.uses_reference:
+        references = [load_image(sample.reference_path) for sample in chosen]  # type: ignore[arg-type]
+    try:
+        return calibrate_reference(model, card, images, references)
+    except (RuntimeError, TypeError, ValueError) as exc:  # e.g. a peer whose CAM layer is not [B, C, H, W]
+        log.warning("no CAM reference for %s: %s", card.architecture, exc)
+        return None

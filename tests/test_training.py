@@ -1,0 +1,101 @@
+"""End to end on tiny data: `station train` writes a model folder that `station evaluate` loads
+and whose validation figures it reproduces; --resume continues a run."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from fixtures.training_data import make_deeppcb_dataset, make_folder_dataset
+from station.cli import main
+from station.ml.cards import load_model
+from station.training.evaluate import evaluate
+from station.training.train import TrainingError, TrainOptions, train
+
+
+@pytest.fixture(scope="module")
+def classifier_run(tmp_path_factory):
+    """cti-tiny, 1 epoch kept as a checkpoint, then resumed to 2 epochs; a corrupt image in the data."""
+    root = make_folder_dataset(tmp_path_factory.mktemp("data") / "shapes", per_class=8, size=48)
+    (root / "disc" / "disc_3.png").write_bytes(b"\x89PNG\r\n\x1a\nthis is not an image")
+    out = tmp_path_factory.mktemp("models") / "shapes-cti"
+    options = TrainOptions(task="classification", data=root, format="folder", model="cti-tiny", out=out, epochs=1,
+                           imgsz=48, batch=8, workers=0, seed=1, keep_checkpoint=True, progress=False)
+    first = train(options)
+    resumed = train(TrainOptions(**(vars(options) | {"epochs": 2, "resume": True, "keep_checkpoint": False})))
+    return root, out, first, resumed
+
+
+def test_classifier_training_writes_a_complete_model_folder(classifier_run):
+    root, out, first, result = classifier_run
+    assert {"weights.safetensors", "card.json", "MODEL_CARD.md", "split.json", "log.csv", "curves.png"} <= {
+        p.name for p in out.iterdir()}
+    assert not (out / "checkpoint").exists()
+    card = result.card
+    assert card.task == "classification" and card.classes == ["bar", "disc", "square"]
+    assert card.input_size == (3, 48, 48) and card.architecture == "cti-tiny"
+    assert 0.05 <= card.temperature <= 20 and card.temperature != 1.0
+    assert card.cam_reference is not None and card.cam_reference.high > card.cam_reference.low
+    assert set(card.metrics) >= {"accuracy", "macro_f1"} and all(0 <= v <= 1 for v in card.metrics.values())
+    assert card.data.content_sha256 and card.data.split_file == "split.json" and sum(card.data.counts.values()) == 23
+    assert card.training.epochs == 2 and card.training.seed == 1 and card.training.wall_time_s > 0
+    with open(out / "log.csv") as handle:
+        assert [int(row["epoch"]) for row in csv.DictReader(handle)] == [1, 2]
+    assert first.card.training.epochs == 1
+
+
+def test_resume_rejects_a_different_run(classifier_run, tmp_path):
+    root, *_ = classifier_run
+    with pytest.raises(TrainingError, match="no checkpoint"):
+        train(TrainOptions(task="classification", data=root, format="folder", model="cti-tiny", out=tmp_path / "x",
+                           epochs=1, resume=True, workers=0, progress=False))
+
+
+def test_evaluate_reproduces_the_cards_validation_figures(classifier_run, tmp_path):
+    root, out, _, result = classifier_run
+    model, card = load_model(out)
+    assert card == result.card
+    evaluation = evaluate(out, root, subset="auto", out_dir=tmp_path / "eval", progress=False)
+    assert evaluation.subset == "val" and evaluation.n_images == card.data.counts["val"]
+    for key in ("accuracy", "macro_f1", "macro_precision", "macro_recall"):
+        assert evaluation.metrics()[key] == pytest.approx(card.metrics[key], abs=1e-6)
+    assert {p.name for p in evaluation.files} >= {"confusion.csv", "confusion.png", "metrics.json"}
+    everything = evaluate(out, root, subset="all", progress=False)
+    assert everything.n_images == 23
+
+
+def test_evaluate_cli_json_on_a_folder_the_model_never_saw(classifier_run, tmp_path, capsys):
+    _, out, _, _ = classifier_run
+    unseen = make_folder_dataset(tmp_path / "new-shapes", per_class=2, size=48, seed=7)
+    report = tmp_path / "report.json"
+    assert main(["evaluate", "--model", str(out), "--data", str(unseen), "--json", str(report),
+                 "--out", str(tmp_path / "eval"), "--quiet"]) == 0
+    data = json.loads(report.read_text())
+    assert data["task"] == "classification" and data["n_images"] == 6 and data["subset"] == "all"
+    assert {"accuracy", "macro_f1"} <= set(data["metrics"])
+    assert all(0.0 <= value <= 1.0 for value in data["metrics"].values())
+    assert "accuracy" in capsys.readouterr().out
+
+
+def test_detector_on_tested_template_pairs_with_native_crops(tmp_path, capsys):
+    root = make_deeppcb_dataset(tmp_path / "pcb", count=10, size=64)
+    out = tmp_path / "pcb-detector"
+    assert main(["train", "detector", "--data", str(root), "--format", "deeppcb", "--model", "wbam-ffem-nano",
+                 "--epochs", "2", "--imgsz", "64", "--crop", "32", "--batch", "4", "--workers", "0",
+                 "--out", str(out), "--quiet", "--licence", "research use only"]) == 0
+    _, card = load_model(out)
+    assert card.input_mode == "gray+ref" and card.input_size == (2, 64, 64)
+    assert card.preprocessing.resize == "letterbox" and card.data.licence == "research use only"
+    assert 0 < card.thresholds.score < 1 and card.thresholds.uncertain_confidence < card.thresholds.score
+    assert {"map50", "map50_95", "deeppcb_map", "deeppcb_fscore"} <= set(card.metrics)
+    report = tmp_path / "report.json"
+    assert main(["evaluate", "--model", str(out), "--data", str(root), "--protocol", "deeppcb", "--json",
+                 str(report), "--out", str(tmp_path / "eval"), "--quiet"]) == 0
+    data = json.loads(report.read_text())
+    assert data["task"] == "detection" and data["subset"] == "val" and data["n_images"] == card.data.counts["val"]
+    for key in ("map50", "map75", "map90", "map50_95", "deeppcb_map", "deeppcb_fscore"):
+        assert 0.0 <= data["metrics"][key] <= 1.0
+        assert data["metrics"][key] == pytest.approx(card.metrics[key], abs=1e-6)
+    assert (tmp_path / "eval" / "pr_curves.png").is_file()

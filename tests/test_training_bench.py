@@ -1,0 +1,61 @@
+"""torchvision peers behind our interfaces, and the measurements of `station bench` tables."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn as nn
+
+from station.ml.cards import ModelCard, Preprocessing, load_model, save_model
+from station.ml.registry import build_model
+from station.training.bench_tables import TableRow, count_flops, format_table, measure_fps
+
+
+def test_classifier_peer_takes_our_build_arguments_and_round_trips(tmp_path):
+    torch.manual_seed(0)
+    model = build_model("resnet18", num_classes=4, in_chans=1)
+    assert model(torch.rand(2, 1, 64, 64)).shape == (2, 4)
+    assert model.default_input_size == (1, 224, 224) and model.get_submodule(model.cam_target_layer) is model.layer4
+    card = ModelCard(name="r18", task="classification", architecture="resnet18",
+                     build_kwargs={"num_classes": 4, "in_chans": 1}, classes=list("abcd"), input_size=(1, 64, 64),
+                     input_mode="gray", preprocessing=Preprocessing(mean=(0.45,), std=(0.23,), grayscale=True))
+    save_model(tmp_path, model, card)
+    loaded, _ = load_model(tmp_path)
+    x = torch.rand(1, 1, 64, 64)
+    torch.testing.assert_close(loaded(x), model.eval()(x))
+
+
+def test_detector_peer_speaks_the_wbam_ffem_interface():
+    torch.manual_seed(0)
+    model = build_model("fasterrcnn-mobilenet-v3-fpn", num_classes=3, input_mode="gray+ref")
+    images = torch.rand(2, 2, 96, 96)
+    targets = [{"boxes": torch.tensor([[10.0, 10.0, 40.0, 50.0]]), "labels": torch.tensor([2])},
+               {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}]
+    model.train()
+    losses = model.loss(model(images), targets)
+    assert torch.isfinite(losses["loss"]) and losses["loss"].requires_grad
+    found = model.predict(images, score_thresh=0.0, nms_iou=0.5, max_det=5)
+    assert len(found) == 2 and model.training
+    for item in found:
+        assert item["boxes"].shape[1] == 4 and len(item["boxes"]) <= 5
+        assert ((item["labels"] >= 0) & (item["labels"] < 3)).all()
+        assert (item["boxes"] <= 96).all()
+    with pytest.raises(ValueError, match="2, H, W"):
+        model(torch.rand(1, 3, 96, 96))
+
+
+def test_flops_and_fps():
+    conv = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1, bias=False))
+    # 4 output channels x 8 x 8 positions x 9 taps, 2 FLOPs per multiply-accumulate
+    assert count_flops(conv, (1, 8, 8), "classification") == 2 * 4 * 8 * 8 * 9
+    assert measure_fps(conv, (1, 8, 8), "classification", torch.device("cpu"), seconds=0.05) > 0
+
+
+def test_table_formats():
+    rows = [TableRow("cti-tiny", {"macro_precision": 0.9, "macro_recall": 0.8, "macro_f1": 0.85, "accuracy": 0.875},
+                     fps=40.0, params_m=3.6, gflops=1.2, train_minutes=3.0, best_epoch=7)]
+    table = format_table(rows, "classification", "Table 2")
+    assert "| cti-tiny | 90.00 | 80.00 | 85.00 | 87.50 | 40.0 | 3.60 | 1.20 | 3.0 |" in table
+    detection = format_table([TableRow("wbam", {"map50": 0.5, "deeppcb_map": 0.9}, 10.0, 1.1, 5.0, 2.0, 3)],
+                             "detection", "detectors")
+    assert "DeepPCB mAP" in detection and "| wbam | 50.00 |" in detection

@@ -19,7 +19,7 @@ demo: $(STAMP)
 	$(BIN)/station --demo
 
 test: $(STAMP)
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -n auto
 
 bench-latency: $(STAMP)
 	$(BIN)/station bench latency --recipe "IC package (demo)"

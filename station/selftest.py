@@ -34,6 +34,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--recipe", default="IC package (demo)", help="recipe whose models are checked")
     parser.add_argument("--json", action="store_true", help="print the stage results as JSON")
+    parser.add_argument("--verbose", action="store_true", help="print the traceback of a failing stage")
 
 
 def _stage_synth(ctx: SelftestContext) -> str:
@@ -106,7 +107,7 @@ STAGES: list[tuple[str, Callable[[SelftestContext], str]]] = [
 ]
 
 
-def run_selftest(device: str = "auto", recipe: str = "IC package (demo)") -> list[StageResult]:
+def run_selftest(device: str = "auto", recipe: str = "IC package (demo)", verbose: bool = False) -> list[StageResult]:
     ctx = SelftestContext(device=device, recipe=recipe)
     results: list[StageResult] = []
     for name, stage in STAGES:
@@ -118,13 +119,14 @@ def run_selftest(device: str = "auto", recipe: str = "IC package (demo)") -> lis
             summary, ok = stage(ctx), True
         except Exception as exc:  # noqa: BLE001 — every failure is reported, the next stage still runs
             summary, ok = f"{type(exc).__name__}: {exc}", False
-            traceback.print_exc()
+            if verbose:
+                traceback.print_exc()
         results.append(StageResult(name, ok, summary, (time.perf_counter() - start) * 1000))
     return results
 
 
 def run(args: argparse.Namespace) -> int:
-    results = run_selftest(args.device, args.recipe)
+    results = run_selftest(args.device, args.recipe, args.verbose)
     failed = [r for r in results if not r.ok]
     if args.json:
         print(json.dumps({"ok": not failed, "version": __version__, "stages": [r.__dict__ for r in results]}, indent=2))

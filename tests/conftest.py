@@ -9,6 +9,15 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+# The suite runs on small machines, often as two xdist workers: one torch thread per process
+# keeps the cores busy without the threads of one process waiting on each other.
+try:
+    import torch
+
+    torch.set_num_threads(1)
+except ImportError:  # pragma: no cover - torch is a hard dependency
+    pass
+
 
 @pytest.fixture(autouse=True)
 def station_home(tmp_path_factory, monkeypatch):

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
@@ -153,13 +154,24 @@ class InspectionPanel(QWidget):
         verdict_layout.addWidget(self.release_button)
         verdict_layout.addWidget(self.record_label)
 
+        # on a short screen the upper part scrolls; the verdict and release stay in view
+        content = QWidget()
+        content_layout = QVBoxLayout(content)
+        content_layout.setContentsMargins(0, 0, 4, 0)
+        content_layout.addWidget(setup)
+        content_layout.addWidget(chip_box)
+        content_layout.addWidget(self.reference_box)
+        content_layout.addWidget(self.capture_button)
+        content_layout.addWidget(self.busy_label)
+        content_layout.addWidget(self.results, 1)
+        scroll = QScrollArea()
+        scroll.setWidget(content)
+        scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
         layout = QVBoxLayout(self)
-        layout.addWidget(setup)
-        layout.addWidget(chip_box)
-        layout.addWidget(self.reference_box)
-        layout.addWidget(self.capture_button)
-        layout.addWidget(self.busy_label)
-        layout.addWidget(self.results, 1)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(scroll, 1)
         layout.addWidget(verdict_box)
         self.set_verdict_enabled(False)
         self.release_button.setEnabled(False)

@@ -151,6 +151,11 @@ class MainWindow(QMainWindow):
         self.overlay_controls.opacity.setValue(round(self.settings.attention_opacity * 100))
         self.overlay_controls.boxes.setChecked(self.settings.show_boxes)
         self.overlay_controls.changed.connect(self._render_captured)
+        # owned by the window, so it dies with it (a free single-shot could fire after close)
+        self._busy_message_timer = QTimer(self)
+        self._busy_message_timer.setSingleShot(True)
+        self._busy_message_timer.setInterval(4000)
+        self._busy_message_timer.timeout.connect(self._restore_busy_label)
         self._threshold_timer = QTimer(self)
         self._threshold_timer.setSingleShot(True)
         self._threshold_timer.setInterval(1500)
@@ -447,7 +452,10 @@ class MainWindow(QMainWindow):
     def _flash_busy(self, message: str) -> None:
         self.panel.busy_label.setText(message)
         self.statusBar().showMessage(message, 5000)
-        QTimer.singleShot(4000, lambda: self.panel.busy_label.setText("Classifying…" if self.is_classifying else ""))
+        self._busy_message_timer.start()
+
+    def _restore_busy_label(self) -> None:
+        self.panel.busy_label.setText("Classifying…" if self.is_classifying else "")
 
     @Slot(object)
     def _on_result(self, result) -> None:

@@ -34,8 +34,8 @@ class ConfidenceChart(pg.PlotWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent=parent, background=None)
-        self.setMinimumHeight(120)
-        self.setMaximumHeight(170)
+        self.setMinimumHeight(130)
+        self.setMaximumHeight(160)
         self.setMouseEnabled(x=False, y=False)
         self.hideButtons()
         self.setYRange(0, 1, padding=0.02)
@@ -151,6 +151,7 @@ class ResultPanel(QWidget):
         self.defects.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.defects.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.defects.verticalHeader().hide()
+        self.defects.setMinimumHeight(110)
         self.defects.itemSelectionChanged.connect(self._on_selection)
 
         material_box = QGroupBox("Packaging material")

@@ -77,33 +77,16 @@ class Inspection:
 
     # -- audit drafts --------------------------------------------------------------
     def _prediction_fields(self) -> dict[str, Any]:
-        result = self.result
-        call = result.material
-        fields: dict[str, Any] = {
-            "chip_id": self.chip.get("chip_id") or None,
-            "lot_id": self.chip.get("lot_id") or None,
-            "serial_id": self.chip.get("serial") or None,
-            "recipe": self.recipe.name,
-            "models": {ref.name: ref.sha256 for ref in result.models},
-            "thresholds": dict(result.thresholds),
-            "defects": [
-                {"class": d.label, "score": round(float(d.score), 4), "box": [round(float(v), 1) for v in d.box]}
-                for d in result.defects
-            ],
-            "details": {
-                "frame_source": self.frame.source,
-                "frame_id": self.frame.frame_id,
-                "frame_time": self.frame.timestamp,
-                "device": result.device,
-                "timings_ms": {k: round(float(v), 2) for k, v in result.timings_ms.items()},
-            },
-        }
-        if call is not None:
-            fields.update(
-                probabilities={c: round(float(p), 6) for c, p in zip(call.classes, call.probabilities)},
-                predicted_material=call.material,
-                uncertain=bool(call.uncertain),
-            )
+        fields = result_audit_fields(self.result)
+        fields.update(
+            chip_id=self.chip.get("chip_id") or None,
+            lot_id=self.chip.get("lot_id") or None,
+            serial_id=self.chip.get("serial") or None,
+            recipe=self.recipe.name,
+        )
+        fields["details"].update(
+            frame_source=self.frame.source, frame_id=self.frame.frame_id, frame_time=self.frame.timestamp
+        )
         return fields
 
     def verdict_draft(self, operator: Operator, verdict: Verdict, material: str | None = None, reason: str = "") -> AuditDraft:
@@ -152,6 +135,32 @@ class Inspection:
             "refers_to": self.verdict_entry_id,
         }
         return AuditDraft(Action.RELEASE, fields)
+
+
+def result_audit_fields(result) -> dict[str, Any]:
+    """What the models said, as audit fields: models and their hashes, thresholds, defects,
+    calibrated probabilities; device and timings in ``details``. Shared by Capture & Classify
+    and batch review so both record a decision the same way."""
+    fields: dict[str, Any] = {
+        "models": {ref.name: ref.sha256 for ref in result.models},
+        "thresholds": dict(result.thresholds),
+        "defects": [
+            {"class": d.label, "score": round(float(d.score), 4), "box": [round(float(v), 1) for v in d.box]}
+            for d in result.defects
+        ],
+        "details": {
+            "device": result.device,
+            "timings_ms": {k: round(float(v), 2) for k, v in result.timings_ms.items()},
+        },
+    }
+    call = result.material
+    if call is not None:
+        fields.update(
+            probabilities={c: round(float(p), 6) for c, p in zip(call.classes, call.probabilities)},
+            predicted_material=call.material,
+            uncertain=bool(call.uncertain),
+        )
+    return fields
 
 
 def sign_in_draft(operator: Operator, previous: Operator | None) -> AuditDraft:

@@ -24,7 +24,7 @@ from station.capture.images import ImageReadError, decode_image
 from station.review.results import result_from_dict
 from station.review.scan import absolute_path
 from station.review.store import BatchStore, ItemRecord, ItemRow, Review
-from station.workflow import AuditDraft, Operator
+from station.workflow import AuditDraft, Operator, result_audit_fields
 
 
 class VerdictError(ValueError):
@@ -90,34 +90,16 @@ def verdict_draft(
     result = result_from_dict(record.result)
     call = result.material
     chosen = material if verdict is Verdict.OVERRIDE else (call.material if call is not None else None)
-    fields: dict[str, Any] = {
-        "operator_id": operator.operator_id,
-        "recipe": result.recipe,
-        "models": {ref.name: ref.sha256 for ref in result.models},
-        "thresholds": dict(result.thresholds),
-        "defects": [
-            {"class": d.label, "score": round(float(d.score), 4), "box": [round(float(v), 1) for v in d.box]}
-            for d in result.defects
-        ],
-        "material": chosen,
-        "verdict": verdict,
-        "reason": reason or None,
-        "decap_method": recipe_decap_methods.get(chosen) if chosen else None,
-        "details": {
-            "batch_folder": str(folder),
-            "file": row.relative_path,
-            "file_sha256": row.sha256,
-            "bulk": bulk,
-            "device": result.device,
-            "timings_ms": {k: round(float(v), 2) for k, v in result.timings_ms.items()},
-        },
-    }
-    if call is not None:
-        fields.update(
-            probabilities={c: round(float(p), 6) for c, p in zip(call.classes, call.probabilities)},
-            predicted_material=call.material,
-            uncertain=bool(call.uncertain),
-        )
+    fields = result_audit_fields(result)
+    fields.update(
+        operator_id=operator.operator_id,
+        recipe=result.recipe,
+        material=chosen,
+        verdict=verdict,
+        reason=reason or None,
+        decap_method=recipe_decap_methods.get(chosen) if chosen else None,
+    )
+    fields["details"].update(batch_folder=str(folder), file=row.relative_path, file_sha256=row.sha256, bulk=bulk)
     action = Action.BATCH_VERDICT
     if row.is_reviewed:
         # a second decision amends the first: append-only, never an edit

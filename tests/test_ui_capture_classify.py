@@ -4,7 +4,6 @@ Capture & Classify -> result -> override with reason -> release -> audit record 
 from __future__ import annotations
 
 import os
-import stat
 
 import pytest
 

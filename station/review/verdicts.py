@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from station.audit import Action, AuditEntry, AuditLog, Verdict
 from station.capture.images import ImageReadError, decode_image

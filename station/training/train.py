@@ -487,6 +487,7 @@ def train(options: TrainOptions) -> TrainResult:
     from safetensors.torch import load_file, save_file
 
     started = time.perf_counter()
+    commit = git_commit()  # the code that trains, even if the tree moves on during a long run
     if options.task != task_of(options.format):
         raise TrainingError(f"format {options.format!r} holds {task_of(options.format)} data, not {options.task}")
     seed_everything(options.seed)
@@ -580,7 +581,7 @@ def train(options: TrainOptions) -> TrainResult:
         ),
         training=TrainingInfo(
             command_line=options.command_line or shlex.join(sys.argv),
-            git_commit=git_commit(),
+            git_commit=commit,
             device=f"{describe_device(device)}; {platform.processor() or platform.machine()}",
             wall_time_s=round(wall_before + time.perf_counter() - started, 1),
             date=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

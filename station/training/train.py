@@ -637,9 +637,13 @@ def _calibrate(model: nn.Module, card: ModelCard, val_loader: DataLoader, device
     ``outputs``: the exported weights' validation outputs when already at hand."""
     classes = list(classes)
     val_samples = val_loader.dataset.samples  # type: ignore[attr-defined]
+    if options.amp == "bf16" or (device.type == "cuda" and options.amp != "off"):
+        # the card's figures are full precision, as `station evaluate` computes them on a CPU;
+        # the per-epoch outputs were taken under autocast and can differ by an image or two
+        outputs = None
     if options.task == "classification":
         if not isinstance(outputs, ClassifierOutputs):
-            outputs = run_classifier(model, val_loader, device, options.amp)
+            outputs = run_classifier(model, val_loader, device, "off")
         temperature = fit_temperature(outputs.logits, outputs.labels)
         metrics = classification_metrics(outputs.labels, outputs.logits.argmax(1), classes).summary()
         cam = cam_reference(model, replace(card, temperature=temperature), val_samples, seed=options.seed)
@@ -648,7 +652,7 @@ def _calibrate(model: nn.Module, card: ModelCard, val_loader: DataLoader, device
                  negative_log_likelihood(outputs.logits, outputs.labels, temperature))
         return replace(card, temperature=temperature, cam_reference=cam, metrics=metrics)
     if not isinstance(outputs, DetectorOutputs):
-        outputs = run_detector(model, val_loader, device, nms_iou=card.thresholds.nms_iou, amp=options.amp)
+        outputs = run_detector(model, val_loader, device, nms_iou=card.thresholds.nms_iou, amp="off")
     deeppcb = options.format == "deeppcb"
     score = best_score_threshold(outputs.predictions, outputs.targets, len(classes),
                                  iou_threshold=DEEPPCB_IOU if deeppcb else 0.5, strictly_above=deeppcb)

@@ -134,8 +134,7 @@ def test_frozen_selftest_every_stage_with_stand_in_models(bundle: Path, tmp_path
 
 def test_frozen_selftest_with_bundled_models(bundle: Path, tmp_path: Path) -> None:
     missing = [name for name in _demo_recipe_models() if not (ROOT / "models" / name / "card.json").is_file()]
-    if missing:
-        pytest.skip(f"models not trained yet: {', '.join('models/' + name for name in missing)}")
+    assert not missing, f"the demo recipe's bundled models are missing: {', '.join('models/' + n for n in missing)}"
     _assert_selftest_passed(run_frozen(without_network([str(bundle / "station"), "selftest", "--json"]), tmp_path))
 
 

@@ -31,9 +31,8 @@ from station.inference import (
     WeightsMismatchError,
     load_recipes,
 )
-from station.ml.cam import calibrate_reference
-from station.ml.cards import IMAGENET_MEAN, IMAGENET_STD, ModelCard, Preprocessing, Thresholds, save_model
-from station.ml.registry import build_model
+from helpers_models import make_tiny_classifier, make_tiny_detector
+from station.ml.cards import ModelCard
 from station.synth import DEFECT_CLASSES, MATERIALS, render_package
 
 FRAME = (120, 160)  # height, width of the synthetic test frames
@@ -53,48 +52,26 @@ def _frames(count: int, seed: int = 0) -> list[np.ndarray]:
     return [render_package(seed + i, defects=True, size=FRAME).image for i in range(count)]
 
 
-def _save_calibrated(directory: Path, model: torch.nn.Module, card: ModelCard) -> ModelCard:
-    frames = _frames(3, seed=100)
-    templates = [render_package(100 + i, size=FRAME).image for i in range(3)] if card.uses_reference else None
-    reference = calibrate_reference(model.eval(), card, frames, templates)
-    return save_model(directory, model, dataclasses.replace(card, cam_reference=reference))
-
-
 def make_classifier(directory: Path, temperature: float = 1.0, seed: int = 0) -> ModelCard:
-    torch.manual_seed(seed)
-    model = build_model("cti-tiny", **CLASSIFIER_KWARGS)
-    card = ModelCard(
-        name="test-material",
-        task="classification",
-        architecture="cti-tiny",
-        build_kwargs=CLASSIFIER_KWARGS,
-        classes=list(MATERIALS),
-        input_size=(3, 64, 64),
-        preprocessing=Preprocessing(resize="resize", mean=IMAGENET_MEAN, std=IMAGENET_STD),
-        temperature=temperature,
-        thresholds=Thresholds(uncertain_confidence=0.5),
+    return make_tiny_classifier(
+        directory, temperature=temperature, seed=seed, name="test-material", calibration_frames=_frames(3, seed=100)
     )
-    return _save_calibrated(directory, model, card)
 
 
 def make_detector(directory: Path, input_mode: str = "rgb", seed: int = 0) -> ModelCard:
-    torch.manual_seed(seed)
-    kwargs = {"num_classes": len(DEFECT_CLASSES), "input_mode": input_mode}
-    model = build_model("wbam-ffem-nano", **kwargs)
-    channels = {"rgb": 3, "gray+ref": 2}[input_mode]
-    card = ModelCard(
-        name=f"test-defects-{input_mode}",
-        task="detection",
-        architecture="wbam-ffem-nano",
-        build_kwargs=kwargs,
-        classes=list(DEFECT_CLASSES),
-        input_size=(channels, 64, 64),
+    templates = [render_package(100 + i, size=FRAME).image for i in range(3)] if input_mode.endswith("+ref") else None
+    return make_tiny_detector(
+        directory,
+        size=64,
         input_mode=input_mode,
-        preprocessing=Preprocessing(resize="letterbox", mean=(0.0,) * channels, std=(1.0,) * channels),
         # random-init scores sit near the 0.01 class prior: a low threshold gives some boxes
-        thresholds=Thresholds(score=0.001, nms_iou=0.5, max_det=10),
+        score=0.001,
+        max_det=10,
+        seed=seed,
+        name=f"test-defects-{input_mode}",
+        calibration_frames=_frames(3, seed=100),
+        calibration_templates=templates,
     )
-    return _save_calibrated(directory, model, card)
 
 
 @pytest.fixture(autouse=True, scope="module")

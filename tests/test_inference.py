@@ -74,16 +74,6 @@ def make_detector(directory: Path, input_mode: str = "rgb", seed: int = 0) -> Mo
     )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models gain nothing from a second thread, and on a busy shared machine OpenMP's
-    spin-waiting between two threads makes each call tens of times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def model_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("models")

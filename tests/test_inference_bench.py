@@ -12,7 +12,7 @@ from station.cli import main
 from station.inference import Engine
 from station.inference_bench import measure, percentiles
 
-from test_inference import _frames, _recipe, model_root, one_torch_thread  # noqa: F401  (fixtures)
+from test_inference import _frames, _recipe, model_root  # noqa: F401  (fixtures)
 
 
 class _Frames:

@@ -28,17 +28,6 @@ from station.workflow import Operator
 OPERATOR = Operator("op-3", "Grace Reviewer")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models run fastest on one thread, and a shared CI machine never oversubscribes."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def review_setup(tmp_path_factory):
     return make_review_setup(tmp_path_factory.mktemp("review"))

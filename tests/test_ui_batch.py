@@ -24,16 +24,6 @@ OPERATOR = Operator("op-9", "Ada Reviewer")
 RUN_TIMEOUT_MS = 120_000
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def review_setup(tmp_path_factory):
     return make_review_setup(tmp_path_factory.mktemp("ui-review"))

@@ -24,16 +24,6 @@ from station.ml.wbam_ffem import (
 )
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """On cores shared with other jobs these tests run far faster on one intra-op thread
-    (OpenMP workers spin-waiting for each other lose their time slices)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 # --------------------------------------------------------------------------------------------
 # Shapes and construction
 # --------------------------------------------------------------------------------------------

@@ -163,11 +163,12 @@ def result_audit_fields(result) -> dict[str, Any]:
     return fields
 
 
-def sign_in_draft(operator: Operator, previous: Operator | None) -> AuditDraft:
+def sign_in_draft(operator: Operator, previous: Operator | None, recipe: str | None = None) -> AuditDraft:
+    """Sign-in, with the recipe in use at that moment (a later change is its own entry)."""
     details = {"name": operator.name}
     if previous is not None:
         details["previous_operator"] = previous.operator_id
-    return AuditDraft(Action.SIGN_IN, {"operator_id": operator.operator_id, "details": details})
+    return AuditDraft(Action.SIGN_IN, {"operator_id": operator.operator_id, "recipe": recipe, "details": details})
 
 
 def sign_out_draft(operator: Operator) -> AuditDraft:

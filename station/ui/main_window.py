@@ -284,7 +284,7 @@ class MainWindow(QMainWindow):
             self._append_audit(sign_out_draft(previous))
         self.operator = operator
         self.settings.last_operator_id = operator.operator_id
-        self._append_audit(sign_in_draft(operator, previous))
+        self._append_audit(sign_in_draft(operator, previous, self._recipe.name if self._recipe is not None else None))
         self._tell_batch_window(operator)
         self.panel.operator_label.setText(f"{operator.name} ({operator.operator_id})")
         self.panel.sign_in_button.setText("Switch operator…")
@@ -317,15 +317,15 @@ class MainWindow(QMainWindow):
         self.panel.set_reference_visible(recipe.use_reference)
         self._load_recipe.emit(recipe, self.settings.device)
 
-    @Slot(str, str)
-    def _on_recipe_loaded(self, name: str, device: str) -> None:
+    @Slot(str, str, object)
+    def _on_recipe_loaded(self, name: str, device: str, models: dict) -> None:
         previous = self._recipe.name if self._recipe is not None else None
         self._recipe = self._recipes[name]
         self.settings.recipe = name
         self.device_label.setText(f"Compute: {device}")
         self.panel.recipe_status.setText(self._recipe.description)
         if self.operator is not None and previous != name:
-            self._append_audit(recipe_change_draft(self.operator, name, {}, previous))
+            self._append_audit(recipe_change_draft(self.operator, name, models, previous))
         self._update_controls()
         self.recipe_ready.emit(name)
 

@@ -157,7 +157,7 @@ class InferenceWorker(QObject):
     the worker stays alive.
     """
 
-    recipe_loaded = Signal(str, str)  # recipe name, compute device description
+    recipe_loaded = Signal(str, str, object)  # recipe name, compute device description, {model name: sha256}
     recipe_failed = Signal(str, str)  # recipe name, message
     result_ready = Signal(object)  # station.inference.InspectionResult
     request_failed = Signal(int, str)  # request id, message
@@ -201,7 +201,7 @@ class InferenceWorker(QObject):
             if self._engine is not None:
                 self._engine.close()
             self._engine = engine
-            self.recipe_loaded.emit(recipe.name, engine.device_description)
+            self.recipe_loaded.emit(recipe.name, engine.device_description, {m.name: m.sha256 for m in engine.models})
         finally:
             self.busy_changed.emit(False)
 

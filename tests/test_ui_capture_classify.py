@@ -134,3 +134,16 @@ def test_uncertain_result_cannot_be_accepted(qtbot, recipe):
     assert held.args[0].action == "REJECT_HOLD"
     assert not window.panel.release_button.isEnabled()
     window.shutdown()
+
+
+def test_foot_pedal_key_triggers_capture_and_is_configurable(qtbot, window):
+    from PySide6.QtCore import Qt
+
+    _start_demo_and_sign_in(qtbot, window)
+    window.set_foot_pedal_key("F9")
+    assert window.settings.foot_pedal_key == "F9"
+    window.activateWindow()
+    window.setFocus()
+    with qtbot.waitSignal(window.inspection_updated, timeout=60_000):
+        qtbot.keyClick(window, Qt.Key.Key_F9)
+    assert window.inspection is not None and window.inspection.result is not None

@@ -204,6 +204,9 @@ class MainWindow(QMainWindow):
             self.statusBar().addPermanentWidget(widget)
 
     def _build_shortcuts(self) -> None:
+        for shortcut in getattr(self, "_capture_shortcuts", []):
+            shortcut.setEnabled(False)
+            shortcut.deleteLater()
         keys = {"Space"}
         pedal = (self.settings.foot_pedal_key or "").strip()
         if pedal:
@@ -224,6 +227,7 @@ class MainWindow(QMainWindow):
         station_menu.addAction("Sign in / &switch operator…", self.request_sign_in)
         station_menu.addAction("Sign &out", self.sign_out)
         station_menu.addAction("Image &scale (µm per pixel)…", self.ask_scale)
+        station_menu.addAction("&Foot-pedal key…", self.ask_foot_pedal_key)
         view_menu = menu.addMenu("&View")
         view_menu.addAction("&Audit log…", self.open_audit_view)
         help_menu = menu.addMenu("&Help")
@@ -262,6 +266,30 @@ class MainWindow(QMainWindow):
             self.settings.um_per_px = value or None
             if self.inspection is not None and self.inspection.result is not None:
                 self._on_result(self.inspection.result)
+
+    @Slot()
+    def ask_foot_pedal_key(self) -> None:
+        """Most foot pedals send a key press; press the pedal in the field to record its key."""
+        from PySide6.QtWidgets import QDialogButtonBox, QKeySequenceEdit
+
+        dialog = QDialog(self)
+        dialog.setWindowTitle("Foot-pedal key")
+        editor = QKeySequenceEdit(QKeySequence(self.settings.foot_pedal_key or ""))
+        editor.setMaximumSequenceLength(1)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(dialog.accept)
+        buttons.rejected.connect(dialog.reject)
+        layout = QVBoxLayout(dialog)
+        layout.addWidget(QLabel("Press the foot pedal (or the key it sends) to capture with it:"))
+        layout.addWidget(editor)
+        layout.addWidget(buttons)
+        if dialog.exec() == QDialog.DialogCode.Accepted:
+            self.set_foot_pedal_key(editor.keySequence().toString())
+
+    def set_foot_pedal_key(self, key: str) -> None:
+        self.settings.foot_pedal_key = key
+        self._build_shortcuts()
+        self.statusBar().showMessage(f"Capture & Classify: Space or {key or 'no pedal'}", 5000)
 
     def _about(self) -> None:
         QMessageBox.about(

@@ -147,3 +147,21 @@ def test_foot_pedal_key_triggers_capture_and_is_configurable(qtbot, window):
     with qtbot.waitSignal(window.inspection_updated, timeout=60_000):
         qtbot.keyClick(window, Qt.Key.Key_F9)
     assert window.inspection is not None and window.inspection.result is not None
+
+
+def test_reference_file_is_read_off_the_gui_thread_and_bad_files_are_reported(qtbot, window, tmp_path):
+    import cv2
+    import numpy as np
+
+    good = tmp_path / "template.png"
+    cv2.imwrite(str(good), np.full((40, 60, 3), 200, np.uint8))
+    window.load_reference_file(str(good))
+    qtbot.waitUntil(lambda: window.reference_image is not None, timeout=10_000)
+    assert window.reference_image.shape == (40, 60, 3)
+
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"")
+    with qtbot.waitSignal(window.notified, timeout=10_000) as shown:
+        window.load_reference_file(str(bad))
+    assert "broken.png" in shown.args[1]
+    assert window.reference_image.shape == (40, 60, 3)  # the good reference is kept

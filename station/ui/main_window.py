@@ -52,6 +52,7 @@ class MainWindow(QMainWindow):
     _run_source = Signal(str)
     _load_recipe = Signal(object, str)
     _audit_append = Signal(int, object)
+    _load_image = Signal(int, str)
 
     # for tests and the status bar
     audit_committed = Signal(object)  # AuditEntry
@@ -128,6 +129,9 @@ class MainWindow(QMainWindow):
         self._audit_append.connect(self.audit.append)
         self.audit.committed.connect(self._on_audit_committed)
         self.audit.failed.connect(self._on_audit_failed)
+        self._load_image.connect(self.audit.load_image)
+        self.audit.image_loaded.connect(self._on_image_loaded)
+        self._reference_requests: dict[int, str] = {}
 
     def _build_ui(self, device_description: str) -> None:
         self.source_bar = SourceBar()
@@ -375,13 +379,22 @@ class MainWindow(QMainWindow):
 
     @Slot(str)
     def load_reference_file(self, path: str) -> None:
-        from station.capture.images import ImageReadError, read_image
+        """Decoded in the audit thread (it already reads images), never on the GUI thread."""
+        ticket = next(self._tickets)
+        self._reference_requests[ticket] = path
+        self.panel.set_reference_text(f"loading {path}…")
+        self._load_image.emit(ticket, path)
 
-        try:
-            self.reference_image = read_image(path)
-        except ImageReadError as exc:
-            self.notify("Reference image", str(exc))
+    @Slot(int, object)
+    def _on_image_loaded(self, ticket: int, image) -> None:
+        path = self._reference_requests.pop(ticket, None)
+        if path is None:
             return
+        if image is None:
+            self.panel.set_reference_text("no reference set")
+            self.notify("Reference image", f"{path} could not be read as an image (missing, truncated or not an image).")
+            return
+        self.reference_image = image
         self.panel.set_reference_text(f"reference: {path}")
 
     # -- sources ------------------------------------------------------------------

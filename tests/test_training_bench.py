@@ -59,3 +59,29 @@ def test_table_formats():
     detection = format_table([TableRow("wbam", {"map50": 0.5, "deeppcb_map": 0.9}, 10.0, 1.1, 5.0, 2.0, 3)],
                              "detection", "detectors")
     assert "DeepPCB mAP" in detection and "| wbam | 50.00 |" in detection
+
+
+def test_bundle_pairs_name_the_models_to_copy_into_models():
+    import argparse
+
+    import pytest
+
+    from station.training.bench_tables import bundle_names
+
+    args = argparse.Namespace(bundle=["wbam-ffem-nano=wbam-ffem-deeppcb", " cti-tiny = cti-neu "])
+    assert bundle_names(args) == {"wbam-ffem-nano": "wbam-ffem-deeppcb", "cti-tiny": "cti-neu"}
+    with pytest.raises(ValueError, match="CONFIG=NAME"):
+        bundle_names(argparse.Namespace(bundle=["wbam-ffem-nano"]))
+
+
+def test_a_time_budget_re_plans_the_schedule_to_finish_inside_it(tmp_path):
+    from station.training.train import TrainOptions, _fit_schedule_to_time
+
+    options = TrainOptions(task="detection", data=tmp_path, format="voc", model="wbam-ffem-nano", out=tmp_path,
+                           epochs=30, max_time_s=600)
+    assert _fit_schedule_to_time(options, epoch_train_s=60, epoch=1).epochs == 10
+    assert _fit_schedule_to_time(options, epoch_train_s=10, epoch=1).epochs == 30  # fits already
+    assert _fit_schedule_to_time(options, epoch_train_s=900, epoch=1).epochs == 1  # never below the epochs run
+    unlimited = TrainOptions(task="detection", data=tmp_path, format="voc", model="wbam-ffem-nano", out=tmp_path,
+                             epochs=30)
+    assert _fit_schedule_to_time(unlimited, epoch_train_s=900, epoch=1).epochs == 30

@@ -86,6 +86,7 @@ def configure(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--patience", type=int, default=None, help="override the budget's early-stop patience")
     parser.add_argument("--amp", default="auto", choices=["auto", "bf16", "off"], help="mixed precision (see train)")
+    parser.add_argument("--val-every", type=int, default=1, help="validate every N epochs (default 1)")
     parser.add_argument("--time-per-model", type=float, default=None, metavar="MINUTES",
                         help="stop each model's training after the epoch that passes this")
     parser.add_argument("--device", default="auto")
@@ -93,6 +94,11 @@ def configure(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for the FPS measurement (default 2)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--bundle", action="append", default=[], metavar="CONFIG=NAME",
+                        help="write CONFIG's model to OUT/NAME with card name NAME, ready to copy into models/ "
+                             "(repeatable)")
+    parser.add_argument("--description", default=None, help="data description for the cards")
+    parser.add_argument("--licence", default="", help="data licence for the cards")
 
 
 # --- measurements ---------------------------------------------------------------------------
@@ -189,17 +195,19 @@ def train_and_score(model_name: str, args: argparse.Namespace, task: str, budget
     from station.training.evaluate import evaluate
     from station.training.train import TrainOptions, train
 
-    out = args.out / model_name
+    card_name = bundle_names(args).get(model_name, model_name)
+    out = args.out / card_name
     imgsz = args.imgsz or (budget.classifier_imgsz if task == "classification" else budget.detector_imgsz)
     options = TrainOptions(
         task=task, data=args.data, format=args.format, model=model_name, out=out,
         epochs=args.epochs or budget.epochs, imgsz=imgsz, batch=args.batch or budget.batch, device=args.device,
         seed=args.seed, split_file=split_file, patience=args.patience or budget.patience, workers=args.workers,
-        amp=args.amp,
+        amp=args.amp, val_every=args.val_every,
         crop=args.crop if task == "detection" else None, lr=args.lr,
         max_time_s=args.time_per_model * 60 if args.time_per_model else None,
         command_line="station " + shlex.join(sys.argv[1:]), progress=not args.quiet,
-        description=f"bench {args.bench} ({args.budget})",
+        name=card_name, description=args.description or f"bench {args.bench} ({args.budget})",
+        licence=args.licence,
     )
     result = train(options)
     subset = "test" if json.loads(split_file.read_text())["subsets"].get("test") else "val"
@@ -209,15 +217,33 @@ def train_and_score(model_name: str, args: argparse.Namespace, task: str, budget
     model, card = load_model(out)
     device = resolve_device(args.device)
     return TableRow(
-        model=model_name,
+        model=model_name if card_name == model_name else f"{model_name} ({card_name})",
         metrics=scored.metrics() | {"subset_images": scored.n_images},
         fps=measure_fps(model, card.input_size, task, device, threads=args.threads),
         params_m=count_parameters(model) / 1e6,
         gflops=count_flops(model, card.input_size, task) / 1e9,
         train_minutes=result.wall_time_s / 60,
         best_epoch=result.best_epoch,
-        extra={"subset": subset, "input_size": list(card.input_size), "device": card.training.device},
+        extra={"subset": subset, "input_size": list(card.input_size), "device": card.training.device,
+               "epochs": card.training.epochs},
     )
+
+
+def bundle_names(args: argparse.Namespace) -> dict[str, str]:
+    """``--bundle CONFIG=NAME`` pairs as a mapping; a malformed pair raises ValueError."""
+    names: dict[str, str] = {}
+    for pair in args.bundle:
+        config, sep, name = pair.partition("=")
+        if not sep or not config.strip() or not name.strip():
+            raise ValueError(f"--bundle {pair!r}: expected CONFIG=NAME")
+        names[config.strip()] = name.strip()
+    return names
+
+
+def _epochs(row: TableRow) -> str:
+    """Epochs trained, with the best one: '30 (best 27)'."""
+    epochs = row.extra.get("epochs")
+    return f"{row.best_epoch}" if epochs is None else f"{epochs} (best {row.best_epoch})"
 
 
 def _percent(value: float | None) -> str:
@@ -228,7 +254,7 @@ def format_table(rows: list[TableRow], kind: str, title: str) -> str:
     if kind == "detection":
         deeppcb = any("deeppcb_map" in row.metrics for row in rows)
         header = ["Method", "mAP@.5", "mAP@.75", "mAP@.9", "mAP@.5:.95"] + (
-            ["DeepPCB mAP", "DeepPCB F"] if deeppcb else []) + ["FPS", "Params (M)", "GFLOPs", "train min"]
+            ["DeepPCB mAP", "DeepPCB F"] if deeppcb else []) + ["FPS", "Params (M)", "GFLOPs", "train min", "epochs"]
         body = []
         for row in rows:
             m = row.metrics
@@ -236,16 +262,16 @@ def format_table(rows: list[TableRow], kind: str, title: str) -> str:
             if deeppcb:
                 cells += [_percent(m.get("deeppcb_map")), _percent(m.get("deeppcb_fscore"))]
             body.append(cells + [f"{row.fps:.1f}", f"{row.params_m:.2f}", f"{row.gflops:.2f}",
-                                 f"{row.train_minutes:.1f}"])
+                                 f"{row.train_minutes:.1f}", _epochs(row)])
     else:
         header = ["Method", "Precision (%)", "Recall (%)", "F1-Score (%)", "Accuracy (%)", "FPS", "Params (M)",
-                  "GFLOPs", "train min"] + (["switches"] if kind == "ablation" else [])
+                  "GFLOPs", "train min", "epochs"] + (["switches"] if kind == "ablation" else [])
         body = []
         for row in rows:
             m = row.metrics
             cells = [row.model, _percent(m.get("macro_precision")), _percent(m.get("macro_recall")),
                      _percent(m.get("macro_f1")), _percent(m.get("accuracy")), f"{row.fps:.1f}",
-                     f"{row.params_m:.2f}", f"{row.gflops:.2f}", f"{row.train_minutes:.1f}"]
+                     f"{row.params_m:.2f}", f"{row.gflops:.2f}", f"{row.train_minutes:.1f}", _epochs(row)]
             body.append(cells + ([row.notes] if kind == "ablation" else []))
     lines = [title, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cells) + " |" for cells in body]
@@ -288,6 +314,15 @@ def run(args: argparse.Namespace) -> int:
         from station.ml.cti import TABLE3_ABLATIONS
 
         names = [f"{args.cti}-{ablation}" for ablation in TABLE3_ABLATIONS] + [args.cti]
+    try:
+        unknown = set(bundle_names(args)) - set(names)
+    except ValueError as exc:
+        print(f"station bench {args.bench}: {exc}", file=sys.stderr)
+        return 2
+    if unknown:
+        print(f"station bench {args.bench}: --bundle names {', '.join(sorted(unknown))}, not in --models",
+              file=sys.stderr)
+        return 2
     started = time.perf_counter()
     rows: list[TableRow] = []
     try:

@@ -524,10 +524,15 @@ def train(options: TrainOptions) -> TrainResult:
     stopped_early = False
     evaluated = ema.module if ema is not None else model  # what is validated and exported
     best_outputs: ClassifierOutputs | DetectorOutputs | None = None  # the best epoch's, reused for calibration
-    for epoch in range(state.epoch + 1, options.epochs + 1):
+    asked_epochs = options.epochs
+    epoch = first_epoch = state.epoch
+    while epoch < options.epochs:
+        epoch += 1
         epoch_started = time.perf_counter()
         train_loss, lr = _train_epoch(setup, options, state, epoch, device, optimizer, scaler, ema)
         state.train_time_s += time.perf_counter() - epoch_started
+        if epoch == first_epoch + 1:
+            options = _fit_schedule_to_time(options, state.train_time_s / epoch, epoch)
         record = EpochRecord(epoch, train_loss, None, None, lr, 0.0)
         if epoch % options.val_every == 0 or epoch == options.epochs:
             record.val_loss, record.metrics, outputs = _validate(evaluated, setup.val_loader, device, options,
@@ -588,7 +593,8 @@ def train(options: TrainOptions) -> TrainResult:
             epochs=state.epoch,
             best_epoch=state.best_epoch,
             seed=options.seed,
-            options=_public_options(options, card.input_size[-1], card.input_mode, setup.augment),
+            options=_public_options(options, card.input_size[-1], card.input_mode, setup.augment) | {
+                "epochs_asked": asked_epochs, "epochs_planned": options.epochs},
         ),
     )
     card = save_model(out, evaluated.cpu(), card)
@@ -596,6 +602,22 @@ def train(options: TrainOptions) -> TrainResult:
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
     log.info("wrote %s (%s)", out, ", ".join(f"{k} {v:.4f}" for k, v in card.metrics.items()))
     return TrainResult(out, card, history, state.best_epoch, stopped_early, time.perf_counter() - started)
+
+
+def _fit_schedule_to_time(options: TrainOptions, epoch_train_s: float, epoch: int) -> TrainOptions:
+    """Shorten the planned epochs so that ``max_time_s`` holds a whole warm-up + cosine schedule.
+
+    Cutting a run off at the time limit would leave the learning rate high and the weights
+    unsettled; re-planning after the first measured epoch lets a slow model finish its schedule.
+    """
+    if options.max_time_s is None or epoch_train_s <= 0:
+        return options
+    fits = max(epoch, min(options.epochs, int(options.max_time_s // epoch_train_s)))
+    if fits >= options.epochs:
+        return options
+    log.info("time budget %.0f s at %.0f s/epoch: the schedule is re-planned for %d epochs instead of %d",
+             options.max_time_s, epoch_train_s, fits, options.epochs)
+    return replace(options, epochs=fits)
 
 
 def _duration(seconds: float) -> str:

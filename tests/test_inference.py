@@ -112,6 +112,8 @@ def test_bundled_recipes():
     assert demo.classifier == "cti-ic-material" and demo.detector == "wbam-ffem-ic" and not demo.use_reference
     assert demo.decap_methods == DECAP
     assert pcb.classifier is None and pcb.detector == "wbam-ffem-deeppcb" and pcb.use_reference
+    steel = recipes["Steel surface (NEU)"]
+    assert steel.classifier is None and steel.detector == "wbam-ffem-neu" and not steel.use_reference
     assert demo.model_dir("cti-ic-material").name == "cti-ic-material"
 
 

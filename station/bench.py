@@ -1,7 +1,8 @@
 """``station bench``: latency of the inference path, and the papers' tables.
 
-``latency`` runs the inference engine only; ``table2`` and ``ablation`` train models and
-live in the training package, imported only when asked for.
+``latency`` runs the inference engine only; ``table2``, ``ablation`` and ``detectors`` train
+models and live in the training package, imported only when asked for; ``repeat`` pools runs
+of those made with different seeds.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ BENCHES = {
     "table2": "station.training.bench_tables",
     "ablation": "station.training.bench_tables",
     "detectors": "station.training.bench_tables",
+    "repeat": "station.training.bench_repeat",
 }
 
 

@@ -85,3 +85,40 @@ def test_a_time_budget_re_plans_the_schedule_to_finish_inside_it(tmp_path):
     unlimited = TrainOptions(task="detection", data=tmp_path, format="voc", model="wbam-ffem-nano", out=tmp_path,
                              epochs=30)
     assert _fit_schedule_to_time(unlimited, epoch_train_s=900, epoch=1).epochs == 30
+
+
+def _fake_run(folder, seed, accuracy, subsets=None):
+    import json
+
+    folder.mkdir(parents=True)
+    (folder / "split.json").write_text(json.dumps({"subsets": subsets or {"train": ["a"], "val": ["b"]}}))
+    rows = [{"model": "cti-tiny (cti-neu)", "metrics": {"accuracy": accuracy, "macro_f1": accuracy - 0.01}},
+            {"model": "resnet18", "metrics": {"accuracy": 0.9, "macro_f1": 0.89}}]
+    (folder / "results.json").write_text(json.dumps({"bench": "table2", "data": "d", "format": "neu-cls",
+                                                     "seed": seed, "rows": rows}))
+    return folder
+
+
+def test_repeat_pools_seeds_into_mean_and_sample_std(tmp_path, capsys):
+    import argparse
+    import json
+
+    from station.training import bench_repeat
+
+    runs = [_fake_run(tmp_path / f"s{seed}", seed, acc) for seed, acc in ((0, 0.99), (1, 0.97), (2, 0.98))]
+    assert bench_repeat.run(argparse.Namespace(runs=runs, out=tmp_path / "pooled")) == 0
+    table = capsys.readouterr().out
+    assert "| cti-tiny (cti-neu) | 98.00 ± 1.00 | 97.00 ± 1.00 |" in table
+    assert "| resnet18 | 90.00 ± 0.00 |" in table
+    pooled = json.loads((tmp_path / "pooled" / "results.json").read_text())
+    assert pooled["seeds"] == [0, 1, 2] and pooled["summary"]["resnet18"]["accuracy"]["n"] == 3
+
+
+def test_repeat_refuses_runs_on_another_split(tmp_path, capsys):
+    import argparse
+
+    from station.training import bench_repeat
+
+    runs = [_fake_run(tmp_path / "s0", 0, 0.99), _fake_run(tmp_path / "s1", 1, 0.98, {"train": ["b"], "val": ["a"]})]
+    assert bench_repeat.run(argparse.Namespace(runs=runs, out=None)) == 1
+    assert "another split" in capsys.readouterr().err

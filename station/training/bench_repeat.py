@@ -53,20 +53,25 @@ def load_runs(folders: list[Path]) -> list[dict]:
 
 def summarise(runs: list[dict]) -> dict[str, dict[str, tuple[float, float, int]]]:
     """model -> metric -> (mean, sample std, runs); only models present in every run."""
-    names = [row["model"] for row in runs[0]["rows"]]
-    per_run = [{row["model"]: row for row in run["rows"]} for run in runs]
+    per_run = [{_config(row["model"]): row for row in run["rows"]} for run in runs]
     summary: dict[str, dict[str, tuple[float, float, int]]] = {}
-    for name in names:
-        if not all(name in rows for rows in per_run):
+    for row in runs[0]["rows"]:
+        config = _config(row["model"])
+        if not all(config in rows for rows in per_run):
             continue
         metrics = CLASSIFICATION_METRICS if runs[0]["bench"] != "detectors" else DETECTION_METRICS
-        summary[name] = {}
+        summary[row["model"]] = {}
         for metric in metrics:
-            values = [rows[name]["metrics"][metric] for rows in per_run if metric in rows[name]["metrics"]]
+            values = [rows[config]["metrics"][metric] for rows in per_run if metric in rows[config]["metrics"]]
             if len(values) == len(per_run):
                 spread = statistics.stdev(values) if len(values) > 1 else 0.0
-                summary[name][metric] = (statistics.fmean(values), spread, len(values))
+                summary[row["model"]][metric] = (statistics.fmean(values), spread, len(values))
     return summary
+
+
+def _config(model: str) -> str:
+    """'cti-tiny (cti-neu)' -> 'cti-tiny': a run with --bundle pools with runs without it."""
+    return model.split(" (", 1)[0]
 
 
 def format_summary(runs: list[dict], summary: dict[str, dict[str, tuple[float, float, int]]]) -> str:

@@ -166,3 +166,12 @@ def test_prepare_input_resize_normalises_with_the_cards_mean_and_std():
     assert prepared.tensor.shape == (3, 16, 24) and prepared.letterbox is None
     expected = (128 / 255 - card.preprocessing.mean[1]) / card.preprocessing.std[1]
     assert prepared.tensor[1].mean().item() == pytest.approx(expected, abs=1e-4)
+
+
+def test_model_card_shows_fractions_as_percent_and_thresholds_as_they_are():
+    from station.ml.cards import _metric_text
+
+    assert _metric_text("map50", 0.9844) == "98.44 %"
+    assert _metric_text("deeppcb_fscore_at_card_threshold", 0.9751) == "97.51 %"
+    assert _metric_text("card_threshold", 0.3545) == "0.3545"
+    assert _metric_text("deeppcb_best_threshold", 0.3545) == "0.3545"

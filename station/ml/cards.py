@@ -353,8 +353,12 @@ def _check_state(path: Path, expected: dict[str, torch.Tensor], found: dict[str,
 
 
 def _metric_text(name: str, value: float) -> str:
-    """Fractions as percentages; thresholds (also in [0, 1]) as they are."""
-    if name.endswith("threshold") or not 0 <= value <= 1:
+    """Fractions as percentages; thresholds (also in [0, 1]) as they are.
+
+    ``deeppcb_fscore_at_card_threshold`` is a fraction measured at a threshold, not a threshold.
+    """
+    is_threshold = name.endswith("threshold") and "_at_" not in name
+    if is_threshold or not 0 <= value <= 1:
         return f"{value:.4g}"
     return f"{100 * value:.2f} %"
 

@@ -14,9 +14,9 @@ import sys
 from pathlib import Path
 
 CLASSIFICATION_METRICS = ("accuracy", "macro_f1")
-DETECTION_METRICS = ("map50", "map50_95", "deeppcb_map", "deeppcb_fscore")
+DETECTION_METRICS = ("map50", "map50_95", "deeppcb_map", "deeppcb_fscore_at_card_threshold")
 LABELS = {"accuracy": "Accuracy (%)", "macro_f1": "Macro F1 (%)", "map50": "mAP@.5", "map50_95": "mAP@.5:.95",
-          "deeppcb_map": "DeepPCB mAP", "deeppcb_fscore": "DeepPCB F"}
+          "deeppcb_map": "DeepPCB mAP", "deeppcb_fscore_at_card_threshold": "DeepPCB F @card thr."}
 
 
 class RepeatError(ValueError):

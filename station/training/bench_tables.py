@@ -254,13 +254,16 @@ def format_table(rows: list[TableRow], kind: str, title: str) -> str:
     if kind == "detection":
         deeppcb = any("deeppcb_map" in row.metrics for row in rows)
         header = ["Method", "mAP@.5", "mAP@.75", "mAP@.9", "mAP@.5:.95"] + (
-            ["DeepPCB mAP", "DeepPCB F"] if deeppcb else []) + ["FPS", "Params (M)", "GFLOPs", "train min", "epochs"]
+            ["DeepPCB mAP", "DeepPCB F @card thr."] if deeppcb else []) + [
+            "FPS", "Params (M)", "GFLOPs", "train min", "epochs"]
         body = []
         for row in rows:
             m = row.metrics
             cells = [row.model, *(_percent(m.get(k)) for k in ("map50", "map75", "map90", "map50_95"))]
             if deeppcb:
-                cells += [_percent(m.get("deeppcb_map")), _percent(m.get("deeppcb_fscore"))]
+                # F at the card's threshold (chosen on validation), not at the scored set's own best
+                cells += [_percent(m.get("deeppcb_map")),
+                          _percent(m.get("deeppcb_fscore_at_card_threshold", m.get("deeppcb_fscore")))]
             body.append(cells + [f"{row.fps:.1f}", f"{row.params_m:.2f}", f"{row.gflops:.2f}",
                                  f"{row.train_minutes:.1f}", _epochs(row)])
     else:

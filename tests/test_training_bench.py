@@ -82,6 +82,8 @@ def test_a_time_budget_re_plans_the_schedule_to_finish_inside_it(tmp_path):
     assert _fit_schedule_to_time(options, epoch_train_s=60, epoch=1).epochs == 10
     assert _fit_schedule_to_time(options, epoch_train_s=10, epoch=1).epochs == 30  # fits already
     assert _fit_schedule_to_time(options, epoch_train_s=900, epoch=1).epochs == 1  # never below the epochs run
+    # a slow first epoch (90 s) then a 30-s one: planned from the faster, counting the time spent
+    assert _fit_schedule_to_time(options, epoch_train_s=30, epoch=2, done_s=120).epochs == 18
     unlimited = TrainOptions(task="detection", data=tmp_path, format="voc", model="wbam-ffem-nano", out=tmp_path,
                              epochs=30)
     assert _fit_schedule_to_time(unlimited, epoch_train_s=900, epoch=1).epochs == 30

@@ -524,15 +524,19 @@ def train(options: TrainOptions) -> TrainResult:
     stopped_early = False
     evaluated = ema.module if ema is not None else model  # what is validated and exported
     best_outputs: ClassifierOutputs | DetectorOutputs | None = None  # the best epoch's, reused for calibration
-    asked_epochs = options.epochs
+    asked = options
     epoch = first_epoch = state.epoch
+    epoch_train_times: list[float] = []
     while epoch < options.epochs:
         epoch += 1
         epoch_started = time.perf_counter()
         train_loss, lr = _train_epoch(setup, options, state, epoch, device, optimizer, scaler, ema)
-        state.train_time_s += time.perf_counter() - epoch_started
-        if epoch == first_epoch + 1:
-            options = _fit_schedule_to_time(options, state.train_time_s / epoch, epoch)
+        epoch_train_times.append(time.perf_counter() - epoch_started)
+        state.train_time_s += epoch_train_times[-1]
+        if epoch <= first_epoch + 2:
+            # planned after the first epoch and again after the second, from the faster of the two:
+            # a first epoch slowed by start-up or by another job on the machine would cut the plan short
+            options = _fit_schedule_to_time(asked, min(epoch_train_times), epoch, state.train_time_s)
         record = EpochRecord(epoch, train_loss, None, None, lr, 0.0)
         if epoch % options.val_every == 0 or epoch == options.epochs:
             record.val_loss, record.metrics, outputs = _validate(evaluated, setup.val_loader, device, options,
@@ -594,7 +598,7 @@ def train(options: TrainOptions) -> TrainResult:
             best_epoch=state.best_epoch,
             seed=options.seed,
             options=_public_options(options, card.input_size[-1], card.input_mode, setup.augment) | {
-                "epochs_asked": asked_epochs, "epochs_planned": options.epochs},
+                "epochs_asked": asked.epochs, "epochs_planned": options.epochs},
         ),
     )
     card = save_model(out, evaluated.cpu(), card)
@@ -604,18 +608,22 @@ def train(options: TrainOptions) -> TrainResult:
     return TrainResult(out, card, history, state.best_epoch, stopped_early, time.perf_counter() - started)
 
 
-def _fit_schedule_to_time(options: TrainOptions, epoch_train_s: float, epoch: int) -> TrainOptions:
+def _fit_schedule_to_time(options: TrainOptions, epoch_train_s: float, epoch: int,
+                          done_s: float | None = None) -> TrainOptions:
     """Shorten the planned epochs so that ``max_time_s`` holds a whole warm-up + cosine schedule.
 
     Cutting a run off at the time limit would leave the learning rate high and the weights
-    unsettled; re-planning after the first measured epoch lets a slow model finish its schedule.
+    unsettled; re-planning early lets a slow model finish its schedule. ``done_s`` is the training
+    time the first ``epoch`` epochs took (default: ``epoch`` times ``epoch_train_s``).
     """
     if options.max_time_s is None or epoch_train_s <= 0:
         return options
-    fits = max(epoch, min(options.epochs, int(options.max_time_s // epoch_train_s)))
+    done_s = epoch * epoch_train_s if done_s is None else done_s
+    fits = epoch + int(max(0.0, options.max_time_s - done_s) // epoch_train_s)
+    fits = max(epoch, min(options.epochs, fits))
     if fits >= options.epochs:
         return options
-    log.info("time budget %.0f s at %.0f s/epoch: the schedule is re-planned for %d epochs instead of %d",
+    log.info("time budget %.0f s at %.0f s/epoch: the schedule is planned for %d epochs instead of %d",
              options.max_time_s, epoch_train_s, fits, options.epochs)
     return replace(options, epochs=fits)
 

@@ -99,3 +99,13 @@ def test_detector_on_tested_template_pairs_with_native_crops(tmp_path, capsys):
         assert 0.0 <= data["metrics"][key] <= 1.0
         assert data["metrics"][key] == pytest.approx(card.metrics[key], abs=1e-6)
     assert (tmp_path / "eval" / "pr_curves.png").is_file()
+
+
+def test_a_time_budget_plans_a_whole_schedule_and_the_card_says_so(tmp_path):
+    root = make_folder_dataset(tmp_path / "shapes", per_class=6, size=32)
+    result = train(TrainOptions(task="classification", data=root, format="folder", model="cti-tiny",
+                                out=tmp_path / "budget", epochs=10, imgsz=32, batch=8, workers=0, seed=0,
+                                progress=False, max_time_s=1e-6))
+    options = result.card.training.options
+    assert result.card.training.epochs == 1  # the plan shrank to what fits, so the run ended with its schedule
+    assert options["epochs_asked"] == 10 and options["epochs_planned"] == 1

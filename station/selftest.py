@@ -63,9 +63,12 @@ def _stage_inference(ctx: SelftestContext) -> str:
     recipes = load_recipes()
     if ctx.recipe not in recipes:
         raise RuntimeError(f"recipe {ctx.recipe!r} not found; have {sorted(recipes)}")
-    engine = Engine(recipes[ctx.recipe], device=ctx.device)
+    recipe = recipes[ctx.recipe]
+    engine = Engine(recipe, device=ctx.device)
+    # a template recipe is exercised with the frame as its own template (nothing differs: no defects expected)
+    reference = ctx.frame.image if recipe.use_reference else None
     try:
-        result = engine.run(InspectionRequest(1, ctx.frame.image, None, want_attention=True))
+        result = engine.run(InspectionRequest(1, ctx.frame.image, reference, want_attention=True))
     finally:
         engine.close()
     ctx.result = result

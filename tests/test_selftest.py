@@ -25,3 +25,12 @@ def test_selftest_names_the_missing_model_and_fails(tmp_path, monkeypatch, capsy
     assert main(["selftest", "--device", "cpu"]) == 1
     out = capsys.readouterr().out
     assert "FAIL inference" in out and "cti-ic-material" in out and "selftest FAILED" in out
+
+
+def test_selftest_runs_a_template_recipe_with_the_frame_as_its_own_template(tmp_path, monkeypatch, capsys):
+    models = tmp_path / "models"
+    make_tiny_detector(models / "wbam-ffem-deeppcb", input_mode="gray+ref")
+    monkeypatch.setenv("STATION_MODELS", str(models))
+    assert main(["selftest", "--device", "cpu", "--recipe", "Bare PCB (DeepPCB)", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"], report

@@ -88,7 +88,7 @@ def configure(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("--amp", default="auto", choices=["auto", "bf16", "off"], help="mixed precision (see train)")
     parser.add_argument("--val-every", type=int, default=1, help="validate every N epochs (default 1)")
     parser.add_argument("--time-per-model", type=float, default=None, metavar="MINUTES",
-                        help="stop each model's training after the epoch that passes this")
+                        help="each model's training-time budget (see station train --time-budget)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)

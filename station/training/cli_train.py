@@ -115,7 +115,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
     run.add_argument("--keep-checkpoint", action="store_true", help="keep OUT/checkpoint after training")
     run.add_argument("--time-budget", type=float, default=None, metavar="MINUTES",
-                     help="stop after the epoch that passes this much training time")
+                     help="training-time budget: after the first two epochs the schedule is "
+                          "planned to end inside it (and the run stops at the latest after the epoch "
+                          "that passes it)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
 
 

@@ -439,6 +439,28 @@ def _yolo_label_path(image_path: Path) -> Path:
     return image_path.with_suffix(".txt")
 
 
+def _box_rows(path: Path, lines: list[str], layout: str, problems: list[DataProblem]):
+    """(line number, class id, four numbers) of each ``layout`` line: five fields, spaces or commas.
+
+    The class id is the field named ``class`` or ``type`` in ``layout``; a malformed line is
+    reported against ``path`` and left out.
+    """
+    class_index = layout.split().index("class" if "class" in layout.split() else "type")
+    for line_no, line in enumerate(lines, start=1):
+        fields = line.replace(",", " ").split()
+        if not fields:
+            continue
+        try:
+            if len(fields) != 5:
+                raise ValueError
+            class_id = int(fields[class_index])
+            numbers = tuple(float(v) for i, v in enumerate(fields) if i != class_index)
+        except ValueError:
+            problems.append(DataProblem(path, f"expected {layout!r}, got {line!r}; box left out", line_no))
+            continue
+        yield line_no, class_id, numbers
+
+
 def _read_yolo(root: Path, classes: tuple[str, ...] | None, problems: list[DataProblem]):
     file_names = _yolo_names(root)
     id_names = file_names if file_names is not None else classes  # the names of class ids 0, 1, ...
@@ -453,19 +475,7 @@ def _read_yolo(root: Path, classes: tuple[str, ...] | None, problems: list[DataP
         boxes: list[_RawBox] = []
         # no label file: an image without objects (the YOLO convention)
         lines = label_path.read_text().splitlines() if label_path.is_file() else []
-        for line_no, line in enumerate(lines, start=1):
-            fields = line.replace(",", " ").split()
-            if not fields:
-                continue
-            try:
-                if len(fields) != 5:
-                    raise ValueError
-                class_id = int(fields[0])
-                cx, cy, w, h = (float(v) for v in fields[1:5])
-            except ValueError:
-                problems.append(DataProblem(label_path, f"expected 'class cx cy w h', got {line!r}; box left out",
-                                            line_no))
-                continue
+        for line_no, class_id, (cx, cy, w, h) in _box_rows(label_path, lines, "class cx cy w h", problems):
             if not 0 <= class_id < len(id_names):
                 problems.append(DataProblem(label_path, f"unknown class id {class_id} (0..{len(id_names) - 1}); "
                                             "box left out", line_no))
@@ -544,19 +554,8 @@ def _read_deeppcb(root: Path, classes: tuple[str, ...] | None, problems: list[Da
             problems.append(DataProblem(test_path, f"missing annotation {annotation}; pair left out"))
             continue
         boxes: list[_RawBox] = []
-        for line_no, line in enumerate(annotation.read_text().splitlines(), start=1):
-            fields = line.replace(",", " ").split()
-            if not fields:
-                continue
-            try:
-                if len(fields) != 5:
-                    raise ValueError
-                coords = tuple(float(v) for v in fields[:4])
-                type_id = int(fields[4])
-            except ValueError:
-                problems.append(DataProblem(annotation, f"expected 'x1 y1 x2 y2 type', got {line!r}; box left out",
-                                            line_no))
-                continue
+        rows = _box_rows(annotation, annotation.read_text().splitlines(), "x1 y1 x2 y2 type", problems)
+        for line_no, type_id, coords in rows:
             if not 1 <= type_id <= len(DEEPPCB_CLASSES):
                 problems.append(DataProblem(annotation, f"unknown defect type {type_id} (1..6); box left out",
                                             line_no))

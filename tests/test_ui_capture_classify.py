@@ -165,3 +165,16 @@ def test_reference_file_is_read_off_the_gui_thread_and_bad_files_are_reported(qt
         window.load_reference_file(str(bad))
     assert "broken.png" in shown.args[1]
     assert window.reference_image.shape == (40, 60, 3)  # the good reference is kept
+
+
+def test_overlay_offers_only_the_maps_the_recipe_makes(qtbot):
+    from station.ui.result_panel import OverlayControls
+
+    controls = OverlayControls()
+    qtbot.addWidget(controls)
+    assert controls.options()["attention"] == "material"
+    controls.set_maps_available(material=False, defects=True)  # a detector-only recipe
+    assert controls.options()["attention"] == "defects"
+    assert not controls.attention_kind.model().item(0).isEnabled()
+    controls.set_maps_available(material=True, defects=True)
+    assert controls.attention_kind.model().item(0).isEnabled() and controls.options()["attention"] == "defects"

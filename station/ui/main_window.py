@@ -356,6 +356,7 @@ class MainWindow(QMainWindow):
         self.settings.recipe = name
         self.device_label.setText(f"Compute: {device}")
         self.panel.recipe_status.setText(self._recipe.description)
+        self.overlay_controls.set_maps_available(self._recipe.classifier is not None, self._recipe.detector is not None)
         if self.operator is not None and previous != name:
             self._append_audit(recipe_change_draft(self.operator, name, models, previous))
         self._update_controls()

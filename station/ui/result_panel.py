@@ -101,6 +101,14 @@ class OverlayControls(QWidget):
             layout.addWidget(widget)
         layout.addStretch(1)
 
+    def set_maps_available(self, material: bool, defects: bool) -> None:
+        """Offer only the maps the recipe's models make; pick one that exists."""
+        model = self.attention_kind.model()
+        for row, available in enumerate((material, defects)):
+            model.item(row).setEnabled(available)
+        if not (material, defects)[self.attention_kind.currentIndex()] and (material or defects):
+            self.attention_kind.setCurrentIndex(0 if material else 1)
+
     def options(self) -> dict:
         return {
             "show_attention": self.attention.isChecked(),

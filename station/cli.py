@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import shlex
 import sys
 
 from station import __version__
@@ -22,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("station.ml.cli", "list registered model configs and bundled models; `models info NAME`"),
     "train": ("station.training.cli_train", "train a classifier or detector on a dataset"),
     "evaluate": ("station.training.cli_evaluate", "evaluate a trained model on a dataset"),
+    "calibrate": ("station.training.cli_calibrate", "re-fit a model card's threshold/temperature on its validation split"),
     "bench": ("station.bench", "benchmarks: latency (inference), table2 / ablation / detectors (paper tables, peers)"),
     "audit": ("station.audit.cli", "verify or export the audit log"),
     "batch": ("station.review.cli", "headless batch-folder review to CSV/JSON"),
@@ -60,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         argv = ["gui", *argv]
     parser = build_parser(argv[0] if argv else None)
     args = parser.parse_args(argv)
+    args.command_line = "station " + shlex.join(argv)  # recorded in model cards
     missing = getattr(args, "_missing", None)
     if missing:
         print(f"station: {missing}", file=sys.stderr)

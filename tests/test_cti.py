@@ -11,6 +11,8 @@ import torch.nn.functional as F
 
 from station.ml.cti import (
     CONFIGS,
+    ConvMlp,
+    LocalPerception,
     CTIConfig,
     adaptive_span_mask,
     build,
@@ -256,7 +258,28 @@ def test_fixed_fusion_has_no_learnable_weights():
     assert model.stages[0].blocks[0].fusion is not None
 
 
-@pytest.mark.parametrize("name", ["cti-tiny", "cti-tiny-transformer-only", "cti-tiny-cnn-only"])
+def test_dwconv_rows_add_depthwise_convs_to_every_block_and_change_nothing_else():
+    for size in ("cti-tiny", "cti-small"):
+        plain, local = build(size), build(f"{size}-dwconv")
+        assert dataclasses.replace(local.config, depthwise_convs=False) == plain.config
+        blocks = [block for stage in local.stages for block in stage.blocks]
+        assert all(isinstance(block.local_perception, LocalPerception) for block in blocks)
+        assert all(isinstance(block.mlp, ConvMlp) for block in blocks)
+        assert all(block.mlp.dwconv.groups == block.mlp.dwconv.in_channels for block in blocks)
+        assert count_params(plain) < count_params(local) < 1.05 * count_params(plain)
+    assert CONFIGS["cti-tiny-dwconv-cnn-only"].depthwise_convs
+
+
+def test_depthwise_conv_sees_neighbouring_tokens():
+    perception = LocalPerception(4)
+    tokens = torch.zeros(1, 9, 4)
+    tokens[0, 4] = 1.0  # the centre of a 3×3 map
+    with torch.no_grad():
+        out = perception(tokens, (3, 3)) - perception.dwconv.bias
+    assert (out[0, [0, 1, 2, 3, 5, 6, 7, 8]].abs().sum(-1) > 0).all()
+
+
+@pytest.mark.parametrize("name", ["cti-tiny", "cti-tiny-transformer-only", "cti-tiny-cnn-only", "cti-tiny-dwconv"])
 def test_no_nan_under_bf16_autocast(name):
     model = build(name)
     with torch.autocast("cpu", dtype=torch.bfloat16):

@@ -257,6 +257,17 @@ def test_reference_recipe(tmp_path):
         Engine(dataclasses.replace(recipe, use_reference=False), device="cpu")
 
 
+def test_test_time_views_from_the_card(tmp_path, model_root):
+    folder = _copy_model(model_root / "defects", tmp_path / "four-views")
+    card = json.loads((folder / "card.json").read_text())
+    (folder / "card.json").write_text(json.dumps(card | {"test_time_views": 4}))
+    engine = Engine(_recipe(model_root, detector=str(folder)), device="cpu")
+    result = engine.run(InspectionRequest(1, _frames(1)[0], want_attention=True))
+    assert 0 < len(result.defects) <= 10
+    assert all(0 <= d.box[0] <= d.box[2] <= FRAME[1] and 0 <= d.box[1] <= d.box[3] <= FRAME[0] for d in result.defects)
+    assert result.attention.defects is not None and result.attention.defects.shape == FRAME
+
+
 def test_no_map_without_a_cam_reference(tmp_path, model_root, caplog):
     folder = _copy_model(model_root / "defects", tmp_path / "uncalibrated")
     card = json.loads((folder / "card.json").read_text())

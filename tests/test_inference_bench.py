@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -86,3 +88,19 @@ def test_threads_are_set_for_the_bench_and_restored(model_root, monkeypatch, cap
     assert main(["bench", "latency", "--random-init", "--threads", "3"]) == 0
     assert seen == [3] and torch.get_num_threads() == before
     assert "capture-to-result" in capsys.readouterr().out
+
+
+def test_model_latency_script_times_detectors_over_their_cards_views(model_root, tmp_path, capsys):
+    import runpy
+
+    folder = tmp_path / "four-views"
+    shutil.copytree(model_root / "defects", folder)
+    card = json.loads((folder / "card.json").read_text())
+    (folder / "card.json").write_text(json.dumps(card | {"test_time_views": 4}))
+    script = runpy.run_path(str(Path(__file__).parents[1] / "benchmarks" / "model_latency.py"))
+    out = tmp_path / "latency.json"
+    assert script["main"]([str(folder), str(model_root / "material"), "--rounds", "1", "--warmup", "0",
+                           "--threads", "1", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [row["views"] for row in rows] == [4, 1] and all(row["median_ms"] > 0 for row in rows)
+    assert "| views |" in capsys.readouterr().out

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 
 import pytest
 
@@ -79,6 +80,20 @@ def test_evaluate_cli_json_on_a_folder_the_model_never_saw(classifier_run, tmp_p
     assert "accuracy" in capsys.readouterr().out
 
 
+def test_calibrate_refits_a_classifier_card_to_the_same_figures_and_refuses_views(classifier_run, tmp_path, capsys):
+    _, out, _, result = classifier_run
+    root = classifier_run[0]
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    assert main(["calibrate", "--model", str(copy), "--data", str(root)]) == 0
+    _, card = load_model(copy)
+    assert card.temperature == pytest.approx(result.card.temperature, rel=1e-4)
+    assert card.metrics == pytest.approx(result.card.metrics)
+    assert card.training.recalibration == f"station calibrate --model {copy} --data {root}"
+    assert main(["calibrate", "--model", str(copy), "--data", str(root), "--views", "2"]) == 1
+    assert "detectors only" in capsys.readouterr().err
+
+
 def test_detector_on_tested_template_pairs_with_native_crops(tmp_path, capsys):
     root = make_deeppcb_dataset(tmp_path / "pcb", count=10, size=64)
     out = tmp_path / "pcb-detector"
@@ -99,6 +114,22 @@ def test_detector_on_tested_template_pairs_with_native_crops(tmp_path, capsys):
         assert 0.0 <= data["metrics"][key] <= 1.0
         assert data["metrics"][key] == pytest.approx(card.metrics[key], abs=1e-6)
     assert (tmp_path / "eval" / "pr_curves.png").is_file()
+
+    weights = (out / "weights.safetensors").read_bytes()
+    assert main(["calibrate", "--model", str(out), "--data", str(root), "--views", "4"]) == 0
+    _, calibrated = load_model(out)
+    assert calibrated.test_time_views == 4 and (out / "weights.safetensors").read_bytes() == weights
+    assert calibrated.training.recalibration.startswith("station calibrate --model")
+    assert calibrated.training.command_line == card.training.command_line
+    assert "4 dihedral views" in (out / "MODEL_CARD.md").read_text()
+    assert main(["evaluate", "--model", str(out), "--data", str(root), "--protocol", "deeppcb", "--split", "val",
+                 "--json", str(report), "--out", str(tmp_path / "eval4"), "--quiet"]) == 0
+    data = json.loads(report.read_text())
+    assert data["test_time_views"] == 4
+    for key in ("map50", "deeppcb_map", "deeppcb_fscore_at_card_threshold"):
+        assert data["metrics"][key] == pytest.approx(calibrated.metrics[key], abs=1e-6)
+    assert main(["calibrate", "--model", str(out), "--data", str(tmp_path / "nowhere")]) == 1
+    assert "station calibrate:" in capsys.readouterr().err
 
 
 def test_a_time_budget_plans_a_whole_schedule_and_the_card_says_so(tmp_path):

@@ -43,6 +43,7 @@ from station.inference.results import (
 )
 from station.ml.cam import EigenCam, GradCam, scale_to_reference, to_image_size
 from station.ml.cards import CARD_FILE, ModelCard, PreparedInput, prepare_input
+from station.ml.tta import predict_with_views
 
 log = logging.getLogger(__name__)
 
@@ -337,8 +338,10 @@ class Engine:
         with contextlib.ExitStack() as stack:
             cam = stack.enter_context(EigenCam(loaded.model, loaded.model.cam_target_layer)) if with_map else None
             with clock.stage("detector"), self._autocast("detector"):
-                detections = loaded.model.predict(
+                detections = predict_with_views(
+                    loaded.model,
                     images,
+                    card.test_time_views,
                     score_thresh=self.thresholds["score_threshold"],
                     nms_iou=self.thresholds["nms_iou"],
                     max_det=int(self.thresholds["max_detections"]),

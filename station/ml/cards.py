@@ -103,6 +103,7 @@ class TrainingInfo:
     best_epoch: int | None = None
     seed: int | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    recalibration: str = ""  # the `station calibrate` command that re-fitted the card after training
 
 
 @dataclass
@@ -118,6 +119,7 @@ class ModelCard:
     temperature: float = 1.0
     thresholds: Thresholds = field(default_factory=Thresholds)
     cam_reference: CamReference | None = None
+    test_time_views: int = 1  # detectors: dihedral views fused per image (station.ml.tta); 1 = off
     metrics: dict[str, float] = field(default_factory=dict)
     data: DataInfo = field(default_factory=DataInfo)
     training: TrainingInfo = field(default_factory=TrainingInfo)
@@ -136,6 +138,9 @@ class ModelCard:
         if self.input_size[0] != channels:
             raise ValueError(f"input_size {self.input_size} has {self.input_size[0]} channels but input_mode "
                              f"{self.input_mode!r} gives {channels}")
+        if self.test_time_views not in (1, 2, 4, 8) or (self.test_time_views > 1 and self.task != "detection"):
+            raise ValueError(f"card test_time_views must be 1, 2, 4 or 8 (more than 1 for detectors only), "
+                             f"got {self.test_time_views!r}")
         for name in ("mean", "std"):
             values = tuple(float(v) for v in getattr(self.preprocessing, name))
             if len(values) != channels:
@@ -274,9 +279,15 @@ def save_model(directory: str | Path, model: nn.Module, card: ModelCard) -> Mode
     weights = directory / WEIGHTS_FILE
     _write_atomic(weights, payload)
     card = dataclasses.replace(card, weights_sha256=hashlib.sha256(payload).hexdigest())
+    save_card(directory, card)
+    return card
+
+
+def save_card(directory: str | Path, card: ModelCard) -> None:
+    """Write ``card.json`` and ``MODEL_CARD.md`` (the weights stay as they are)."""
+    directory = Path(directory)
     _write_atomic(directory / CARD_FILE, (json.dumps(card.to_dict(), indent=2) + "\n").encode())
     _write_atomic(directory / README_FILE, render_markdown(card).encode())
-    return card
 
 
 def load_card(directory: str | Path) -> ModelCard:
@@ -384,6 +395,9 @@ def render_markdown(card: ModelCard) -> str:
         thresholds = card.thresholds
         lines.append(f"- Score threshold {thresholds.score:.3f}, NMS IoU {thresholds.nms_iou:.2f}, at most "
                      f"{thresholds.max_det} boxes; uncertain from {thresholds.uncertain_confidence:.3f}")
+        if card.test_time_views > 1:
+            lines.append(f"- Test-time augmentation: {card.test_time_views} dihedral views of each image, boxes "
+                         f"merged by weighted boxes fusion ({card.test_time_views}x the single-view time)")
     if card.cam_reference is not None:
         lines.append(f"- Attention maps scaled against the fixed range [{card.cam_reference.low:.4g}, "
                      f"{card.cam_reference.high:.4g}]")
@@ -404,6 +418,11 @@ def render_markdown(card: ModelCard) -> str:
         f"- Commit {training.git_commit or 'unknown'}, {training.device}, {training.wall_time_s / 60:.1f} min, "
         f"{training.date}",
         f"- {training.epochs} epochs (best {training.best_epoch}), seed {training.seed}",
+    ]
+    if training.recalibration:
+        lines.append(f"- Recalibrated on validation (threshold/temperature, CAM range, metrics): "
+                     f"`{training.recalibration}`")
+    lines += [
         f"- Weights sha256: `{card.weights_sha256}`",
         "",
     ]

@@ -306,6 +306,42 @@ class Mlp(nn.Sequential):
         super().__init__(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
 
 
+def _depthwise_conv_on_tokens(conv: nn.Conv2d, tokens: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """A ``[B, C, H, W]`` conv applied to tokens ``[B, N = H·W, C]``; tokens out.
+
+    The map is made contiguous first: a depthwise conv on the channels-last view the transpose
+    gives is ~5× slower on CPU (PyTorch 2.x).
+    """
+    return conv(tokens.transpose(1, 2).unflatten(2, size).contiguous()).flatten(2).transpose(1, 2)
+
+
+class ConvMlp(nn.Module):
+    """The MLP with a 3×3 depthwise conv between its linears (PVTv2's ConvFFN, CMT's IRFFN)."""
+
+    def __init__(self, dim: int, ratio: float) -> None:
+        super().__init__()
+        hidden = int(dim * ratio)
+        self.fc1 = nn.Linear(dim, hidden)
+        self.dwconv = nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        x = self.fc1(x)
+        return self.fc2(self.act(x + _depthwise_conv_on_tokens(self.dwconv, x, size)))
+
+
+class LocalPerception(nn.Module):
+    """CMT's local perception unit ``x + DWConv3×3(x)``: locality and (conditional) position."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.dwconv = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
+
+    def forward(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        return x + _depthwise_conv_on_tokens(self.dwconv, x, size)
+
+
 def _split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
     return x.unflatten(-1, (heads, -1)).transpose(1, 2)  # [B, N, C] -> [B, h, N, d]
 
@@ -341,6 +377,7 @@ class CTIConfig:
     c_to_t: bool = True
     t_to_c: bool = True
     fusion: Fusion = "weighted"
+    depthwise_convs: bool = False  # CMT's local perception unit + a depthwise-conv MLP (not in the paper)
 
     def __post_init__(self) -> None:
         for name in ("depths", "widths", "stem_strides"):  # a model card's JSON gives lists
@@ -388,6 +425,10 @@ _SIZES: dict[str, CTIConfig] = {
         depths=(1, 1, 2, 2, 1), widths=(32, 64, 96, 192, 384), stem_strides=(2, 4), stem_width=16, head_width=512
     ),
 }
+# the CPU sizes with depthwise convs in every block: the data-efficient variant for small datasets
+_SIZES.update(
+    {f"{name}-dwconv": dataclasses.replace(_SIZES[name], depthwise_convs=True) for name in ("cti-small", "cti-tiny")}
+)
 
 CONFIGS: dict[str, CTIConfig] = {
     **_SIZES,
@@ -424,13 +465,16 @@ class CTIBlock(nn.Module):
         self.c_to_t = config.c_to_t
         self.t_to_c = TransformerToCNN() if config.t_to_c else None
         self.fusion = BranchFusion(config.fusion == "weighted") if use_transformer and use_cnn else None
+        self.local_perception = LocalPerception(dim) if config.depthwise_convs else None
         self.norm2 = nn.LayerNorm(dim)
-        self.mlp = Mlp(dim, config.mlp_ratio)
+        self.mlp = ConvMlp(dim, config.mlp_ratio) if config.depthwise_convs else Mlp(dim, config.mlp_ratio)
 
     def forward(
         self, x: torch.Tensor, token: torch.Tensor | None, geometry: PatchGeometry | None, size: tuple[int, int]
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``x`` ``[B, N, C]`` and the stage token Z (None in a stage's first block)."""
+        if self.local_perception is not None:
+            x = self.local_perception(x, size)
         q, k, v = self.qkv(self.norm1(x)).chunk(3, dim=-1)  # [B, N, C] each
         channel_weights = self.channel_attention(q, k, v) if self.channel_attention is not None else None
 
@@ -456,7 +500,8 @@ class CTIBlock(nn.Module):
         else:
             fused = transformer_out if transformer_out is not None else cnn_out
         x = x + fused
-        return x + self.mlp(self.norm2(x)), token
+        mlp_out = self.mlp(self.norm2(x), size) if isinstance(self.mlp, ConvMlp) else self.mlp(self.norm2(x))
+        return x + mlp_out, token
 
 
 class PadToMultiple(nn.Module):

@@ -32,6 +32,7 @@ from station.inference import (
     MissingReferenceError,
 )
 from station.ml.cards import PreparedInput, prepare_input
+from station.ml.tta import predict_with_views
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +119,10 @@ def _detect(engine: Engine, batch: Sequence[PreparedImage]) -> list[list[Defect]
     letterboxes = [p.letterbox for p in inputs]  # type: ignore[union-attr]
     thresholds = engine.thresholds
     with torch.inference_mode(), _autocast(engine.device):
-        detections = loaded.model.predict(
+        detections = predict_with_views(
+            loaded.model,
             images,
+            card.test_time_views,
             score_thresh=thresholds["score_threshold"],
             nms_iou=thresholds["nms_iou"],
             max_det=int(thresholds["max_detections"]),

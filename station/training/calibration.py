@@ -1,5 +1,5 @@
 """What a model card learns from the validation set after training: temperature, default
-detection threshold, and the fixed CAM range."""
+detection threshold, the fixed CAM range, and the card's validation metrics."""
 
 from __future__ import annotations
 
@@ -11,9 +11,21 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from dataclasses import replace
+
+from torch.utils.data import DataLoader
+
 from station.ml.cards import CamReference, ModelCard
 from station.training.datasets import Sample, load_image
-from station.training.metrics import Detections, match_detections
+from station.training.evaluate import ClassifierOutputs, DetectorOutputs, run_classifier, run_detector
+from station.training.metrics import (
+    DEEPPCB_IOU,
+    Detections,
+    classification_metrics,
+    deeppcb_metrics,
+    detection_metrics,
+    match_detections,
+)
 
 log = logging.getLogger(__name__)
 
@@ -82,3 +94,41 @@ def cam_reference(model: nn.Module, card: ModelCard, samples: Sequence[Sample], 
     except (RuntimeError, TypeError, ValueError) as exc:  # e.g. a peer whose CAM layer is not [B, C, H, W]
         log.warning("no CAM reference for %s: %s", card.architecture, exc)
         return None
+
+
+def calibrate_card(model: nn.Module, card: ModelCard, val_loader: DataLoader, device: torch.device, *,
+                   deeppcb: bool, amp: str = "off", seed: int | None = 0,
+                   outputs: ClassifierOutputs | DetectorOutputs | None = None) -> ModelCard:
+    """``card`` with its validation calibration and metrics (the same numbers `station evaluate`
+    gives): the temperature (classifiers) or the best-F score threshold (detectors, through the
+    card's ``test_time_views``), the CAM range, and the metrics. ``outputs``: the model's
+    validation outputs when already at hand."""
+    classes = list(card.classes)
+    val_samples = val_loader.dataset.samples  # type: ignore[attr-defined]
+    if amp == "bf16" or (device.type == "cuda" and amp != "off") or card.test_time_views > 1:
+        # the card's figures are full precision, as `station evaluate` computes them on a CPU;
+        # the per-epoch outputs were taken under autocast and can differ by an image or two
+        outputs = None
+    if card.task == "classification":
+        if not isinstance(outputs, ClassifierOutputs):
+            outputs = run_classifier(model, val_loader, device, "off")
+        temperature = fit_temperature(outputs.logits, outputs.labels)
+        metrics = classification_metrics(outputs.labels, outputs.logits.argmax(1), classes).summary()
+        cam = cam_reference(model, replace(card, temperature=temperature), val_samples, seed=seed or 0)
+        log.info("temperature %.3f (validation NLL %.4f -> %.4f)", temperature,
+                 negative_log_likelihood(outputs.logits, outputs.labels),
+                 negative_log_likelihood(outputs.logits, outputs.labels, temperature))
+        return replace(card, temperature=temperature, cam_reference=cam, metrics=metrics)
+    if not isinstance(outputs, DetectorOutputs):
+        outputs = run_detector(model, val_loader, device, nms_iou=card.thresholds.nms_iou, amp="off",
+                               views=card.test_time_views)
+    score = best_score_threshold(outputs.predictions, outputs.targets, len(classes),
+                                 iou_threshold=DEEPPCB_IOU if deeppcb else 0.5, strictly_above=deeppcb)
+    thresholds = replace(card.thresholds, score=round(score, 4), uncertain_confidence=round(score / 2, 4))
+    metrics = detection_metrics(outputs.predictions, outputs.targets, classes).summary()
+    if deeppcb:
+        metrics |= deeppcb_metrics(outputs.predictions, outputs.targets, classes,
+                                   card_threshold=thresholds.score).summary()
+    cam = cam_reference(model, replace(card, thresholds=thresholds), val_samples, seed=seed or 0)
+    log.info("score threshold %.3f (best validation F-score)", thresholds.score)
+    return replace(card, thresholds=thresholds, cam_reference=cam, metrics=metrics)

@@ -18,6 +18,7 @@ import json
 import sys
 from pathlib import Path
 
+from station.ml.tta import VIEW_COUNTS
 from station.training.datasets import FORMATS, DatasetError
 from station.training.evaluate import PROTOCOLS, SUBSET_CHOICES
 from station.training.splits import SplitError
@@ -37,6 +38,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--workers", type=int, default=0)
+    parser.add_argument("--views", type=int, choices=VIEW_COUNTS, default=None,
+                        help="detectors: dihedral test-time views fused per image (default: the card's)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -60,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
             workers=args.workers,
             out_dir=out,
             progress=not args.quiet,
+            views=args.views,
         )
     except (ModelLoadError, DatasetError, SplitError, ValueError) as exc:
         print(f"station evaluate: {exc}", file=sys.stderr)

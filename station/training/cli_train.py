@@ -102,6 +102,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--val-metric", default=None, help="accuracy|macro_f1 (classifier), map50|map50_95|deeppcb_map "
                      "(detector); default accuracy / map50 (deeppcb_map on DeepPCB)")
     run.add_argument("--val-every", type=int, default=1, help="validate every N epochs (default 1)")
+    run.add_argument("--test-time-views", type=int, default=1, choices=(1, 2, 4, 8),
+                     help="detector: dihedral views fused per image at inference; the card's threshold and "
+                          "metrics are fitted with them (default 1: off; epochs validate on one view)")
     run.add_argument("--crop", type=int, default=None, metavar="N",
                      help="detector: train on random NxN native-resolution crops, validate on whole images")
     run.add_argument("--rotations", type=parse_angles, default=None, metavar="ANGLES",
@@ -160,13 +163,14 @@ def options_from_args(args: argparse.Namespace, command_line: str | None = None)
         build_kwargs=dict(args.overrides),
         val_metric=args.val_metric,
         val_every=args.val_every,
+        test_time_views=args.test_time_views,
         name=args.name,
         description=args.description,
         licence=args.licence,
         strict=args.strict,
         keep_checkpoint=args.keep_checkpoint,
         max_time_s=args.time_budget * 60 if args.time_budget else None,
-        command_line=command_line or "station " + shlex.join(sys.argv[1:]),
+        command_line=command_line or getattr(args, "command_line", "") or "station " + shlex.join(sys.argv[1:]),
         progress=not args.quiet,
     )
 

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from station.devices import resolve_device
 from station.ml.cards import ModelCard, load_model
+from station.ml.tta import predict_with_views
 from station.training import plots
 from station.training.datasets import DatasetIndex, read_dataset
 from station.training.loaders import ClassificationData, DetectionData, make_loader
@@ -82,14 +83,16 @@ def run_classifier(model: nn.Module, loader, device: torch.device, amp: str = "a
 @torch.inference_mode()
 def run_detector(model: nn.Module, loader, device: torch.device, *, nms_iou: float = 0.5,
                  max_det: int = COCO_MAX_DETECTIONS, score_thresh: float = EVAL_SCORE_THRESHOLD,
-                 amp: str = "auto", progress: bool = False) -> DetectorOutputs:
+                 amp: str = "auto", progress: bool = False, views: int = 1) -> DetectorOutputs:
+    """Every image's detections; ``views`` > 1: dihedral test-time views fused (``station.ml.tta``)."""
     model.eval()
     predictions, targets, keys = [], [], []
     for batch in tqdm(loader, desc="detect", disable=not progress, leave=False):
         letterboxes = batch.letterboxes if all(info is not None for info in batch.letterboxes) else None
         with autocast_for(device, amp):
-            found = model.predict(batch.images.to(device, non_blocking=True), score_thresh=score_thresh,
-                                  nms_iou=nms_iou, max_det=max_det, letterbox=letterboxes)
+            found = predict_with_views(model, batch.images.to(device, non_blocking=True), views,
+                                       score_thresh=score_thresh, nms_iou=nms_iou, max_det=max_det,
+                                       letterbox=letterboxes)
         predictions += [{k: v.float().cpu() if k != "labels" else v.cpu() for k, v in item.items()} for item in found]
         targets += batch.targets
         keys += batch.keys
@@ -107,6 +110,7 @@ class EvaluationResult:
     detection: DetectionMetrics | None = None
     deeppcb: DeepPCBMetrics | None = None
     calibration: dict[str, float] = field(default_factory=dict)  # NLL with the card's temperature: not a fraction
+    views: int = 1  # detectors: test-time views fused per image
     files: list[Path] = field(default_factory=list)
 
     def metrics(self) -> dict[str, float]:
@@ -128,6 +132,7 @@ class EvaluationResult:
             "model": self.model_name,
             "data": self.data_root,
             "subset": self.subset,
+            "test_time_views": self.views,
             "details": details | ({"calibration": self.calibration} if self.calibration else {}),
         }
 
@@ -177,7 +182,9 @@ def evaluate(
     workers: int = 0,
     out_dir: str | Path | None = None,
     progress: bool = True,
+    views: int | None = None,
 ) -> EvaluationResult:
+    """Score the model in ``model_dir``; ``views`` overrides the card's test-time views (detectors)."""
     model_dir = Path(model_dir)
     torch_device = resolve_device(device)
     model, card = load_model(model_dir, torch_device)
@@ -206,8 +213,9 @@ def evaluate(
             result.calibration["nll"] = negative_log_likelihood(outputs.logits, outputs.labels, card.temperature)
     else:
         dataset = DetectionData(chosen.samples, card)  # type: ignore[arg-type]
+        result.views = views or card.test_time_views
         outputs = run_detector(model, make_loader(dataset, batch, shuffle=False, workers=workers), torch_device,
-                               nms_iou=card.thresholds.nms_iou, progress=progress)
+                               nms_iou=card.thresholds.nms_iou, progress=progress, views=result.views)
         result.detection = detection_metrics(outputs.predictions, outputs.targets, card.classes)
         if protocol == "deeppcb":
             result.deeppcb = deeppcb_metrics(outputs.predictions, outputs.targets, card.classes,
@@ -263,7 +271,8 @@ def _fmt(value: float | None) -> str:
 
 def format_report(result: EvaluationResult) -> str:
     """The human-readable summary printed by ``station evaluate``."""
-    lines = [f"{result.model_name} on {result.data_root} [{result.subset}], {result.n_images} images"]
+    lines = [f"{result.model_name} on {result.data_root} [{result.subset}], {result.n_images} images"
+             + (f", {result.views} test-time views" if result.views > 1 else "")]
     for key, value in (result.metrics() | result.calibration).items():
         lines.append(f"  {key:<38} {value:.4f}")
     per_class: Sequence[tuple[str, str]] = []

@@ -48,7 +48,7 @@ from station.ml.cards import (
 )
 from station.ml.registry import build_model
 from station.training import plots
-from station.training.calibration import best_score_threshold, cam_reference, fit_temperature, negative_log_likelihood
+from station.training.calibration import calibrate_card, negative_log_likelihood
 from station.training.datasets import DatasetError, DatasetIndex, read_dataset, task_of
 from station.training.evaluate import (
     ClassifierOutputs,
@@ -58,7 +58,7 @@ from station.training.evaluate import (
     run_detector,
 )
 from station.training.loaders import ClassificationData, DetectionData, channel_parts, make_loader
-from station.training.metrics import DEEPPCB_IOU, classification_metrics, deeppcb_metrics, detection_metrics
+from station.training.metrics import classification_metrics, deeppcb_metrics, detection_metrics
 from station.training.splits import Split, make_split
 from station.training.transforms import (
     AugmentConfig,
@@ -110,6 +110,7 @@ class TrainOptions:
     build_kwargs: dict[str, Any] = field(default_factory=dict)  # config overrides (ablation switches)
     val_metric: str | None = None  # default: accuracy / map50 (deeppcb_map for DeepPCB data)
     val_every: int = 1
+    test_time_views: int = 1  # detector: dihedral views the card's threshold and metrics are fitted with
     name: str | None = None  # card name; default: the out folder's name
     description: str = ""
     licence: str = ""
@@ -209,6 +210,7 @@ def card_skeleton(options: TrainOptions, index: DatasetIndex, input_mode: str, i
         input_mode=input_mode,
         preprocessing=preprocessing,
         thresholds=thresholds,
+        test_time_views=options.test_time_views,
     )
 
 
@@ -576,7 +578,8 @@ def train(options: TrainOptions) -> TrainResult:
     if (checkpoint_dir / "best.safetensors").is_file():
         evaluated.load_state_dict(load_file(checkpoint_dir / "best.safetensors", device=str(device)))
     evaluated.eval()
-    card = _calibrate(evaluated, setup.card, setup.val_loader, device, options, setup.index.classes, best_outputs)
+    card = calibrate_card(evaluated, setup.card, setup.val_loader, device, deeppcb=options.format == "deeppcb",
+                          amp=options.amp, seed=options.seed, outputs=best_outputs)
     card = replace(
         card,
         data=DataInfo(
@@ -658,42 +661,6 @@ def _validate(model: nn.Module, loader: DataLoader, device: torch.device, option
     if options.format == "deeppcb" or options.val_metric == "deeppcb_map":
         metrics |= deeppcb_metrics(detections.predictions, detections.targets, classes).summary()
     return None, metrics, detections
-
-
-def _calibrate(model: nn.Module, card: ModelCard, val_loader: DataLoader, device: torch.device,
-               options: TrainOptions, classes: Iterable[str],
-               outputs: ClassifierOutputs | DetectorOutputs | None = None) -> ModelCard:
-    """Validation-set calibration and the card's metrics (the same numbers `station evaluate` gives).
-    ``outputs``: the exported weights' validation outputs when already at hand."""
-    classes = list(classes)
-    val_samples = val_loader.dataset.samples  # type: ignore[attr-defined]
-    if options.amp == "bf16" or (device.type == "cuda" and options.amp != "off"):
-        # the card's figures are full precision, as `station evaluate` computes them on a CPU;
-        # the per-epoch outputs were taken under autocast and can differ by an image or two
-        outputs = None
-    if options.task == "classification":
-        if not isinstance(outputs, ClassifierOutputs):
-            outputs = run_classifier(model, val_loader, device, "off")
-        temperature = fit_temperature(outputs.logits, outputs.labels)
-        metrics = classification_metrics(outputs.labels, outputs.logits.argmax(1), classes).summary()
-        cam = cam_reference(model, replace(card, temperature=temperature), val_samples, seed=options.seed)
-        log.info("temperature %.3f (validation NLL %.4f -> %.4f)", temperature,
-                 negative_log_likelihood(outputs.logits, outputs.labels),
-                 negative_log_likelihood(outputs.logits, outputs.labels, temperature))
-        return replace(card, temperature=temperature, cam_reference=cam, metrics=metrics)
-    if not isinstance(outputs, DetectorOutputs):
-        outputs = run_detector(model, val_loader, device, nms_iou=card.thresholds.nms_iou, amp="off")
-    deeppcb = options.format == "deeppcb"
-    score = best_score_threshold(outputs.predictions, outputs.targets, len(classes),
-                                 iou_threshold=DEEPPCB_IOU if deeppcb else 0.5, strictly_above=deeppcb)
-    thresholds = replace(card.thresholds, score=round(score, 4), uncertain_confidence=round(score / 2, 4))
-    metrics = detection_metrics(outputs.predictions, outputs.targets, classes).summary()
-    if deeppcb:
-        metrics |= deeppcb_metrics(outputs.predictions, outputs.targets, classes,
-                                   card_threshold=thresholds.score).summary()
-    cam = cam_reference(model, replace(card, thresholds=thresholds), val_samples, seed=options.seed)
-    log.info("score threshold %.3f (best validation F-score)", thresholds.score)
-    return replace(card, thresholds=thresholds, cam_reference=cam, metrics=metrics)
 
 
 def _write_log(out: Path, history: list[EpochRecord], metric_name: str) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import cv2
@@ -103,23 +104,71 @@ def _rectangle(canvas: np.ndarray, box: tuple[float, float, float, float], offse
     cv2.rectangle(canvas, (x1, y1), (x2, y2), color, 1, cv2.LINE_8)
 
 
-def _draw_label(canvas: np.ndarray, text: str, anchor: tuple[int, int, int, int], color: Color, thickness: int) -> None:
-    """A filled tag above the outline (below it, or inside the frame, when there is no room)."""
-    height, width = canvas.shape[:2]
-    font_scale = max(0.4, max(height, width) / 1600)
+Rect = tuple[int, int, int, int]  # left, top, right, bottom (exclusive)
+
+
+def _overlap_area(a: Rect, b: Rect) -> int:
+    return max(0, min(a[2], b[2]) - max(a[0], b[0])) * max(0, min(a[3], b[3]) - max(a[1], b[1]))
+
+
+def _place_tag(anchor: Rect, tag_w: int, tag_h: int, image_hw: tuple[int, int], placed: Sequence[Rect]) -> Rect:
+    """Where a ``tag_w × tag_h`` tag for the outline ``anchor`` (x1, y1, x2, y2) goes: above its
+    left end, below it, above or below its right end, inside its top-left corner, then the same
+    one and two tag heights further out (a dense row of defects gets stacked tags), whichever
+    comes first without covering a tag already ``placed``; failing all, the least-covering one."""
+    height, width = image_hw
+    x1, y1, x2, y2 = anchor
+    candidates = []
+    for level in range(3):
+        for left in (x1, x2 + 1 - tag_w):
+            candidates += [(left, y1 - (level + 1) * tag_h), (left, y2 + 1 + level * tag_h)]
+        if level == 0:
+            candidates.append((x1 + 1, y1 + 1))
+    best: tuple[int, int, Rect] | None = None
+    for order, (left, top) in enumerate(candidates):
+        left = int(np.clip(left, 0, max(0, width - tag_w)))
+        fits = 0 <= top and top + tag_h <= height
+        top = int(np.clip(top, 0, max(0, height - tag_h)))
+        rect = (left, top, left + tag_w, top + tag_h)
+        cost = sum(_overlap_area(rect, other) for other in placed) + (0 if fits else tag_w * tag_h)
+        if cost == 0:
+            return rect
+        if best is None or (cost, order) < best[:2]:
+            best = (cost, order, rect)
+    assert best is not None
+    return best[2]
+
+
+@dataclass(frozen=True)
+class _Tag:
+    text: str
+    color: Color
+    font_scale: float
+    text_thickness: int
+    pad: int
+    text_h: int
+    rect: Rect
+
+
+def _make_tag(text: str, anchor: Rect, color: Color, thickness: int, image_hw: tuple[int, int],
+              placed: list[Rect]) -> _Tag:
+    """A tag for the outline ``anchor``, placed by ``_place_tag``; its rectangle joins ``placed``."""
+    font_scale = max(0.4, max(image_hw) / 1600)
     text_thickness = max(1, thickness // 2 + (1 if font_scale >= 0.8 else 0))
     (text_w, text_h), baseline = cv2.getTextSize(text, _FONT, font_scale, text_thickness)
     pad = max(2, thickness + 1)
-    tag_w, tag_h = text_w + 2 * pad, text_h + baseline + 2 * pad
-    x1, y1, _, y2 = anchor
-    left = int(np.clip(x1, 0, max(0, width - tag_w)))
-    top = y1 - tag_h
-    if top < 0:
-        top = y2 + 1 if y2 + 1 + tag_h <= height else 0
-    cv2.rectangle(canvas, (left, top), (left + tag_w - 1, top + tag_h - 1), color, cv2.FILLED)
-    cv2.rectangle(canvas, (left, top), (left + tag_w - 1, top + tag_h - 1), _EDGE, 1)
-    origin = (left + pad, top + pad + text_h)
-    cv2.putText(canvas, text, origin, _FONT, font_scale, _text_color(color), text_thickness, cv2.LINE_AA)
+    rect = _place_tag(anchor, text_w + 2 * pad, text_h + baseline + 2 * pad, image_hw, placed)
+    placed.append(rect)
+    return _Tag(text, color, font_scale, text_thickness, pad, text_h, rect)
+
+
+def _draw_tag(canvas: np.ndarray, tag: _Tag) -> None:
+    left, top, right, bottom = tag.rect
+    cv2.rectangle(canvas, (left, top), (right - 1, bottom - 1), tag.color, cv2.FILLED)
+    cv2.rectangle(canvas, (left, top), (right - 1, bottom - 1), _EDGE, 1)
+    origin = (left + tag.pad, top + tag.pad + tag.text_h)
+    cv2.putText(canvas, tag.text, origin, _FONT, tag.font_scale, _text_color(tag.color), tag.text_thickness,
+                cv2.LINE_AA)
 
 
 def draw_defects(
@@ -133,16 +182,20 @@ def draw_defects(
 
     ``highlight_index`` indexes ``defects`` as given (the GUI's table row), whether or not that
     defect passes ``min_score``: a selected defect is always shown, thicker and with a white halo.
-    Others are drawn first so the highlighted one is on top.
+    Outlines are drawn before tags, so no outline crosses a tag. Tags are placed so that they do
+    not cover one another where there is room: the selected defect's first, then by score, so
+    the surest defects get the places next to their boxes. The selected one is drawn on top.
     """
     _check_image(image)
     canvas = image.copy()
     height, width = canvas.shape[:2]
     thickness = _line_thickness((height, width))
-    order = [i for i, d in enumerate(defects) if d.score >= min_score and i != highlight_index]
+    shown = sorted((i for i, d in enumerate(defects) if d.score >= min_score and i != highlight_index),
+                   key=lambda i: -defects[i].score)
     if highlight_index is not None and 0 <= highlight_index < len(defects):
-        order.append(highlight_index)
-    for index in order:
+        shown.insert(0, highlight_index)
+    outlines: dict[int, tuple[Rect, Color, int]] = {}
+    for index in shown[::-1]:  # the selected outline last, on top
         defect = defects[index]
         color = class_color(defect.label, class_colors)
         highlighted = index == highlight_index
@@ -162,7 +215,12 @@ def draw_defects(
         y1 = max(0, int(np.floor(defect.box[1])) - offset)
         x2 = min(width - 1, int(np.ceil(defect.box[2])) - 1 + offset)
         y2 = min(height - 1, int(np.ceil(defect.box[3])) - 1 + offset)
-        _draw_label(canvas, f"{defect.label} {defect.score:.2f}", (x1, y1, x2, y2), color, line)
+        outlines[index] = ((x1, y1, x2, y2), color, line)
+    placed: list[Rect] = []
+    tags = [_make_tag(f"{defects[i].label} {defects[i].score:.2f}", *outlines[i], (height, width), placed)
+            for i in shown]
+    for tag in tags[::-1]:  # the surest last, the selected one on top of all
+        _draw_tag(canvas, tag)
     return canvas
 
 

@@ -82,6 +82,23 @@ def test_defects_at_the_border_and_label_placement():
     assert changed[9:40, 0:40].any()  # no room above: the tag goes below the box
 
 
+def test_tags_of_neighbouring_defects_do_not_cover_each_other():
+    image = _image(240, 320)
+    defects = [Defect(box=(100.0 + 12 * i, 120.0, 108.0 + 12 * i, 128.0), label="pin-hole", score=0.9 - 0.1 * i)
+               for i in range(4)]
+    placed: list = []
+    from station.render import _make_tag, _overlap_area
+
+    for index, defect in enumerate(defects):
+        x1, y1, x2, y2 = (int(v) for v in defect.box)
+        _make_tag(f"{defect.label} {defect.score:.2f}", (x1 - 5, y1 - 5, x2 + 4, y2 + 4), (255, 0, 0), 1,
+                  image.shape[:2], placed)
+    assert all(_overlap_area(a, b) == 0 for i, a in enumerate(placed) for b in placed[i + 1:])
+    assert all(0 <= r[0] and r[2] <= 320 and 0 <= r[1] and r[3] <= 240 for r in placed)
+    drawn = draw_defects(image, defects)
+    assert (drawn != image).any(axis=2)[90:160, 60:260].sum() > 4 * 300  # four readable tags around the row
+
+
 def test_min_score_filter_and_highlight():
     image = _image()
     defects = [

@@ -69,6 +69,12 @@ Readings chosen where the text is garbled or silent (closest to the cited source
   the head's projection (EfficientNet's head, which the paper cites), truncated-normal(0.02)
   init of linear layers (the paper's N(0, 0.01) init is a training detail we do not copy).
   The MLP is what brings ``cti-paper`` to the paper's 44 M parameters (≈12·C² per block).
+* ``-dwconv`` rows (``depthwise_convs``), not in the paper: every block starts with CMT's local
+  perception unit ``x + DWConv3×3(x)`` and its MLP has a 3×3 depthwise conv between the two
+  linears (PVTv2's ConvFFN). Inside a plain CTI block nothing mixes neighbouring positions but
+  attention, and there is no position encoding; on a small dataset that costs a lot
+  (NEU-CLS, 1,008 training images, same recipe and split: cti-tiny 95.5 % validation accuracy,
+  cti-tiny-dwconv 98.3 %; docs/RESULTS.md) for +1.5 % parameters and ~2 ms at 224.
 * Stem stride. ``cti-paper`` uses 3 (stage 1 at 75×75 = 5625 tokens for a 224×224 input):
   45.07 M parameters and 19.25 GMACs, within ±20 % / ±25 % of the paper's 44 M / 23 G. Stride 4
   gives 7.05 GMACs and stride 2 79.1 GMACs: the global attention grows with the square of the

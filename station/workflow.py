@@ -62,9 +62,16 @@ class Inspection:
         return self.has_result and self.verdict_entry_id is None
 
     @property
+    def goes_to_decapping(self) -> bool:
+        """A recipe without a classifier (bare PCBs, steel) inspects only: the verdict ends the
+        flow and nothing is released to decapping."""
+        return getattr(self.recipe, "classifier", None) is not None
+
+    @property
     def can_release(self) -> bool:
         return (
-            self.verdict_entry_id is not None
+            self.goes_to_decapping
+            and self.verdict_entry_id is not None
             and self.verdict in (Verdict.ACCEPT, Verdict.OVERRIDE)
             and self.release_entry_id is None
         )
@@ -97,11 +104,13 @@ class Inspection:
             raise ValueError(f"this inspection already has its verdict (record {self.verdict_entry_id})")
         if verdict is Verdict.ACCEPT and not self.can_accept:
             raise ValueError("an uncertain classification cannot be accepted: override it with a reason, or hold it")
-        if verdict is Verdict.OVERRIDE and not (material and reason.strip()):
+        if verdict is Verdict.OVERRIDE and not reason.strip():
+            raise ValueError("an override needs a reason")
+        if verdict is Verdict.OVERRIDE and self.goes_to_decapping and not material:
             raise ValueError("an override needs the chosen material and a reason")
         call = self.result.material
         if verdict is Verdict.OVERRIDE:
-            chosen = material
+            chosen = material if self.goes_to_decapping else None
         else:
             chosen = call.material if call is not None else None
         action = {Verdict.ACCEPT: Action.VERDICT, Verdict.OVERRIDE: Action.OVERRIDE, Verdict.REJECT_HOLD: Action.REJECT_HOLD}[verdict]

@@ -165,7 +165,7 @@ def test_station_id_defaults_to_the_settings(db_path):
         (dict(action=Action.OVERRIDE, material="ceramic", verdict="override"), "reason"),
         (dict(action=Action.OVERRIDE, material="ceramic", verdict="override", reason="   "), "reason"),
         (dict(action=Action.VERDICT, material="ceramic", verdict=Verdict.OVERRIDE), "reason"),
-        (dict(action=Action.OVERRIDE, verdict="override", reason="lid"), "material"),
+        (dict(action=Action.OVERRIDE, verdict="override", reason="lid", predicted_material="plastic"), "material"),
         (dict(action=Action.CORRECTION, reason="typo"), "refers_to"),
         (dict(action=Action.CORRECTION, refers_to=1), "reason"),
         (dict(action=Action.CORRECTION, refers_to=99, reason="typo"), "no audit entry 99"),
@@ -184,6 +184,14 @@ def test_invalid_entries_are_refused_and_nothing_is_written(db_path, kwargs, mes
             log.append(kwargs.pop("action"), **kwargs)
         assert log.count() == 1
         assert log.append(Action.SIGN_OUT, operator_id="jdoe").id == 2  # no gap, chain intact
+    assert verify(db_path).ok
+
+
+def test_an_override_of_findings_without_a_material_call_needs_only_its_reason(db_path):
+    with AuditLog(db_path) as log:
+        entry = log.append(Action.OVERRIDE, operator_id="jdoe", verdict=Verdict.OVERRIDE, reason="dust, not a short",
+                           defects=[{"class": "short", "score": 0.7, "box": [1, 2, 3, 4]}])
+    assert entry.material is None and entry.reason == "dust, not a short"
     assert verify(db_path).ok
 
 

@@ -333,3 +333,27 @@ def test_reference_recipes_need_the_template_and_track_it(review_setup, tmp_path
         assert run_with(template).inspected == 2
         assert run_with(template).inspected == 0  # same template: nothing to redo
         assert run_with(np.ascontiguousarray(template[::-1])).inspected == 2  # another template: redone
+
+
+def test_an_inspection_only_recipe_overrides_findings_with_a_reason(review_setup, tmp_path):
+    from helpers_models import make_tiny_detector
+
+    from station.inference import Recipe
+
+    source, names, _ = review_setup
+    folder = copy_folder(source, tmp_path / "plain", names[:1])
+    make_tiny_detector(tmp_path / "detector")
+    recipe = Recipe(name="Tiny detector-only recipe", detector=str(tmp_path / "detector"))
+    with Engine(recipe, device="cpu", warm_up=False) as engine:
+        store, _, _ = _run(engine, folder)
+    context = BatchContext(folder.resolve(), store.directory, {})
+    row = store.rows()[0]
+    with store, AuditLog() as audit_log:
+        with pytest.raises(VerdictError, match="reason"):
+            commit_verdict(audit_log, store, context, row.item_id,
+                           VerdictRequest((row.item_id,), Verdict.OVERRIDE, OPERATOR, None, " "))
+        entry, row = commit_verdict(audit_log, store, context, row.item_id,
+                                    VerdictRequest((row.item_id,), Verdict.OVERRIDE, OPERATOR, "", "a scratch, missed"))
+        assert entry.verdict == "override" and entry.material is None and entry.decap_method is None
+        assert entry.reason == "a scratch, missed" and row.review == "overridden"
+        assert audit_log.verify().ok

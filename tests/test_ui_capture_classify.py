@@ -178,3 +178,28 @@ def test_overlay_offers_only_the_maps_the_recipe_makes(qtbot):
     assert not controls.attention_kind.model().item(0).isEnabled()
     controls.set_maps_available(material=True, defects=True)
     assert controls.attention_kind.model().item(0).isEnabled() and controls.options()["attention"] == "defects"
+
+
+def test_an_inspection_only_recipe_ends_at_the_verdict(qtbot, tmp_path):
+    from station.ui.dialogs import OverrideDialog
+
+    recipe = make_tiny_recipe(tmp_path, "Bare board", classifier=False)
+    window = MainWindow(Settings(recipe=recipe.name), "CPU (test)", recipes={recipe.name: recipe})
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: window._recipe is not None, timeout=30_000)
+    assert not window.panel.release_button.isVisible()
+    _start_demo_and_sign_in(qtbot, window)
+    _capture(qtbot, window)
+    assert window.inspection.result.material is None and not window.inspection.goes_to_decapping
+    with qtbot.waitSignal(window.audit_committed, timeout=10_000) as override:
+        window.override_with("", "the short is dust on the lens")
+    entry = override.args[0]
+    assert entry.action == "OVERRIDE" and entry.material is None and entry.decap_method is None
+    assert entry.reason == "the short is dust on the lens"
+    assert "inspection only" in window.panel.record_label.text()
+    assert not window.inspection.can_release and not window.panel.release_button.isEnabled()
+    dialog = OverrideDialog([], "")
+    qtbot.addWidget(dialog)
+    assert dialog.windowTitle() == "Override the findings" and dialog.values() == ("", "")
+    window.shutdown()

@@ -148,7 +148,7 @@ class AuditLog:
         are accepted and stored as plain numbers and lists.
 
         Raises ``ValueError`` for an entry that must not be written (unknown action or verdict,
-        empty operator id, an override without material or reason, a correction without
+        empty operator id, an override without a reason (or of a material call without the material), a correction without
         ``refers_to`` or reason, ``refers_to`` naming no entry, a value JSON cannot hold) and
         ``AuditWriteError`` when the log cannot be written (disk full, read-only, locked). An
         image archived before a failed commit stays in the archive, unreferenced and harmless.
@@ -170,8 +170,8 @@ class AuditLog:
         if action is Action.OVERRIDE or verdict is Verdict.OVERRIDE:
             if not has_reason:
                 raise ValueError(f"an override needs a non-empty reason, got {reason!r}")
-            if not material:
-                raise ValueError("an override needs the material the operator chose (material=...)")
+            if predicted_material is not None and not material:  # no call: an inspection-only recipe's findings
+                raise ValueError("an override of a material call needs the material the operator chose (material=...)")
         if action is Action.CORRECTION:
             if refers_to is None:
                 raise ValueError("a CORRECTION needs refers_to, the id of the entry it corrects")

@@ -7,7 +7,7 @@ losslessly by the audit log. The action is ``BATCH_VERDICT``; ``details`` name t
 file and its sha256, and whether the decision was part of a bulk accept.
 
 The rules are the workflow's: an uncertain call cannot be accepted (override it with a reason);
-an override needs the material and a reason. A second decision on an item is a ``CORRECTION``
+an override needs a reason, and the material where the recipe classifies. A second decision on an item is a ``CORRECTION``
 that refers to the first, with its reason. The file is hashed again before archiving, so an
 entry never pairs a prediction with an image it was not made on.
 """
@@ -82,13 +82,18 @@ def verdict_draft(
     if verdict not in (Verdict.ACCEPT, Verdict.OVERRIDE):
         raise VerdictError(f"a batch item is accepted or overridden, not {verdict.value!r}")
     reason = reason.strip()
-    if verdict is Verdict.OVERRIDE and not (material and reason):
-        raise VerdictError("an override needs the chosen material and a reason")
     if record.result is None:
         raise VerdictError(f"{row.relative_path} has no stored result")
     result = result_from_dict(record.result)
     call = result.material
-    chosen = material if verdict is Verdict.OVERRIDE else (call.material if call is not None else None)
+    if verdict is Verdict.OVERRIDE and not reason:
+        raise VerdictError("an override needs a reason")
+    if verdict is Verdict.OVERRIDE and call is not None and not material:
+        raise VerdictError("an override needs the chosen material and a reason")
+    if call is None:
+        chosen = None  # a recipe without a classifier: an override corrects the findings only
+    else:
+        chosen = material if verdict is Verdict.OVERRIDE else call.material
     fields = result_audit_fields(result)
     fields.update(
         operator_id=operator.operator_id,

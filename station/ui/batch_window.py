@@ -563,10 +563,7 @@ class BatchReviewWindow(QMainWindow):
             return False
         record = self._store.record(row.item_id)
         call = (record.result or {}).get("material") or {}
-        materials = list(call.get("probabilities") or {})
-        if not materials:
-            self._message("This recipe has no classifier: there is no material to override.")
-            return False
+        materials = list(call.get("probabilities") or {})  # none: the recipe only inspects, override the findings
         dialog = OverrideDialog(materials, row.material or "", self)
         if dialog.exec() != QDialog.DialogCode.Accepted:
             return False

@@ -53,11 +53,12 @@ class SignInDialog(QDialog):
 
 
 class OverrideDialog(QDialog):
-    """Choose the material the operator sees; a written reason is mandatory."""
+    """Choose the material the operator sees; a written reason is mandatory. Without
+    ``materials`` (a recipe that only inspects) it overrides the defect findings: a reason only."""
 
     def __init__(self, materials: list[str], predicted: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setWindowTitle("Override material")
+        self.setWindowTitle("Override material" if materials else "Override the findings")
         self.setObjectName("overrideDialog")
         self.material = QComboBox()
         self.material.setObjectName("overrideMaterial")
@@ -68,8 +69,11 @@ class OverrideDialog(QDialog):
         self.reason.setPlaceholderText("Why is the model wrong? (required — e.g. gold lid visible under the label)")
         self.reason.setMaximumHeight(110)
         form = QFormLayout()
-        form.addRow("Model said", QLabel(predicted or "—"))
-        form.addRow("Material", self.material)
+        if materials:
+            form.addRow("Model said", QLabel(predicted or "—"))
+            form.addRow("Material", self.material)
+        else:
+            self.reason.setPlaceholderText("Why are the findings wrong? (required — e.g. the 'short' is dust on the lens)")
         form.addRow("Reason", self.reason)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Override")

@@ -357,6 +357,7 @@ class MainWindow(QMainWindow):
         self.device_label.setText(f"Compute: {device}")
         self.panel.recipe_status.setText(self._recipe.description)
         self.overlay_controls.set_maps_available(self._recipe.classifier is not None, self._recipe.detector is not None)
+        self.panel.release_button.setVisible(self._recipe.classifier is not None)  # inspection-only recipes end at the verdict
         if self.operator is not None and previous != name:
             self._append_audit(recipe_change_draft(self.operator, name, models, previous))
         self._update_controls()
@@ -565,7 +566,10 @@ class MainWindow(QMainWindow):
         if inspection is None or not inspection.can_give_verdict:
             return
         call = inspection.result.material
-        materials = list(call.classes) if call is not None else sorted(inspection.recipe.decap_methods)
+        if not inspection.goes_to_decapping:
+            materials = []  # an inspection-only recipe: the operator overrides the findings
+        else:
+            materials = list(call.classes) if call is not None else sorted(inspection.recipe.decap_methods)
         dialog = OverrideDialog(materials, call.material if call is not None else "", self)
         if dialog.exec() != QDialog.DialogCode.Accepted:
             return
@@ -592,8 +596,11 @@ class MainWindow(QMainWindow):
             inspection.commit_verdict(draft, entry.id)
             if inspection.can_release:
                 text = f"Record #{entry.id} committed: {draft.fields['verdict']} — {inspection.material} → {inspection.decap_method}."
+            elif inspection.verdict is Verdict.REJECT_HOLD:
+                text = f"Record #{entry.id} committed: chip held" + (
+                    "; it does not go to decapping." if inspection.goes_to_decapping else " for an expert.")
             else:
-                text = f"Record #{entry.id} committed: chip held; it does not go to decapping."
+                text = f"Record #{entry.id} committed: {draft.fields['verdict']} — inspection only (this recipe sends nothing to decapping)."
             self.panel.record_label.setText(text)
 
         self._append_audit(draft, committed, inspection=True)

@@ -104,3 +104,21 @@ def test_model_latency_script_times_detectors_over_their_cards_views(model_root,
     rows = json.loads(out.read_text())["rows"]
     assert [row["views"] for row in rows] == [4, 1] and all(row["median_ms"] > 0 for row in rows)
     assert "| views |" in capsys.readouterr().out
+
+
+def test_seed_spread_pools_evaluation_reports_of_the_same_images(tmp_path, capsys):
+    import runpy
+
+    script = runpy.run_path(str(Path(__file__).parents[1] / "benchmarks" / "seed_spread.py"))
+    paths = []
+    for seed, value in enumerate((0.97, 0.98, 0.99)):
+        path = tmp_path / f"seed{seed}.json"
+        path.write_text(json.dumps({"data": "d", "subset": "test", "n_images": 10, "test_time_views": 4,
+                                    "metrics": {"deeppcb_map": value, "map50": 0.5}}))
+        paths.append(str(path))
+    assert script["main"]([*paths, "--metrics", "deeppcb_map"]) == 0
+    assert "| deeppcb_map | 98.00 ± 1.00 | 97.00 / 98.00 / 99.00 |" in capsys.readouterr().out
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"data": "d", "subset": "val", "n_images": 20, "metrics": {"deeppcb_map": 0.9}}))
+    assert script["main"]([paths[0], str(other)]) == 1
+    assert "different images" in capsys.readouterr().err

@@ -90,7 +90,7 @@ def test_threads_are_set_for_the_bench_and_restored(model_root, monkeypatch, cap
     assert "capture-to-result" in capsys.readouterr().out
 
 
-def test_model_latency_script_times_detectors_over_their_cards_views(model_root, tmp_path, capsys):
+def test_model_latency_script_times_detectors_over_their_cards_views(model_root, tmp_path, capsys):  # noqa: F811
     import runpy
 
     folder = tmp_path / "four-views"

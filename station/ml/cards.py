@@ -26,6 +26,7 @@ import torch
 import torch.nn as nn
 
 from station.ml.letterbox import LetterboxInfo, letterbox
+from station.ml.tta import VIEW_COUNTS
 
 CARD_VERSION = 1
 WEIGHTS_FILE = "weights.safetensors"
@@ -138,8 +139,8 @@ class ModelCard:
         if self.input_size[0] != channels:
             raise ValueError(f"input_size {self.input_size} has {self.input_size[0]} channels but input_mode "
                              f"{self.input_mode!r} gives {channels}")
-        if self.test_time_views not in (1, 2, 4, 8) or (self.test_time_views > 1 and self.task != "detection"):
-            raise ValueError(f"card test_time_views must be 1, 2, 4 or 8 (more than 1 for detectors only), "
+        if self.test_time_views not in VIEW_COUNTS or (self.test_time_views > 1 and self.task != "detection"):
+            raise ValueError(f"card test_time_views must be one of {VIEW_COUNTS} (more than 1 for detectors only), "
                              f"got {self.test_time_views!r}")
         for name in ("mean", "std"):
             values = tuple(float(v) for v in getattr(self.preprocessing, name))

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
-from dataclasses import replace
-
 from torch.utils.data import DataLoader
 
 from station.ml.cards import CamReference, ModelCard
@@ -97,7 +95,7 @@ def cam_reference(model: nn.Module, card: ModelCard, samples: Sequence[Sample], 
 
 
 def calibrate_card(model: nn.Module, card: ModelCard, val_loader: DataLoader, device: torch.device, *,
-                   deeppcb: bool, amp: str = "off", seed: int | None = 0,
+                   deeppcb: bool, amp: str = "off", seed: int = 0,
                    outputs: ClassifierOutputs | DetectorOutputs | None = None) -> ModelCard:
     """``card`` with its validation calibration and metrics (the same numbers `station evaluate`
     gives): the temperature (classifiers) or the best-F score threshold (detectors, through the
@@ -107,14 +105,15 @@ def calibrate_card(model: nn.Module, card: ModelCard, val_loader: DataLoader, de
     val_samples = val_loader.dataset.samples  # type: ignore[attr-defined]
     if amp == "bf16" or (device.type == "cuda" and amp != "off") or card.test_time_views > 1:
         # the card's figures are full precision, as `station evaluate` computes them on a CPU;
-        # the per-epoch outputs were taken under autocast and can differ by an image or two
+        # the per-epoch outputs were taken under autocast (they can differ by an image or two)
+        # and with one view
         outputs = None
     if card.task == "classification":
         if not isinstance(outputs, ClassifierOutputs):
             outputs = run_classifier(model, val_loader, device, "off")
         temperature = fit_temperature(outputs.logits, outputs.labels)
         metrics = classification_metrics(outputs.labels, outputs.logits.argmax(1), classes).summary()
-        cam = cam_reference(model, replace(card, temperature=temperature), val_samples, seed=seed or 0)
+        cam = cam_reference(model, replace(card, temperature=temperature), val_samples, seed=seed)
         log.info("temperature %.3f (validation NLL %.4f -> %.4f)", temperature,
                  negative_log_likelihood(outputs.logits, outputs.labels),
                  negative_log_likelihood(outputs.logits, outputs.labels, temperature))
@@ -129,6 +128,6 @@ def calibrate_card(model: nn.Module, card: ModelCard, val_loader: DataLoader, de
     if deeppcb:
         metrics |= deeppcb_metrics(outputs.predictions, outputs.targets, classes,
                                    card_threshold=thresholds.score).summary()
-    cam = cam_reference(model, replace(card, thresholds=thresholds), val_samples, seed=seed or 0)
+    cam = cam_reference(model, replace(card, thresholds=thresholds), val_samples, seed=seed)
     log.info("score threshold %.3f (best validation F-score)", thresholds.score)
     return replace(card, thresholds=thresholds, cam_reference=cam, metrics=metrics)

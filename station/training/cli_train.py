@@ -17,6 +17,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from station.ml.tta import VIEW_COUNTS
 from station.training.datasets import CLASSIFICATION_FORMATS, DETECTION_FORMATS, FORMATS, DatasetError
 from station.training.splits import SplitError
 
@@ -102,7 +103,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--val-metric", default=None, help="accuracy|macro_f1 (classifier), map50|map50_95|deeppcb_map "
                      "(detector); default accuracy / map50 (deeppcb_map on DeepPCB)")
     run.add_argument("--val-every", type=int, default=1, help="validate every N epochs (default 1)")
-    run.add_argument("--test-time-views", type=int, default=1, choices=(1, 2, 4, 8),
+    run.add_argument("--test-time-views", type=int, default=1, choices=VIEW_COUNTS,
                      help="detector: dihedral views fused per image at inference; the card's threshold and "
                           "metrics are fitted with them (default 1: off; epochs validate on one view)")
     run.add_argument("--crop", type=int, default=None, metavar="N",

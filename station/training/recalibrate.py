@@ -37,7 +37,7 @@ def recalibrate(model_dir: str | Path, data: str | Path, fmt: str | None = None,
     kind = ClassificationData if card.task == "classification" else DetectionData
     loader = make_loader(kind(chosen.samples, card), batch, shuffle=False, workers=workers)  # type: ignore[arg-type]
     card = calibrate_card(model, card, loader, torch_device, deeppcb=card.data.format == "deeppcb",
-                          seed=card.training.seed)
+                          seed=card.training.seed or 0)
     card = dataclasses.replace(card, training=dataclasses.replace(card.training, recalibration=command_line))
     save_card(model_dir, card)
     return card

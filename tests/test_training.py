@@ -140,3 +140,16 @@ def test_a_time_budget_plans_a_whole_schedule_and_the_card_says_so(tmp_path):
     options = result.card.training.options
     assert result.card.training.epochs == 1  # the plan shrank to what fits, so the run ended with its schedule
     assert options["epochs_asked"] == 10 and options["epochs_planned"] == 1
+
+
+def test_training_with_test_time_views_fits_the_card_through_them(tmp_path):
+    root = make_deeppcb_dataset(tmp_path / "pcb", count=6, size=64)
+    out = tmp_path / "viewed"
+    assert main(["train", "detector", "--data", str(root), "--format", "deeppcb", "--model", "wbam-ffem-nano",
+                 "--epochs", "1", "--imgsz", "64", "--batch", "4", "--workers", "0", "--test-time-views", "2",
+                 "--out", str(out), "--quiet"]) == 0
+    _, card = load_model(out)
+    assert card.test_time_views == 2 and "--test-time-views 2" in card.training.command_line
+    evaluation = evaluate(out, root, subset="val", protocol="deeppcb", progress=False)
+    assert evaluation.views == 2
+    assert evaluation.metrics()["deeppcb_map"] == pytest.approx(card.metrics["deeppcb_map"], abs=1e-6)

@@ -148,10 +148,11 @@ class AuditLog:
         are accepted and stored as plain numbers and lists.
 
         Raises ``ValueError`` for an entry that must not be written (unknown action or verdict,
-        empty operator id, an override without a reason (or of a material call without the material), a correction without
-        ``refers_to`` or reason, ``refers_to`` naming no entry, a value JSON cannot hold) and
-        ``AuditWriteError`` when the log cannot be written (disk full, read-only, locked). An
-        image archived before a failed commit stays in the archive, unreferenced and harmless.
+        empty operator id, an override without a reason or, of a material call, without the
+        material, a correction without ``refers_to`` or reason, ``refers_to`` naming no entry,
+        a value JSON cannot hold) and ``AuditWriteError`` when the log cannot be written (disk
+        full, read-only, locked). An image archived before a failed commit stays in the archive,
+        unreferenced and harmless.
         """
         if self.readonly:
             raise AuditWriteError(f"audit log {self._path} was opened read-only")

@@ -7,9 +7,9 @@ losslessly by the audit log. The action is ``BATCH_VERDICT``; ``details`` name t
 file and its sha256, and whether the decision was part of a bulk accept.
 
 The rules are the workflow's: an uncertain call cannot be accepted (override it with a reason);
-an override needs a reason, and the material where the recipe classifies. A second decision on an item is a ``CORRECTION``
-that refers to the first, with its reason. The file is hashed again before archiving, so an
-entry never pairs a prediction with an image it was not made on.
+an override needs a reason, and the material where the recipe classifies. A second decision on
+an item is a ``CORRECTION`` that refers to the first, with its reason. The file is hashed again
+before archiving, so an entry never pairs a prediction with an image it was not made on.
 """
 
 from __future__ import annotations

@@ -73,6 +73,8 @@ class OverrideDialog(QDialog):
             form.addRow("Model said", QLabel(predicted or "—"))
             form.addRow("Material", self.material)
         else:
+            form.addRow(QLabel("This recipe names no material: the override records that the defect\n"
+                               "findings are wrong, with your reason, beside them in the audit log."))
             self.reason.setPlaceholderText("Why are the findings wrong? (required — e.g. the 'short' is dust on the lens)")
         form.addRow("Reason", self.reason)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)

@@ -357,7 +357,8 @@ class MainWindow(QMainWindow):
         self.device_label.setText(f"Compute: {device}")
         self.panel.recipe_status.setText(self._recipe.description)
         self.overlay_controls.set_maps_available(self._recipe.classifier is not None, self._recipe.detector is not None)
-        self.panel.release_button.setVisible(self._recipe.classifier is not None)  # inspection-only recipes end at the verdict
+        # an inspection-only recipe (no classifier) ends at the verdict: nothing goes to decapping
+        self.panel.release_button.setVisible(self._recipe.classifier is not None)
         if self.operator is not None and previous != name:
             self._append_audit(recipe_change_draft(self.operator, name, models, previous))
         self._update_controls()

@@ -96,11 +96,12 @@ def cam_reference(model: nn.Module, card: ModelCard, samples: Sequence[Sample], 
 
 def calibrate_card(model: nn.Module, card: ModelCard, val_loader: DataLoader, device: torch.device, *,
                    deeppcb: bool, amp: str = "off", seed: int = 0,
-                   outputs: ClassifierOutputs | DetectorOutputs | None = None) -> ModelCard:
+                   outputs: ClassifierOutputs | DetectorOutputs | None = None,
+                   progress: bool = False) -> ModelCard:
     """``card`` with its validation calibration and metrics (the same numbers `station evaluate`
     gives): the temperature (classifiers) or the best-F score threshold (detectors, through the
     card's ``test_time_views``), the CAM range, and the metrics. ``outputs``: the model's
-    validation outputs when already at hand."""
+    validation outputs when already at hand; ``progress`` shows a progress bar over the pass."""
     classes = list(card.classes)
     val_samples = val_loader.dataset.samples  # type: ignore[attr-defined]
     if amp == "bf16" or (device.type == "cuda" and amp != "off") or card.test_time_views > 1:
@@ -110,7 +111,7 @@ def calibrate_card(model: nn.Module, card: ModelCard, val_loader: DataLoader, de
         outputs = None
     if card.task == "classification":
         if not isinstance(outputs, ClassifierOutputs):
-            outputs = run_classifier(model, val_loader, device, "off")
+            outputs = run_classifier(model, val_loader, device, "off", progress=progress)
         temperature = fit_temperature(outputs.logits, outputs.labels)
         metrics = classification_metrics(outputs.labels, outputs.logits.argmax(1), classes).summary()
         cam = cam_reference(model, replace(card, temperature=temperature), val_samples, seed=seed)
@@ -120,7 +121,7 @@ def calibrate_card(model: nn.Module, card: ModelCard, val_loader: DataLoader, de
         return replace(card, temperature=temperature, cam_reference=cam, metrics=metrics)
     if not isinstance(outputs, DetectorOutputs):
         outputs = run_detector(model, val_loader, device, nms_iou=card.thresholds.nms_iou, amp="off",
-                               views=card.test_time_views)
+                               views=card.test_time_views, progress=progress)
     score = best_score_threshold(outputs.predictions, outputs.targets, len(classes),
                                  iou_threshold=DEEPPCB_IOU if deeppcb else 0.5, strictly_above=deeppcb)
     thresholds = replace(card.thresholds, score=round(score, 4), uncertain_confidence=round(score / 2, 4))

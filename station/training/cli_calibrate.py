@@ -31,6 +31,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--workers", type=int, default=0)
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         card = recalibrate(args.model, args.data, args.format, views=args.views, device=args.device,
                            batch=args.batch, workers=args.workers,
-                           command_line=args.command_line)
+                           command_line=args.command_line, progress=not args.quiet)
     except (ModelLoadError, DatasetError, SplitError, ValueError, OSError) as exc:
         print(f"station calibrate: {exc}", file=sys.stderr)
         return 1

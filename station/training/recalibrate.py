@@ -18,7 +18,8 @@ log = logging.getLogger(__name__)
 
 
 def recalibrate(model_dir: str | Path, data: str | Path, fmt: str | None = None, *, views: int | None = None,
-                device: str = "auto", batch: int = 16, workers: int = 0, command_line: str = "") -> ModelCard:
+                device: str = "auto", batch: int = 16, workers: int = 0, command_line: str = "",
+                progress: bool = True) -> ModelCard:
     """Re-fit ``model_dir``'s card on the validation images of its own split file and write it
     (card.json and MODEL_CARD.md; the weights are not touched). ``views`` sets a detector's
     test-time views first. Returns the new card."""
@@ -37,7 +38,7 @@ def recalibrate(model_dir: str | Path, data: str | Path, fmt: str | None = None,
     kind = ClassificationData if card.task == "classification" else DetectionData
     loader = make_loader(kind(chosen.samples, card), batch, shuffle=False, workers=workers)  # type: ignore[arg-type]
     card = calibrate_card(model, card, loader, torch_device, deeppcb=card.data.format == "deeppcb",
-                          seed=card.training.seed or 0)
+                          seed=card.training.seed or 0, progress=progress)
     card = dataclasses.replace(card, training=dataclasses.replace(card.training, recalibration=command_line))
     save_card(model_dir, card)
     return card

@@ -51,6 +51,31 @@ def test_flops_and_fps():
     assert measure_fps(conv, (1, 8, 8), "classification", torch.device("cpu"), seconds=0.05) > 0
 
 
+def test_a_detector_is_measured_over_its_test_time_views():
+    torch.manual_seed(0)
+    model = build_model("wbam-ffem-nano", num_classes=2, input_mode="gray")
+    one, four = (count_flops(model, (1, 64, 64), "detection", views) for views in (1, 4))
+    assert four == pytest.approx(4 * one)
+    assert measure_fps(model, (1, 64, 64), "detection", torch.device("cpu"), seconds=0.01, views=4) > 0
+    row = TableRow("wbam", {"map50": 0.5}, 10.0, 1.1, 5.0, 2.0, 3, extra={"test_time_views": 4})
+    assert "| wbam, 4 test-time views | 50.00 |" in format_table([row], "detection", "detectors")
+
+
+def test_only_the_detector_bench_takes_test_time_views():
+    import argparse
+
+    from station.training.bench_tables import configure
+
+    detectors, table2 = argparse.ArgumentParser(), argparse.ArgumentParser()
+    configure(detectors, "detectors")
+    configure(table2, "table2")
+    assert detectors.parse_args(["--data", "d", "--format", "voc", "--test-time-views", "4"]).test_time_views == 4
+    with pytest.raises(SystemExit):
+        detectors.parse_args(["--data", "d", "--format", "voc", "--test-time-views", "3"])
+    with pytest.raises(SystemExit):
+        table2.parse_args(["--data", "d", "--format", "neu-cls", "--test-time-views", "4"])
+
+
 def test_table_formats():
     rows = [TableRow("cti-tiny", {"macro_precision": 0.9, "macro_recall": 0.8, "macro_f1": 0.85, "accuracy": 0.875},
                      fps=40.0, params_m=3.6, gflops=1.2, train_minutes=3.0, best_epoch=7)]

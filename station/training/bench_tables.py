@@ -28,6 +28,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from station.ml.tta import VIEW_COUNTS, predict_with_views
+
 log = logging.getLogger(__name__)
 
 TABLE2_MODELS = ("cti-tiny", "resnet18", "resnet50", "convnext-t", "swin-t", "efficientnet-b0", "mobilenetv3-l")
@@ -83,6 +85,10 @@ def configure(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("--imgsz", type=int, default=None, help="override the budget's input side")
     parser.add_argument("--batch", type=int, default=None, help="override the budget's batch size")
     parser.add_argument("--crop", type=int, default=None, help="detectors: native-resolution training crops")
+    if name == "detectors":
+        parser.add_argument("--test-time-views", type=int, default=1, choices=VIEW_COUNTS,
+                            help="every detector's card is fitted, scored and timed over N dihedral views "
+                                 "(station.ml.tta; default 1)")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--patience", type=int, default=None, help="override the budget's early-stop patience")
     parser.add_argument("--amp", default="auto", choices=["auto", "bf16", "off"], help="mixed precision (see train)")
@@ -108,27 +114,29 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def _infer(model: nn.Module, batch: torch.Tensor, task: str) -> Any:
+def _infer(model: nn.Module, batch: torch.Tensor, task: str, views: int = 1) -> Any:
     if task == "detection":
-        return model.predict(batch, score_thresh=0.25, nms_iou=0.5, max_det=100)
+        return predict_with_views(model, batch, views, score_thresh=0.25, nms_iou=0.5, max_det=100)
     return model(batch)
 
 
-def count_flops(model: nn.Module, input_size: tuple[int, int, int], task: str) -> float:
-    """FLOPs of one image's forward pass (torch.utils.flop_counter: 2 per multiply-accumulate)."""
+def count_flops(model: nn.Module, input_size: tuple[int, int, int], task: str, views: int = 1) -> float:
+    """FLOPs of one image's forward pass (torch.utils.flop_counter: 2 per multiply-accumulate), over
+    ``views`` test-time views for a detector."""
     from torch.utils.flop_counter import FlopCounterMode
 
     probe = torch.zeros(1, *input_size)
     model = model.cpu().eval()
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
-        _infer(model, probe, task)
+        _infer(model, probe, task, views)
     return float(counter.get_total_flops())
 
 
 def measure_fps(model: nn.Module, input_size: tuple[int, int, int], task: str, device: torch.device,
-                seconds: float = 3.0, threads: int = 2) -> float:
-    """Images per second at batch 1 (after warm-up), on ``threads`` CPU threads or the GPU."""
+                seconds: float = 3.0, threads: int = 2, views: int = 1) -> float:
+    """Images per second at batch 1 (after warm-up), on ``threads`` CPU threads or the GPU; a
+    detector runs over ``views`` test-time views of each image."""
     previous_threads = torch.get_num_threads()
     if device.type == "cpu":
         torch.set_num_threads(threads)
@@ -137,12 +145,12 @@ def measure_fps(model: nn.Module, input_size: tuple[int, int, int], task: str, d
         batch = torch.rand(1, *input_size, device=device)
         with torch.inference_mode():
             for _ in range(3):
-                _infer(model, batch, task)
+                _infer(model, batch, task, views)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             count, started = 0, time.perf_counter()
             while time.perf_counter() - started < seconds or count < 5:
-                _infer(model, batch, task)
+                _infer(model, batch, task, views)
                 count += 1
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
@@ -204,6 +212,7 @@ def train_and_score(model_name: str, args: argparse.Namespace, task: str, budget
         seed=args.seed, split_file=split_file, patience=args.patience or budget.patience, workers=args.workers,
         amp=args.amp, val_every=args.val_every,
         crop=args.crop if task == "detection" else None, lr=args.lr,
+        test_time_views=getattr(args, "test_time_views", 1) if task == "detection" else 1,
         max_time_s=args.time_per_model * 60 if args.time_per_model else None,
         command_line="station " + shlex.join(sys.argv[1:]), progress=not args.quiet,
         name=card_name, description=args.description or f"bench {args.bench} ({args.budget})",
@@ -219,13 +228,13 @@ def train_and_score(model_name: str, args: argparse.Namespace, task: str, budget
     return TableRow(
         model=model_name if card_name == model_name else f"{model_name} ({card_name})",
         metrics=scored.metrics() | {"subset_images": scored.n_images},
-        fps=measure_fps(model, card.input_size, task, device, threads=args.threads),
+        fps=measure_fps(model, card.input_size, task, device, threads=args.threads, views=card.test_time_views),
         params_m=count_parameters(model) / 1e6,
-        gflops=count_flops(model, card.input_size, task) / 1e9,
+        gflops=count_flops(model, card.input_size, task, card.test_time_views) / 1e9,
         train_minutes=result.wall_time_s / 60,
         best_epoch=result.best_epoch,
         extra={"subset": subset, "input_size": list(card.input_size), "device": card.training.device,
-               "epochs": card.training.epochs},
+               "epochs": card.training.epochs, "test_time_views": card.test_time_views},
     )
 
 
@@ -259,7 +268,9 @@ def format_table(rows: list[TableRow], kind: str, title: str) -> str:
         body = []
         for row in rows:
             m = row.metrics
-            cells = [row.model, *(_percent(m.get(k)) for k in ("map50", "map75", "map90", "map50_95"))]
+            views = row.extra.get("test_time_views", 1)
+            method = row.model if views == 1 else f"{row.model}, {views} test-time views"
+            cells = [method, *(_percent(m.get(k)) for k in ("map50", "map75", "map90", "map50_95"))]
             if deeppcb:
                 # F at the card's threshold (chosen on validation), not at the scored set's own best
                 cells += [_percent(m.get("deeppcb_map")),

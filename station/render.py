@@ -7,14 +7,17 @@ array.
 Defects on a package can be 0.1 mm across, 5-20 px in a frame, so boxes are drawn *around* the
 defect (the outline sits outside the box, never over the defect itself), with a dark edge under
 the coloured line so it reads on bright and dark packages alike, and the label is a filled tag
-whose size follows the image size rather than the defect size.
+whose size follows the image size rather than the defect size. A small image (a 200-px steel
+patch) that the screen shows enlarged is drawn on an enlarged copy (``upscale_to``), so its tags
+are not blown up with it.
 """
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
 import cv2
@@ -39,6 +42,9 @@ PALETTE: tuple[Color, ...] = (
 _EDGE: Color = (0, 0, 0)
 _HIGHLIGHT_HALO: Color = (255, 255, 255)
 _FONT = cv2.FONT_HERSHEY_SIMPLEX  # built into OpenCV: nothing to ship or download
+
+# the GUI's views: draw images shorter than this (long side) on a whole-number enlarged copy
+SCREEN_LONG_SIDE = 720
 
 COLORMAPS = {"inferno": cv2.COLORMAP_INFERNO, "turbo": cv2.COLORMAP_TURBO, "viridis": cv2.COLORMAP_VIRIDIS}
 
@@ -244,10 +250,14 @@ def compose_overlay(
     min_score: float = 0.0,
     highlight_index: int | None = None,
     class_colors: Mapping[str, Color] | None = None,
+    upscale_to: int = 0,
 ) -> np.ndarray:
     """The captured image with the chosen attention map blended in and the defects drawn on top.
 
     A missing map (the recipe has no such model, or maps were not requested) is simply not drawn.
+    ``upscale_to``: an image whose long side is shorter is enlarged by the whole factor
+    ``display_scale`` gives (nearest neighbour: each pixel stays a crisp block) before the boxes
+    and tags are drawn, so they are drawn at the resolution the screen shows them.
     """
     _check_image(image)
     if attention not in ("material", "defects"):
@@ -259,6 +269,16 @@ def compose_overlay(
         if heatmap.shape != image.shape[:2]:
             raise ValueError(f"{attention} attention map is {heatmap.shape}, the image {image.shape[:2]}")
         canvas = blend(canvas, colorize_heatmap(heatmap), attention_opacity(heatmap, opacity))
+    scale = display_scale(image.shape[:2], upscale_to)
+    if scale > 1:
+        canvas = cv2.resize(canvas, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
     if show_boxes and (result.defects or highlight_index is not None):
-        canvas = draw_defects(canvas, result.defects, class_colors, highlight_index, min_score)
+        defects = [replace(d, box=tuple(scale * c for c in d.box)) for d in result.defects]
+        canvas = draw_defects(canvas, defects, class_colors, highlight_index, min_score)
     return canvas if canvas is not image else image.copy()
+
+
+def display_scale(image_hw: tuple[int, int], upscale_to: int) -> int:
+    """The whole factor that brings the long side to at least ``upscale_to`` (1: none needed)."""
+    long_side = max(image_hw)
+    return max(1, math.ceil(upscale_to / long_side)) if upscale_to > 0 and long_side > 0 else 1

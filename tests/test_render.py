@@ -151,3 +151,21 @@ def test_compose_overlay_options():
         compose_overlay(image, _result(material_map=np.zeros((10, 10), np.float32)))
     with pytest.raises(ValueError, match="'material' or 'defects'"):
         compose_overlay(image, result, attention="both")
+
+
+def test_a_small_image_is_drawn_enlarged_so_its_tags_stay_small_on_screen():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (200, 200, 3), dtype=np.uint8)
+    defect = Defect((80.0, 90.0, 100.0, 110.0), "scratches", 0.9)
+    plain = compose_overlay(image, _result([defect], attention=False))
+    enlarged = compose_overlay(image, _result([defect], attention=False), upscale_to=720)
+    assert plain.shape == image.shape and enlarged.shape == (800, 800, 3)  # whole factor 4
+    # the pixels stay crisp 4x4 blocks away from the drawing, and the defect itself is not drawn over
+    assert (enlarged[:40:4, :40:4] == image[:10, :10]).all() and (enlarged[:40, :40:4] == enlarged[:40, 1:40:4]).all()
+    assert (enlarged[4 * 90:4 * 110, 4 * 80:4 * 100] == np.repeat(np.repeat(image[90:110, 80:100], 4, 0), 4, 1)).all()
+    # the tag covers a smaller share of the enlarged image than of the plain one
+    drawn_share = lambda out, base: (out != base).any(axis=2).mean()  # noqa: E731
+    base = np.repeat(np.repeat(image, 4, 0), 4, 1)
+    assert drawn_share(enlarged, base) < 0.5 * drawn_share(plain, image)
+    big = np.zeros((960, 1280, 3), np.uint8)
+    assert compose_overlay(big, _result([defect], attention=False), upscale_to=720).shape == big.shape

@@ -160,14 +160,15 @@ class BatchDetailView(QWidget):
         if self.result is None:
             self.image_view.set_image(self._image)
             return
-        from station.render import compose_overlay
+        from station.render import SCREEN_LONG_SIDE, compose_overlay
 
         selected = self.results.selected_defect()
         options = self.overlay_controls.options()
         if not self.overlay_controls.attention.isEnabled():
             options["show_attention"] = False
         self.image_view.set_image(
-            compose_overlay(self._image, self.result, highlight_index=selected if selected >= 0 else None, **options)
+            compose_overlay(self._image, self.result, highlight_index=selected if selected >= 0 else None,
+                            upscale_to=SCREEN_LONG_SIDE, **options)
         )
 
 

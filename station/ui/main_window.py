@@ -533,13 +533,14 @@ class MainWindow(QMainWindow):
         inspection = self.inspection
         if inspection is None or inspection.result is None:
             return
-        from station.render import compose_overlay
+        from station.render import SCREEN_LONG_SIDE, compose_overlay
 
         selected = self.panel.results.selected_defect()
         image = compose_overlay(
             inspection.frame.image,
             inspection.result,
             highlight_index=selected if selected >= 0 else None,
+            upscale_to=SCREEN_LONG_SIDE,
             **self.overlay_controls.options(),
         )
         self.captured_view.set_image(image)

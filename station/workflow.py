@@ -49,8 +49,8 @@ class Inspection:
 
     @property
     def uncertain(self) -> bool:
-        call = self.result.material if self.result is not None else None
-        return bool(call is not None and call.uncertain)
+        """An uncertain call, or a frame the recipe's image check rejected."""
+        return self.result is not None and self.result.needs_expert
 
     @property
     def can_accept(self) -> bool:
@@ -103,7 +103,7 @@ class Inspection:
         if self.verdict_entry_id is not None:
             raise ValueError(f"this inspection already has its verdict (record {self.verdict_entry_id})")
         if verdict is Verdict.ACCEPT and not self.can_accept:
-            raise ValueError("an uncertain classification cannot be accepted: override it with a reason, or hold it")
+            raise ValueError("an uncertain result cannot be accepted: override it with a reason, or hold it")
         if verdict is Verdict.OVERRIDE and not reason.strip():
             raise ValueError("an override needs a reason")
         if verdict is Verdict.OVERRIDE and self.goes_to_decapping and not material:
@@ -162,6 +162,8 @@ def result_audit_fields(result) -> dict[str, Any]:
             "timings_ms": {k: round(float(v), 2) for k, v in result.timings_ms.items()},
         },
     }
+    if result.image_problems:
+        fields["details"]["image_problems"] = list(result.image_problems)
     call = result.material
     if call is not None:
         fields.update(

@@ -136,6 +136,26 @@ def test_uncertain_result_cannot_be_accepted(qtbot, recipe):
     window.shutdown()
 
 
+def test_a_frame_failing_the_image_check_shows_why_and_cannot_be_accepted(qtbot, recipe):
+    import dataclasses
+
+    from station.inference.image_check import ImageCheck
+
+    # no frame has 255 grey levels of contrast: every capture fails the check
+    picky = dataclasses.replace(recipe, name="picky", image_check=ImageCheck(min_contrast=255))
+    window = MainWindow(Settings(recipe="picky"), "CPU (test)", recipes={"picky": picky})
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: window._recipe is not None, timeout=30_000)
+    _start_demo_and_sign_in(qtbot, window)
+    _capture(qtbot, window)
+    assert window.inspection.result.image_problems and window.inspection.uncertain
+    assert not window.panel.accept_button.isEnabled() and window.panel.override_button.isEnabled()
+    banner = window.panel.results.banner
+    assert banner.isVisible() and banner.text().startswith("IMAGE CHECK FAILED") and "nearly uniform" in banner.text()
+    window.shutdown()
+
+
 def test_foot_pedal_key_triggers_capture_and_is_configurable(qtbot, window):
     from PySide6.QtCore import Qt
 

@@ -31,6 +31,7 @@ from station.inference.errors import (
     InvalidInputError,
     MissingReferenceError,
 )
+from station.inference.image_check import check_frame, route_unfit_frame
 from station.inference.loading import LoadedModel, load_for_role
 from station.inference.recipes import Recipe
 from station.inference.results import (
@@ -268,10 +269,13 @@ class Engine:
                 loaded.role: prepare_input(request.image, loaded.card, request.reference) for loaded in self._loaded()
             }
 
+        with clock.stage("preprocess"):
+            image_problems = check_frame(self.recipe.image_check, request.image)
         material = defects = None
         material_map = defect_map = None
         if self.classifier is not None:
             material, material_map = self._classify(inputs["classifier"], image_hw, request.want_attention, clock)
+            material = route_unfit_frame(material, image_problems)
         if self.detector is not None:
             defects, defect_map = self._detect(inputs["detector"], image_hw, request.want_attention, clock)
 
@@ -287,6 +291,7 @@ class Engine:
             thresholds=dict(self.thresholds),
             recipe=self.recipe.name,
             image_size=(int(image_hw[0]), int(image_hw[1])),
+            image_problems=image_problems,
         )
 
     def _classify(

@@ -6,7 +6,9 @@ file is logged and skipped, so one bad recipe never stops the station from start
 
 ``classifier`` and ``detector`` name a bundled model (a folder under ``station.paths.models_dir()``)
 or give a path to a model folder (absolute, or relative to the recipe file). A threshold left
-``null`` takes the value from the model's card.
+``null`` takes the value from the model's card. ``image_check`` (optional) holds the limits a
+captured frame must meet before the answer is trusted (``station.inference.image_check``); a
+frame that fails goes to a person, like an uncertain call.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from station import paths
+from station.inference.image_check import ImageCheck
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +45,7 @@ class Recipe:
     max_detections: int | None = None
     decap_methods: dict[str, str] = field(default_factory=dict)  # material -> decapsulation method
     use_reference: bool = False  # the detector compares against a defect-free template image
+    image_check: ImageCheck | None = None  # limits a usable frame meets; None: no check
     origin: Path | None = field(default=None, compare=False)  # the file it was read from
 
     def __post_init__(self) -> None:
@@ -72,6 +76,8 @@ class Recipe:
             raise RecipeError(f"{where}: 'decap_methods' must map material names to method names")
         if not isinstance(self.use_reference, bool):
             raise RecipeError(f"{where}: 'use_reference' must be true or false, got {self.use_reference!r}")
+        if self.image_check is not None and not isinstance(self.image_check, ImageCheck):
+            raise RecipeError(f"{where}: 'image_check' must be an ImageCheck, got {self.image_check!r}")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], origin: Path | None = None) -> Recipe:
@@ -91,11 +97,17 @@ class Recipe:
             )
         if "name" not in data:
             raise RecipeError(f"{where}: the recipe has no 'name'")
+        if data.get("image_check") is not None:
+            try:
+                data["image_check"] = ImageCheck.from_dict(data["image_check"])
+            except (TypeError, ValueError) as exc:
+                raise RecipeError(f"{where}: {exc}") from exc
         return cls(**data, origin=origin)
 
     def to_dict(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "origin"}
         data["decap_methods"] = dict(self.decap_methods)
+        data["image_check"] = self.image_check.to_dict() if self.image_check is not None else None
         return {"version": RECIPE_VERSION, **data}
 
     def model_dir(self, reference: str) -> Path:

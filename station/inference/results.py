@@ -75,6 +75,12 @@ class InspectionResult:
     thresholds: dict[str, float]  # uncertain_below, score_threshold, nms_iou, temperature (those that apply)
     recipe: str = ""
     image_size: tuple[int, int] = field(default=(0, 0))  # (height, width)
+    image_problems: tuple[str, ...] = ()  # the recipe's image check failed: route to a person
+
+    @property
+    def needs_expert(self) -> bool:
+        """An uncertain material call, or a frame the recipe's image check rejected."""
+        return bool(self.image_problems) or (self.material is not None and self.material.uncertain)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (no attention arrays) for the audit log and batch reports."""
@@ -98,4 +104,5 @@ class InspectionResult:
             "thresholds": dict(self.thresholds),
             "device": self.device,
             "timings_ms": dict(self.timings_ms),
+            "image_problems": list(self.image_problems),
         }

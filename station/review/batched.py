@@ -31,6 +31,7 @@ from station.inference import (
     MaterialCall,
     MissingReferenceError,
 )
+from station.inference.image_check import check_frame, route_unfit_frame
 from station.ml.cards import PreparedInput, prepare_input
 from station.ml.tta import predict_with_views
 
@@ -45,6 +46,7 @@ class PreparedImage:
     classifier_input: PreparedInput | None
     detector_input: PreparedInput | None
     preprocess_ms: float
+    image_problems: tuple[str, ...] = ()  # the recipe's image check (station.inference.image_check)
 
 
 def prepare(engine: Engine, image: np.ndarray, reference: np.ndarray | None = None) -> PreparedImage:
@@ -63,8 +65,10 @@ def prepare(engine: Engine, image: np.ndarray, reference: np.ndarray | None = No
         detector_input = prepare_input(image, engine.detector.card, reference) if engine.detector is not None else None
     except ValueError as exc:
         raise InvalidInputError(str(exc)) from exc
+    problems = check_frame(engine.recipe.image_check, image)
     height, width = image.shape[:2]
-    return PreparedImage((int(height), int(width)), classifier_input, detector_input, (time.perf_counter() - start) * 1e3)
+    return PreparedImage((int(height), int(width)), classifier_input, detector_input, (time.perf_counter() - start) * 1e3,
+                         problems)
 
 
 def _autocast(device: torch.device) -> contextlib.AbstractContextManager:
@@ -184,9 +188,10 @@ def _run_batch(engine: Engine, batch: Sequence[PreparedImage], request_ids: Sequ
             "cam": 0.0,
             "total": prepared.preprocess_ms + classifier_ms + detector_ms,
         }
+        call = calls[index]
         results.append(InspectionResult(
             request_id=int(request_ids[index]),
-            material=calls[index],
+            material=route_unfit_frame(call, prepared.image_problems) if call is not None else None,
             defects=defects[index],
             attention=None,
             timings_ms=timings,
@@ -195,5 +200,6 @@ def _run_batch(engine: Engine, batch: Sequence[PreparedImage], request_ids: Sequ
             thresholds=dict(thresholds),
             recipe=engine.recipe.name,
             image_size=prepared.image_hw,
+            image_problems=prepared.image_problems,
         ))
     return results

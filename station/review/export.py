@@ -25,6 +25,7 @@ from station.review.thumbnails import ThumbnailCache
 
 CSV_COLUMNS_BEFORE_PROBABILITIES = (
     "file", "status", "error", "sha256", "width", "height", "material", "confidence", "uncertain", "decap_method",
+    "image_problems",
 )
 CSV_COLUMNS_AFTER_PROBABILITIES = (
     "n_defects", "top_defect", "top_defect_score", "defects", "review", "reviewed_material", "review_reason",
@@ -138,6 +139,7 @@ def _csv_row(record: ItemRecord, classes: list[str]) -> list[Any]:
     values = [
         row.relative_path, status, row.error, row.sha256, record.width, record.height,
         call.get("material"), call.get("confidence"), call.get("uncertain"), call.get("decap_method"),
+        "; ".join(result.get("image_problems") or ()) or None,
         *(probabilities.get(c) for c in classes),
         row.n_defects, record.top_defect_label, row.top_defect_score,
         json.dumps(defects, separators=(",", ":")) if defects is not None else None,
@@ -209,7 +211,8 @@ def summary_html(store: BatchStore, summary: BatchSummary, thumbnails: Thumbnail
         image = f"<img src='{esc(str(thumb))}' width='64'>" if thumb is not None and thumb.is_file() else "-"
         flags = []
         if row.uncertain:
-            flags.append("<span class='bad'>UNCERTAIN</span>")
+            flags.append("<span class='bad'>UNCERTAIN</span>" if row.material is not None
+                         else "<span class='bad'>IMAGE CHECK FAILED</span>")
         if row.has_defects:
             flags.append(f"{row.n_defects} defect(s), top {row.top_defect_score:.2f}")
         material = esc(row.material or "-")

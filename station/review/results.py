@@ -41,6 +41,7 @@ def result_from_dict(data: dict[str, Any]) -> InspectionResult:
         thresholds={k: float(v) for k, v in data.get("thresholds", {}).items()},
         recipe=data.get("recipe", ""),
         image_size=(height, width),
+        image_problems=tuple(str(problem) for problem in data.get("image_problems", ())),
     )
 
 

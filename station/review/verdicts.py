@@ -59,7 +59,7 @@ def refusal(row: ItemRow, verdict: Verdict) -> str | None:
         if row.is_reviewed:
             return f"{row.relative_path} is already {row.status_text} (record #{row.audit_entry_id}); override to correct it"
         if row.uncertain:
-            return f"{row.relative_path}: an uncertain classification cannot be accepted; override it with a reason"
+            return f"{row.relative_path}: an uncertain result (material call or image check) cannot be accepted; override it with a reason"
     return None
 
 

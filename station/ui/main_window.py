@@ -672,7 +672,7 @@ class MainWindow(QMainWindow):
         self.panel.set_verdict_enabled(can_verdict)
         self.panel.accept_button.setEnabled(can_verdict and inspection.can_accept)
         self.panel.accept_button.setToolTip(
-            "Uncertain: override with a reason, or hold for an expert." if inspection is not None and inspection.uncertain else ""
+            "Uncertain result or failed image check: override with a reason, or hold for an expert." if inspection is not None and inspection.uncertain else ""
         )
         self.panel.release_button.setEnabled(inspection is not None and inspection.can_release and not writing)
         if inspection is not None and inspection.release_entry_id is None and inspection.verdict_entry_id is not None and inspection.can_release:

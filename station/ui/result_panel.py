@@ -3,6 +3,7 @@ decapsulation method, the UNCERTAIN banner, the defect list, and overlay control
 
 from __future__ import annotations
 
+import html
 import math
 
 import numpy as np
@@ -188,25 +189,27 @@ class ResultPanel(QWidget):
 
     def show_result(self, result, uncertain_below: float, um_per_px: float | None = None) -> None:
         call = result.material
+        problems = tuple(getattr(result, "image_problems", ()))
+        self.banner.hide()
         if call is None:
             self.material_label.setText("not classified")
             self.confidence_label.setText("this recipe has no classifier")
             self.decap_label.setText("—")
-            self.banner.hide()
             self.chart.clear_bars()
         else:
             self.material_label.setText(call.material.capitalize())
             self.confidence_label.setText(f"{call.confidence:.1%} (calibrated; expert below {uncertain_below:.0%})")
             self.decap_label.setText(call.decap_method)
             self.chart.show_probabilities(call.classes, call.probabilities, uncertain_below)
-            if call.uncertain:
-                self.banner.setText("UNCERTAIN – route to expert")
-                self.banner.setStyleSheet(_BANNER_STYLE)
-                self.banner.show()
-            else:
-                self.banner.setText(f"{call.material.capitalize()} — {call.decap_method}")
-                self.banner.setStyleSheet(_CONFIDENT_STYLE)
-                self.banner.show()
+            if not call.uncertain:
+                self._show_banner(f"{call.material.capitalize()} — {call.decap_method}", _CONFIDENT_STYLE)
+            elif not problems:
+                self._show_banner("UNCERTAIN – route to expert", _BANNER_STYLE)
+        if problems:
+            # the networks answered, but on a frame the recipe does not trust
+            details = "".join(f"<br><span style='font-size:12px;font-weight:normal'>{html.escape(p)}</span>"
+                              for p in problems)
+            self._show_banner(f"IMAGE CHECK FAILED – route to expert{details}", _BANNER_STYLE)
         self.defects.blockSignals(True)
         self.defects.setRowCount(len(result.defects))
         for row, defect in enumerate(result.defects):
@@ -220,6 +223,11 @@ class ResultPanel(QWidget):
         total = result.timings_ms.get("total")
         if total is not None and not math.isnan(total):
             self.timing_label.setText(f"{total:.0f} ms on {result.device}")
+
+    def _show_banner(self, text: str, style: str) -> None:
+        self.banner.setText(text)
+        self.banner.setStyleSheet(style)
+        self.banner.show()
 
     def selected_defect(self) -> int:
         rows = self.defects.selectionModel().selectedRows()

@@ -50,7 +50,7 @@ class ImageCheck:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ImageCheck:
         if not isinstance(data, dict):
-            raise ValueError(f"image_check must be an object of limits, got {type(data).__name__}")
+            raise TypeError(f"image_check must be an object of limits, got {type(data).__name__}")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -124,8 +126,10 @@ def test_reference_range():
     assert no_baseline["low"] == pytest.approx(5.0) and no_baseline["high"] == pytest.approx(9.95)
     with_baseline = reference_range(evidence, [np.full(10, 2.0)])
     assert with_baseline["low"] == pytest.approx(2.0) and with_baseline["high"] == pytest.approx(9.95)
+    # a blank frame answered above the real images' median: the range starts at the median,
+    # so real maps keep their contrast (the image check stops blank frames)
     strong_blank = reference_range(evidence, [np.full(10, 20.0)])
-    assert strong_blank["high"] > strong_blank["low"] == pytest.approx(20.0)
+    assert strong_blank["low"] == pytest.approx(5.0) and strong_blank["high"] == pytest.approx(9.95)
     with pytest.raises(ValueError):
         reference_range([])
 
@@ -146,6 +150,35 @@ def test_calibrate_reference_puts_featureless_frames_at_zero():
     reference = calibrate_reference(model, card, images)
     assert isinstance(reference, CamReference) and reference.high > reference.low
     assert not model.training
+
+
+def test_a_classifier_gets_a_range_per_predicted_class():
+    model = RedDetector().eval()
+    card = ModelCard(
+        name="red",
+        task="classification",
+        architecture="none",
+        build_kwargs={},
+        classes=["red", "green"],
+        input_size=(3, 16, 16),
+        preprocessing=Preprocessing(resize="resize", mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)),
+    )
+    rng = np.random.default_rng(0)
+
+    def tinted(channel: int) -> np.ndarray:
+        image = rng.integers(0, 60, (32, 32, 3), dtype=np.uint8)
+        image[..., channel] = rng.integers(150, 255, (32, 32), dtype=np.uint8)
+        return image
+
+    reference = calibrate_reference(model, card, [tinted(0) for _ in range(4)] + [tinted(1) for _ in range(4)])
+    # class 0's logit weighs its evidence twice as much: its maps run hotter
+    assert set(reference.per_class) == {"red", "green"}
+    assert reference.range_for("red")[1] > 1.5 * reference.range_for("green")[1]
+    assert reference.range_for(None) == reference.range_for("blue") == (reference.low, reference.high)
+    few = calibrate_reference(model, card, [tinted(0) for _ in range(4)] + [tinted(1)])
+    assert set(few.per_class) == {"red"}  # one green image is too few for a range of its own
+    restored = ModelCard.from_dict(dataclasses.replace(card, cam_reference=reference).to_dict())
+    assert restored.cam_reference.range_for("green") == reference.range_for("green")
 
 
 def test_featureless_frames_for_every_input_mode():

@@ -69,7 +69,7 @@ def test_round_trip(saved):
         torch.testing.assert_close(loaded.state_dict()[key], value)
     text = (folder / README_FILE).read_text()
     assert "tiny-detector" in text and "open, short" in text and card.weights_sha256 in text
-    assert json.loads((folder / CARD_FILE).read_text())["cam_reference"] == {"low": 0.1, "high": 2.5}
+    assert json.loads((folder / CARD_FILE).read_text())["cam_reference"] == {"low": 0.1, "high": 2.5, "per_class": {}}
 
 
 def test_weights_are_never_unpickled(saved):

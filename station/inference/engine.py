@@ -310,7 +310,8 @@ class Engine:
             clock.add("classifier", cam.forward_seconds)
             clock.add("cam", clock.now() - start - cam.forward_seconds)
             with clock.stage("cam"):
-                attention = self._scaled_map(raw_maps, card, image_hw, prepared)
+                predicted = card.classes[int(logits.float()[0].argmax())]
+                attention = self._scaled_map(raw_maps, card, image_hw, prepared, predicted)
         else:
             with clock.stage("classifier"), torch.inference_mode(), self._autocast("classifier"):
                 logits = loaded.model(images)
@@ -365,12 +366,13 @@ class Engine:
         return defects, attention
 
     def _scaled_map(
-        self, raw_maps: torch.Tensor, card: ModelCard, image_hw: tuple[int, int], prepared: PreparedInput
+        self, raw_maps: torch.Tensor, card: ModelCard, image_hw: tuple[int, int], prepared: PreparedInput,
+        class_name: str | None = None,
     ) -> np.ndarray:
         reference = card.cam_reference
         assert reference is not None
         maps = to_image_size(raw_maps.float(), image_hw, prepared.letterbox)
-        scaled = scale_to_reference(maps, reference.low, reference.high)
+        scaled = scale_to_reference(maps, *reference.range_for(class_name))
         return scaled[0].cpu().numpy().astype(np.float32, copy=False)
 
 

@@ -188,19 +188,21 @@ def calibrate_reference(
     images: Iterable[np.ndarray],
     references: Iterable[np.ndarray] | None = None,
     high_quantile: float = 0.995,
+    min_class_images: int = 4,
 ) -> CamReference:
     """The card's fixed ``cam_reference``, computed once at export.
 
     ``low`` is the level featureless frames reach (their 99th-percentile pixel): the baseline,
     so that a blank or clean frame stays cold. ``high`` is the ``high_quantile`` pixel of the
     maps of ``images`` (validation images, with their ``references`` for ``*+ref`` models):
-    the level only the strongest evidence reaches.
+    the level only the strongest evidence reaches. A classifier also gets a range per
+    predicted class from that class's images (at least ``min_class_images`` of them).
     """
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     reference_list = list(references) if references is not None else None
-    evidence, baseline = [], []
+    evidence, baseline, predicted = [], [], []
     try:
         image_list = list(images)
         if not image_list:
@@ -208,14 +210,27 @@ def calibrate_reference(
         for index, image in enumerate(image_list):
             reference = reference_list[index] if reference_list is not None else None
             prepared = prepare_input(image, card, reference)
-            evidence.append(compute_raw_maps(model, card, prepared.tensor[None].to(device)))
+            batch = prepared.tensor[None].to(device)
+            if card.task == "classification":
+                with GradCam(model, model.cam_target_layer) as cam:
+                    logits, maps = cam(batch)
+                predicted.append(card.classes[int(logits[0].argmax())])
+                evidence.append(maps)
+            else:
+                evidence.append(compute_raw_maps(model, card, batch))
         height, width = image_list[0].shape[:2]
         for blank in featureless_frames(height, width, card):
             prepared = prepare_input(blank, card, blank if card.uses_reference else None)
             baseline.append(compute_raw_maps(model, card, prepared.tensor[None].to(device)))
     finally:
         model.train(was_training)
-    return CamReference(**reference_range(evidence, baseline, high_quantile=high_quantile))
+    per_class = {}
+    for name in card.classes:
+        maps = [m for m, label in zip(evidence, predicted) if label == name]
+        if len(maps) >= min_class_images:
+            found = reference_range(maps, baseline, high_quantile=high_quantile)
+            per_class[name] = [found["low"], found["high"]]
+    return CamReference(**reference_range(evidence, baseline, high_quantile=high_quantile), per_class=per_class)
 
 
 def _values(maps: Iterable[torch.Tensor | np.ndarray]) -> np.ndarray:
@@ -236,10 +251,17 @@ def reference_range(
 ) -> dict[str, float]:
     """``{"low": ..., "high": ...}`` (a card's ``cam_reference``) from raw maps.
 
-    ``low``: the ``baseline_quantile`` pixel of the baseline maps (featureless frames), or the
-    evidence's median without any. ``high``: the ``high_quantile`` pixel of the evidence maps,
-    and at least ``low`` plus the evidence's own spread (high quantile - median), so the range
-    stays usable when a model answers a blank frame as strongly as real images.
+    ``low``: the ``baseline_quantile`` pixel of the baseline maps (featureless frames), but at
+    most the evidence's median (the median alone without baseline maps). ``high``: the
+    ``high_quantile`` pixel of the evidence maps, and at least ``low`` plus the evidence's own
+    spread (high quantile - median), so the range stays usable when a model answers a blank
+    frame as strongly as real images.
+
+    The cap on ``low``: a classifier that has never seen a blank frame can answer one more
+    strongly than any real image (the demo CTI calls a flat grey frame "metallic" at 88 %, and
+    its Grad-CAM there peaks at twice the real images' 99.5th percentile). A baseline above
+    the evidence would leave every real map cold; frames like that are the recipe's image
+    check's to stop (``station.inference.image_check``), not the map's.
     """
     evidence = _values(evidence_maps)
     if evidence.size == 0:
@@ -248,6 +270,6 @@ def reference_range(
         evidence = np.random.default_rng(seed).choice(evidence, size=max_samples, replace=False)
     median, top = (float(v) for v in np.quantile(evidence, [0.5, high_quantile]))
     baseline = _values(baseline_maps)
-    low = float(np.quantile(baseline, baseline_quantile)) if baseline.size else median
+    low = min(float(np.quantile(baseline, baseline_quantile)), median) if baseline.size else median
     spread = max(top - median, 1e-6, abs(low) * 1e-3)
     return {"low": low, "high": max(top, low + spread)}

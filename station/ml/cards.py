@@ -76,10 +76,21 @@ class Thresholds:
 
 @dataclass
 class CamReference:
-    """Fixed raw-CAM range: ``low`` maps to 0 and ``high`` to 1, for every image alike."""
+    """Fixed raw-CAM range: ``low`` maps to 0 and ``high`` to 1, for every image alike.
+
+    ``per_class`` (classifiers): a range per predicted class, ``{class: [low, high]}``. Grad-CAM
+    follows the predicted class's logit, and its scale differs from class to class (the demo
+    CTI's "plastic" maps peak at a third of its "ceramic" ones), so one range would leave some
+    classes' maps always cold. A class without its own range uses ``low``/``high``.
+    """
 
     low: float
     high: float
+    per_class: dict[str, list[float]] = field(default_factory=dict)
+
+    def range_for(self, class_name: str | None = None) -> tuple[float, float]:
+        low, high = self.per_class.get(class_name, (self.low, self.high)) if class_name else (self.low, self.high)
+        return float(low), float(high)
 
 
 @dataclass
@@ -402,6 +413,9 @@ def render_markdown(card: ModelCard) -> str:
     if card.cam_reference is not None:
         lines.append(f"- Attention maps scaled against the fixed range [{card.cam_reference.low:.4g}, "
                      f"{card.cam_reference.high:.4g}]")
+        if card.cam_reference.per_class:
+            ranges = ", ".join(f"{name} [{low:.4g}, {high:.4g}]" for name, (low, high) in card.cam_reference.per_class.items())
+            lines.append(f"- Per predicted class: {ranges}")
     if card.metrics:
         lines += ["", "## Validation metrics", "", "| metric | value |", "|---|---|"]
         lines += [f"| {key} | {_metric_text(key, float(value))} |" for key, value in card.metrics.items()]

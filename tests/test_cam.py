@@ -41,6 +41,18 @@ class RedDetector(nn.Module):
         return self.head(self.act(self.features(x)).mean(dim=(2, 3)))
 
 
+def _red_card() -> ModelCard:
+    return ModelCard(
+        name="red",
+        task="classification",
+        architecture="none",
+        build_kwargs={},
+        classes=["red", "green"],
+        input_size=(3, 16, 16),
+        preprocessing=Preprocessing(resize="resize", mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)),
+    )
+
+
 def _hook_count(model: nn.Module) -> int:
     return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) for m in model.modules())
 
@@ -136,15 +148,7 @@ def test_reference_range():
 
 def test_calibrate_reference_puts_featureless_frames_at_zero():
     model = RedDetector().eval()
-    card = ModelCard(
-        name="red",
-        task="classification",
-        architecture="none",
-        build_kwargs={},
-        classes=["red", "green"],
-        input_size=(3, 16, 16),
-        preprocessing=Preprocessing(resize="resize", mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)),
-    )
+    card = _red_card()
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 255, (32, 32, 3), dtype=np.uint8) for _ in range(4)]
     reference = calibrate_reference(model, card, images)
@@ -154,15 +158,7 @@ def test_calibrate_reference_puts_featureless_frames_at_zero():
 
 def test_a_classifier_gets_a_range_per_predicted_class():
     model = RedDetector().eval()
-    card = ModelCard(
-        name="red",
-        task="classification",
-        architecture="none",
-        build_kwargs={},
-        classes=["red", "green"],
-        input_size=(3, 16, 16),
-        preprocessing=Preprocessing(resize="resize", mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)),
-    )
+    card = _red_card()
     rng = np.random.default_rng(0)
 
     def tinted(channel: int) -> np.ndarray:

@@ -22,13 +22,17 @@ def recipe(tmp_path_factory):
     return make_tiny_recipe(tmp_path_factory.mktemp("models"))
 
 
-@pytest.fixture
-def window(qtbot, recipe):
-    settings = Settings(recipe=recipe.name)
-    window = MainWindow(settings, "CPU (test)", recipes={recipe.name: recipe})
+def _open_window(qtbot, recipe) -> MainWindow:
+    window = MainWindow(Settings(recipe=recipe.name), "CPU (test)", recipes={recipe.name: recipe})
     qtbot.addWidget(window)
     window.show()
     qtbot.waitUntil(lambda: window._recipe is not None, timeout=30_000)
+    return window
+
+
+@pytest.fixture
+def window(qtbot, recipe):
+    window = _open_window(qtbot, recipe)
     yield window
     window.shutdown()
 
@@ -118,11 +122,7 @@ def test_release_stays_disabled_when_the_audit_write_fails(qtbot, window, monkey
 def test_uncertain_result_cannot_be_accepted(qtbot, recipe):
     import dataclasses
 
-    strict = dataclasses.replace(recipe, name="strict", uncertain_below=0.999)
-    window = MainWindow(Settings(recipe="strict"), "CPU (test)", recipes={"strict": strict})
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitUntil(lambda: window._recipe is not None, timeout=30_000)
+    window = _open_window(qtbot, dataclasses.replace(recipe, name="strict", uncertain_below=0.999))
     _start_demo_and_sign_in(qtbot, window)
     _capture(qtbot, window)
     assert window.inspection.uncertain
@@ -142,11 +142,7 @@ def test_a_frame_failing_the_image_check_shows_why_and_cannot_be_accepted(qtbot,
     from station.inference.image_check import ImageCheck
 
     # no frame has 255 grey levels of contrast: every capture fails the check
-    picky = dataclasses.replace(recipe, name="picky", image_check=ImageCheck(min_contrast=255))
-    window = MainWindow(Settings(recipe="picky"), "CPU (test)", recipes={"picky": picky})
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitUntil(lambda: window._recipe is not None, timeout=30_000)
+    window = _open_window(qtbot, dataclasses.replace(recipe, name="picky", image_check=ImageCheck(min_contrast=255)))
     _start_demo_and_sign_in(qtbot, window)
     _capture(qtbot, window)
     assert window.inspection.result.image_problems and window.inspection.uncertain

@@ -22,7 +22,7 @@ from station.review.runner import BatchRunner, RunControl, RunOptions
 from station.review.scan import ScannedFile, FolderScan, scan_folder
 from station.review.store import BatchStore, ItemOutcome, ItemState
 from station.review.thumbnails import ThumbnailCache
-from station.review.verdicts import BatchContext, VerdictError, VerdictRequest, commit_verdict
+from station.review.verdicts import BatchContext, VerdictError, VerdictRequest, commit_verdict, refusal
 from station.workflow import Operator
 
 OPERATOR = Operator("op-3", "Grace Reviewer")
@@ -357,3 +357,30 @@ def test_an_inspection_only_recipe_overrides_findings_with_a_reason(review_setup
         assert entry.verdict == "override" and entry.material is None and entry.decap_method is None
         assert entry.reason == "a scratch, missed" and row.review == "overridden"
         assert audit_log.verify().ok
+
+
+@pytest.mark.parametrize("attention", [False, True])
+def test_a_frame_failing_the_image_check_is_flagged_for_a_person(review_setup, tmp_path, attention):
+    import cv2
+
+    from station.inference.image_check import ImageCheck
+
+    source, names, recipe = review_setup
+    folder = tmp_path / "stage"
+    folder.mkdir()
+    (folder / "part.png").write_bytes((source / names[0]).read_bytes())
+    cv2.imwrite(str(folder / "empty_stage.png"), np.full((120, 160, 3), 118, np.uint8))
+    checked = dataclasses.replace(recipe, image_check=ImageCheck())
+    with Engine(checked, device="cpu", warm_up=False) as engine:
+        store, _, summary = _run(engine, folder, attention=attention)
+    with store:
+        rows = {r.relative_path: r for r in store.rows()}
+        empty = rows["empty_stage.png"]
+        assert summary.inspected == 2 and empty.uncertain and not empty.is_confident_and_clean
+        assert "nearly uniform" in store.record(empty.item_id).result["image_problems"][0]
+        assert store.record(rows["part.png"].item_id).result["image_problems"] == []
+        assert "cannot be accepted" in refusal(empty, Verdict.ACCEPT)
+        with write_csv(store, tmp_path / "out.csv").open(encoding="utf-8-sig", newline="") as stream:
+            table = list(csv.DictReader(stream))
+    flagged = {row["file"]: row["image_problems"] for row in table}
+    assert "nearly uniform" in flagged["empty_stage.png"] and not flagged["part.png"]

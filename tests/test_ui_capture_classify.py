@@ -199,15 +199,13 @@ def test_overlay_offers_only_the_maps_the_recipe_makes(qtbot):
 def test_an_inspection_only_recipe_ends_at_the_verdict(qtbot, tmp_path):
     from station.ui.dialogs import OverrideDialog
 
-    recipe = make_tiny_recipe(tmp_path, "Bare board", classifier=False)
-    window = MainWindow(Settings(recipe=recipe.name), "CPU (test)", recipes={recipe.name: recipe})
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitUntil(lambda: window._recipe is not None, timeout=30_000)
+    window = _open_window(qtbot, make_tiny_recipe(tmp_path, "Bare board", classifier=False))
     assert not window.panel.release_button.isVisible()
+    assert not window.panel.results.material_box.isVisible()  # no packaging material to show
     _start_demo_and_sign_in(qtbot, window)
     _capture(qtbot, window)
     assert window.inspection.result.material is None and not window.inspection.goes_to_decapping
+    assert not window.panel.results.material_box.isVisible()
     with qtbot.waitSignal(window.audit_committed, timeout=10_000) as override:
         window.override_with("", "the short is dust on the lens")
     entry = override.args[0]

@@ -359,6 +359,7 @@ class MainWindow(QMainWindow):
         self.overlay_controls.set_maps_available(self._recipe.classifier is not None, self._recipe.detector is not None)
         # an inspection-only recipe (no classifier) ends at the verdict: nothing goes to decapping
         self.panel.release_button.setVisible(self._recipe.classifier is not None)
+        self.panel.results.set_classifier_shown(self._recipe.classifier is not None)
         if self.operator is not None and previous != name:
             self._append_audit(recipe_change_draft(self.operator, name, models, previous))
         self._update_controls()

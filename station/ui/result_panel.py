@@ -163,7 +163,7 @@ class ResultPanel(QWidget):
         self.defects.setMinimumHeight(110)
         self.defects.itemSelectionChanged.connect(self._on_selection)
 
-        material_box = QGroupBox("Packaging material")
+        material_box = self.material_box = QGroupBox("Packaging material")
         form = QFormLayout(material_box)
         form.addRow(self.material_label)
         form.addRow("Confidence", self.confidence_label)
@@ -178,6 +178,10 @@ class ResultPanel(QWidget):
         layout.addWidget(defect_box, 1)
         layout.addWidget(self.timing_label)
 
+    def set_classifier_shown(self, shown: bool) -> None:
+        """An inspection-only recipe (bare boards, steel) has no packaging material to show."""
+        self.material_box.setVisible(shown)
+
     def clear(self, message: str = "—") -> None:
         self.material_label.setText(message)
         self.confidence_label.setText("")
@@ -191,6 +195,7 @@ class ResultPanel(QWidget):
         call = result.material
         problems = tuple(getattr(result, "image_problems", ()))
         self.banner.hide()
+        self.set_classifier_shown(call is not None)
         if call is None:
             self.material_label.setText("not classified")
             self.confidence_label.setText("this recipe has no classifier")

@@ -1,8 +1,8 @@
 """A recipe's acceptance check on the captured frame, before any model's answer is trusted.
 
 The classifier has only seen packages. Shown an empty stage, a capped lens or a blown-out
-frame, it still names a material, and it can name it confidently (a flat grey frame reads as
-"metallic" at 75 %). The networks cannot say that the frame is unfit to judge, so the recipe
+frame, it still names a material, and it can name it confidently (the demo classifier reads a
+flat grey frame as "metallic" at 88 %). The networks cannot say that the frame is unfit to judge, so the recipe
 says what a usable frame looks like, and a frame that fails goes to a person with the reason.
 
 The limits are per recipe because what is normal differs: a camera frame of a package is
@@ -86,7 +86,6 @@ class ImageCheck:
 def check_frame(check: ImageCheck | None, image: np.ndarray) -> tuple[str, ...]:
     """``check.problems(image)``, or () for a recipe without a check."""
     return () if check is None else check.problems(image)
-
 
 
 def route_unfit_frame(call: MaterialCall, problems: tuple[str, ...]) -> MaterialCall:

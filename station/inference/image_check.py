@@ -2,8 +2,9 @@
 
 The classifier has only seen packages. Shown an empty stage, a capped lens or a blown-out
 frame, it still names a material, and it can name it confidently (the demo classifier reads a
-flat grey frame as "metallic" at 88 %). The networks cannot say that the frame is unfit to judge, so the recipe
-says what a usable frame looks like, and a frame that fails goes to a person with the reason.
+flat grey frame as "metallic" at 88 %). The networks cannot say that the frame is unfit to
+judge, so the recipe says what a usable frame looks like, and a frame that fails goes to a
+person with the reason.
 
 The limits are per recipe because what is normal differs: a camera frame of a package is
 never flat, but a DeepPCB scan is a binary image that can be 99 % one value, and a bright

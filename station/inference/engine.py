@@ -301,7 +301,7 @@ class Engine:
         assert loaded is not None
         card = loaded.card
         images = self._batch(prepared)
-        attention = None
+        raw_maps = None
         if want_attention and card.cam_reference is not None:
             # one forward gives the logits and the map; its backward is the map's cost
             start = clock.now()
@@ -309,9 +309,6 @@ class Engine:
                 logits, raw_maps = cam(images)
             clock.add("classifier", cam.forward_seconds)
             clock.add("cam", clock.now() - start - cam.forward_seconds)
-            with clock.stage("cam"):
-                predicted = card.classes[int(logits.float()[0].argmax())]
-                attention = self._scaled_map(raw_maps, card, image_hw, prepared, predicted)
         else:
             with clock.stage("classifier"), torch.inference_mode(), self._autocast("classifier"):
                 logits = loaded.model(images)
@@ -329,6 +326,10 @@ class Engine:
             uncertain=confidence < self.thresholds["uncertain_below"],
             decap_method=self.recipe.decap_methods[material],
         )
+        attention = None
+        if raw_maps is not None:
+            with clock.stage("cam"):  # scaled against the range of the class the map follows
+                attention = self._scaled_map(raw_maps, card, image_hw, prepared, material)
         return call, attention
 
     def _detect(

@@ -160,14 +160,23 @@ def to_image_size(
     return maps.squeeze(1)
 
 
-def compute_raw_maps(model: nn.Module, card: ModelCard, images: torch.Tensor) -> torch.Tensor:
-    """Unscaled maps [B, h, w] the way the station computes them for ``card``'s task."""
+def raw_maps_and_classes(
+    model: nn.Module, card: ModelCard, images: torch.Tensor
+) -> tuple[torch.Tensor, list[str] | None]:
+    """Unscaled maps [B, h, w] the way the station computes them for ``card``'s task, and for a
+    classifier the predicted class each map follows (None for a detector)."""
     if card.task == "classification":
         with GradCam(model, model.cam_target_layer) as cam:
-            return cam(images)[1]
+            logits, maps = cam(images)
+        return maps, [card.classes[index] for index in logits.argmax(dim=1).tolist()]
     with EigenCam(model, model.cam_target_layer) as cam:
         model.predict(images, score_thresh=card.thresholds.score, nms_iou=card.thresholds.nms_iou)
-        return cam.maps()
+        return cam.maps(), None
+
+
+def compute_raw_maps(model: nn.Module, card: ModelCard, images: torch.Tensor) -> torch.Tensor:
+    """Unscaled maps [B, h, w] the way the station computes them for ``card``'s task."""
+    return raw_maps_and_classes(model, card, images)[0]
 
 
 def featureless_frames(height: int, width: int, card: ModelCard) -> list[np.ndarray]:
@@ -210,14 +219,9 @@ def calibrate_reference(
         for index, image in enumerate(image_list):
             reference = reference_list[index] if reference_list is not None else None
             prepared = prepare_input(image, card, reference)
-            batch = prepared.tensor[None].to(device)
-            if card.task == "classification":
-                with GradCam(model, model.cam_target_layer) as cam:
-                    logits, maps = cam(batch)
-                predicted.append(card.classes[int(logits[0].argmax())])
-                evidence.append(maps)
-            else:
-                evidence.append(compute_raw_maps(model, card, batch))
+            maps, classes = raw_maps_and_classes(model, card, prepared.tensor[None].to(device))
+            evidence.append(maps)
+            predicted.extend(classes or ())
         height, width = image_list[0].shape[:2]
         for blank in featureless_frames(height, width, card):
             prepared = prepare_input(blank, card, blank if card.uses_reference else None)

@@ -193,7 +193,7 @@ class ResultPanel(QWidget):
 
     def show_result(self, result, uncertain_below: float, um_per_px: float | None = None) -> None:
         call = result.material
-        problems = tuple(getattr(result, "image_problems", ()))
+        problems = result.image_problems
         self.banner.hide()
         self.set_classifier_shown(call is not None)
         if call is None:

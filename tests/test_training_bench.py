@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 import torch.nn as nn
@@ -115,8 +117,6 @@ def test_a_time_budget_re_plans_the_schedule_to_finish_inside_it(tmp_path):
 
 
 def _fake_run(folder, seed, accuracy, subsets=None, ours="cti-tiny (cti-neu)"):
-    import json
-
     folder.mkdir(parents=True)
     (folder / "split.json").write_text(json.dumps({"subsets": subsets or {"train": ["a"], "val": ["b"]}}))
     rows = [{"model": ours, "metrics": {"accuracy": accuracy, "macro_f1": accuracy - 0.01}},
@@ -128,7 +128,6 @@ def _fake_run(folder, seed, accuracy, subsets=None, ours="cti-tiny (cti-neu)"):
 
 def test_repeat_pools_seeds_into_mean_and_sample_std(tmp_path, capsys):
     import argparse
-    import json
 
     from station.training import bench_repeat
 
@@ -150,3 +149,23 @@ def test_repeat_refuses_runs_on_another_split(tmp_path, capsys):
     runs = [_fake_run(tmp_path / "s0", 0, 0.99), _fake_run(tmp_path / "s1", 1, 0.98, {"train": ["b"], "val": ["a"]})]
     assert bench_repeat.run(argparse.Namespace(runs=runs, out=None)) == 1
     assert "another split" in capsys.readouterr().err
+
+
+def test_two_jobs_train_every_model_of_a_table_at_once_with_one_recipe(tmp_path, capsys):
+    from fixtures.training_data import make_folder_dataset
+    from station.cli import main
+
+    root = make_folder_dataset(tmp_path / "shapes", per_class=6, size=32)
+    out = tmp_path / "bench"
+    argv = ["bench", "table2", "--data", str(root), "--format", "folder", "--budget", "smoke",
+            "--models", "cti-tiny,resnet18", "--bundle", "cti-tiny=shapes-cti", "--imgsz", "32",
+            "--rotations", "90,180,270", "--jobs", "2", "--workers", "0", "--threads", "1", "--quiet",
+            "--out", str(out)]
+    assert main(argv) == 0
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert [row["model"] for row in rows] == ["cti-tiny (shapes-cti)", "resnet18"]
+    assert [row["config"] for row in rows] == ["cti-tiny", "resnet18"]
+    for folder in ("shapes-cti", "resnet18"):
+        card = json.loads((out / folder / "card.json").read_text())
+        assert card["training"]["options"]["augment"]["rotations"] == [0.0, 90.0, 180.0, 270.0]
+    assert "| cti-tiny (shapes-cti) |" in capsys.readouterr().out

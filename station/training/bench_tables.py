@@ -29,6 +29,7 @@ import torch
 import torch.nn as nn
 
 from station.ml.tta import VIEW_COUNTS, predict_with_views
+from station.training.cli_train import parse_angles
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ class TableRow:
     best_epoch: int
     notes: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    config: str = ""  # the registered config trained (``model`` may carry its card name too)
 
 
 def configure(parser: argparse.ArgumentParser, name: str) -> None:
@@ -89,6 +91,8 @@ def configure(parser: argparse.ArgumentParser, name: str) -> None:
         parser.add_argument("--test-time-views", type=int, default=1, choices=VIEW_COUNTS,
                             help="every detector's card is fitted, scored and timed over N dihedral views "
                                  "(station.ml.tta; default 1)")
+    parser.add_argument("--rotations", type=parse_angles, default=None, metavar="ANGLES",
+                        help="rotation choices for every model, e.g. '90,180,270' (default: station train's)")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--patience", type=int, default=None, help="override the budget's early-stop patience")
     parser.add_argument("--amp", default="auto", choices=["auto", "bf16", "off"], help="mixed precision (see train)")
@@ -99,6 +103,10 @@ def configure(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for the FPS measurement (default 2)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="models trained at the same time, each in its own process (default 1: one after "
+                             "another); with OMP_NUM_THREADS=1, --jobs 2 fills a 2-core machine. A model's FPS "
+                             "is then measured while the others may still train")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--bundle", action="append", default=[], metavar="CONFIG=NAME",
                         help="write CONFIG's model to OUT/NAME with card name NAME, ready to copy into models/ "
@@ -202,6 +210,7 @@ def train_and_score(model_name: str, args: argparse.Namespace, task: str, budget
     from station.ml.cards import load_model
     from station.training.evaluate import evaluate
     from station.training.train import TrainOptions, train
+    from station.training.transforms import default_augment
 
     card_name = bundle_names(args).get(model_name, model_name)
     out = args.out / card_name
@@ -212,6 +221,7 @@ def train_and_score(model_name: str, args: argparse.Namespace, task: str, budget
         seed=args.seed, split_file=split_file, patience=args.patience or budget.patience, workers=args.workers,
         amp=args.amp, val_every=args.val_every,
         crop=args.crop if task == "detection" else None, lr=args.lr,
+        augment=(replace(default_augment(task), rotations=args.rotations) if args.rotations is not None else None),
         test_time_views=getattr(args, "test_time_views", 1) if task == "detection" else 1,
         max_time_s=args.time_per_model * 60 if args.time_per_model else None,
         command_line="station " + shlex.join(sys.argv[1:]), progress=not args.quiet,
@@ -227,6 +237,7 @@ def train_and_score(model_name: str, args: argparse.Namespace, task: str, budget
     device = resolve_device(args.device)
     return TableRow(
         model=model_name if card_name == model_name else f"{model_name} ({card_name})",
+        config=model_name,
         metrics=scored.metrics() | {"subset_images": scored.n_images},
         fps=measure_fps(model, card.input_size, task, device, threads=args.threads, views=card.test_time_views),
         params_m=count_parameters(model) / 1e6,
@@ -341,11 +352,9 @@ def run(args: argparse.Namespace) -> int:
     rows: list[TableRow] = []
     try:
         split_file = prepare_split(args, budget)
-        for name in names:
-            log.info("=== %s ===", name)
-            row = train_and_score(name, args, task, budget, split_file)
+        for row in _train_all(names, args, task, budget, split_file):
             if args.bench == "ablation":
-                row.notes = _switches(name)
+                row.notes = _switches(row.config)
             rows.append(row)
             _write(args, rows, task, started)
     except (DatasetError, SplitError, TrainingError, KeyError) as exc:
@@ -353,6 +362,26 @@ def run(args: argparse.Namespace) -> int:
         return 1
     print(_write(args, rows, task, started))
     return 0
+
+
+def _train_all(names: list[str], args: argparse.Namespace, task: str, budget: Budget, split_file: Path):
+    """Rows in ``names`` order; ``--jobs N`` trains N models at once, each in a spawned process."""
+    if args.jobs <= 1 or len(names) == 1:
+        for name in names:
+            log.info("=== %s ===", name)
+            yield train_and_score(name, args, task, budget, split_file)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from station.training.cli_train import console_logging
+
+    log.info("=== %s: %d at a time ===", ", ".join(names), args.jobs)
+    with ProcessPoolExecutor(max_workers=args.jobs, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=console_logging) as pool:
+        futures = [pool.submit(train_and_score, name, args, task, budget, split_file) for name in names]
+        for future in futures:
+            yield future.result()
 
 
 def _write(args: argparse.Namespace, rows: list[TableRow], task: str, started: float) -> str:

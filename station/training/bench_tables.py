@@ -373,15 +373,21 @@ def _train_all(names: list[str], args: argparse.Namespace, task: str, budget: Bu
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     from station.training.cli_train import console_logging
+    from station.training.train import TrainingError
 
     log.info("=== %s: %d at a time ===", ", ".join(names), args.jobs)
     with ProcessPoolExecutor(max_workers=args.jobs, mp_context=multiprocessing.get_context("spawn"),
                              initializer=console_logging) as pool:
         futures = [pool.submit(train_and_score, name, args, task, budget, split_file) for name in names]
-        for future in futures:
-            yield future.result()
+        for name, future in zip(names, futures):
+            try:
+                yield future.result()
+            except BrokenProcessPool:
+                raise TrainingError(f"the process training {name} died (out of memory?); "
+                                    "run again with fewer --jobs") from None
 
 
 def _write(args: argparse.Namespace, rows: list[TableRow], task: str, started: float) -> str:

@@ -221,7 +221,7 @@ def train_and_score(model_name: str, args: argparse.Namespace, task: str, budget
         seed=args.seed, split_file=split_file, patience=args.patience or budget.patience, workers=args.workers,
         amp=args.amp, val_every=args.val_every,
         crop=args.crop if task == "detection" else None, lr=args.lr,
-        augment=(replace(default_augment(task), rotations=args.rotations) if args.rotations is not None else None),
+        augment=default_augment(task, args.rotations),
         test_time_views=getattr(args, "test_time_views", 1) if task == "detection" else 1,
         max_time_s=args.time_per_model * 60 if args.time_per_model else None,
         command_line="station " + shlex.join(sys.argv[1:]), progress=not args.quiet,

@@ -130,11 +130,7 @@ def options_from_args(args: argparse.Namespace, command_line: str | None = None)
     from station.training.transforms import default_augment
 
     task = TASKS[args.task]
-    augment = default_augment(task)
-    if args.rotations is not None:
-        from dataclasses import replace
-
-        augment = replace(augment, rotations=args.rotations)
+    augment = default_augment(task, args.rotations)
     return TrainOptions(
         task=task,
         data=args.data,

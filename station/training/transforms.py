@@ -10,7 +10,7 @@ Normalisation comes last, from the model card, as at inference.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -172,8 +172,8 @@ def detection_train_transform(
     return v2.Compose(steps)
 
 
-def default_augment(task: str) -> AugmentConfig:
-    """Classification: the CTI paper's rotations; detection: right angles and zoom 0.75-1.25x."""
-    if task == "classification":
-        return AugmentConfig()
-    return AugmentConfig(rotations=RIGHT_ANGLES, scale=(0.75, 1.25))
+def default_augment(task: str, rotations: Sequence[float] | None = None) -> AugmentConfig:
+    """Classification: the CTI paper's rotations; detection: right angles and zoom 0.75-1.25x.
+    ``rotations`` replaces the task's rotation choices."""
+    config = AugmentConfig() if task == "classification" else AugmentConfig(rotations=RIGHT_ANGLES, scale=(0.75, 1.25))
+    return config if rotations is None else replace(config, rotations=tuple(rotations))

@@ -20,7 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "gui": ("station.app", "open the station window (the default)"),
     "synth": ("station.synth.cli", "render synthetic IC package images (optionally with defects)"),
     "selftest": ("station.selftest", "headless end-to-end check of every stage; exit 0 when healthy"),
-    "models": ("station.ml.cli", "list registered model configs and bundled models; `models info NAME`"),
+    "models": ("station.ml.cli", "list registered model configs and bundled models; `models info NAME`; `models limitations DIR`"),
     "train": ("station.training.cli_train", "train a classifier or detector on a dataset"),
     "evaluate": ("station.training.cli_evaluate", "evaluate a trained model on a dataset"),
     "calibrate": ("station.training.cli_calibrate", "re-fit a model card's threshold/temperature on its validation split"),

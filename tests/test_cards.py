@@ -139,6 +139,12 @@ def test_bad_cards(saved, tmp_path):
         load_card(folder)
     with pytest.raises(ModelLoadError, match="no such model folder"):
         load_card(tmp_path / "nowhere")
+    (folder / CARD_FILE).write_bytes(b'{"name": "\xff"}')
+    with pytest.raises(ModelLoadError, match="not UTF-8"):
+        load_card(folder)
+    (folder / CARD_FILE).write_text("[1, 2]")
+    with pytest.raises(ModelLoadError, match="not a JSON object"):
+        load_card(folder)
     with pytest.raises(ValueError, match="input_mode"):
         detector_card(input_size=(3, 64, 64))
 
@@ -175,3 +181,16 @@ def test_model_card_shows_fractions_as_percent_and_thresholds_as_they_are():
     assert _metric_text("deeppcb_fscore_at_card_threshold", 0.9751) == "97.51 %"
     assert _metric_text("card_threshold", 0.3545) == "0.3545"
     assert _metric_text("deeppcb_best_threshold", 0.3545) == "0.3545"
+
+
+def test_cards_without_limitations_load_and_bad_limitations_are_refused(saved, tmp_path):
+    folder = copy_of(saved[0], tmp_path)
+    data = json.loads((folder / CARD_FILE).read_text())
+    assert data.pop("limitations") == []
+    (folder / CARD_FILE).write_text(json.dumps(data))
+    assert load_card(folder).limitations == []  # a card written before the field existed
+    for bad in ("one sentence", [1, 2]):
+        (folder / CARD_FILE).write_text(json.dumps(data | {"limitations": bad}))
+        with pytest.raises(ModelLoadError, match="limitations must be a list of strings"):
+            load_card(folder)
+    assert detector_card(limitations=["  Weak on lead defects. ", " "]).limitations == ["Weak on lead defects."]

@@ -64,6 +64,41 @@ def test_list_without_a_models_folder(capsys, tmp_path, monkeypatch):
     assert "(none)" in capsys.readouterr().out
 
 
+def test_limitations_are_added_once_shown_in_the_model_card_and_cleared(capsys, tmp_path):
+    from helpers_models import make_tiny_classifier
+
+    from station.ml.cards import README_FILE, WEIGHTS_FILE, load_card
+
+    folder = tmp_path / "material"
+    make_tiny_classifier(folder)
+    weights_before = (folder / WEIGHTS_FILE).read_bytes()
+    assert main(["models", "limitations", str(folder)]) == 0
+    assert "no known limitations" in capsys.readouterr().out
+
+    faint = "Faint inclusions are sometimes called pitted_surface."
+    assert main(["models", "limitations", str(folder), "--add", faint, "--add", "  Synthetic data only.  "]) == 0
+    assert capsys.readouterr().out.splitlines() == [f"- {faint}", "- Synthetic data only."]
+    assert main(["models", "limitations", str(folder), "--add", faint]) == 0  # no duplicate
+    assert load_card(folder).limitations == [faint, "Synthetic data only."]
+    text = (folder / README_FILE).read_text()
+    assert "## Known limitations" in text and f"- {faint}" in text
+    assert (folder / WEIGHTS_FILE).read_bytes() == weights_before
+
+    assert main(["models", "limitations", str(folder), "--clear", "--add", "Only one."]) == 0
+    assert load_card(folder).limitations == ["Only one."]
+    assert main(["models", "limitations", str(folder), "--clear"]) == 0
+    assert load_card(folder).limitations == []
+    assert "Known limitations" not in (folder / README_FILE).read_text()
+
+
+def test_limitations_of_a_folder_without_a_card_is_a_clear_error(capsys, tmp_path):
+    assert main(["models", "limitations", str(tmp_path / "nowhere"), "--add", "x"]) == 2
+    assert "no such model folder" in capsys.readouterr().err
+    (tmp_path / "card.json").write_text("{not json")
+    assert main(["models", "limitations", str(tmp_path)]) == 2
+    assert "malformed JSON" in capsys.readouterr().err
+
+
 # ---------------------------------------------------------------- station.ml.profile
 
 

@@ -217,3 +217,30 @@ def test_an_inspection_only_recipe_ends_at_the_verdict(qtbot, tmp_path):
     qtbot.addWidget(dialog)
     assert dialog.windowTitle() == "Override the findings" and dialog.values() == ("", "")
     window.shutdown()
+
+
+def test_the_models_in_use_show_their_cards_with_known_limitations(qtbot, tmp_path):
+    from station.ml.cli import edit_limitations
+
+    recipe = make_tiny_recipe(tmp_path, "Annotated")
+    edit_limitations(recipe.classifier, ["Trained on synthetic packages only."])
+    window = _open_window(qtbot, recipe)
+    window.show_model_cards()
+    dialog = window.cards_dialog
+    tabs = [dialog.tabs.tabText(i) for i in range(dialog.tabs.count())]
+    assert tabs == ["Material classifier: tiny-material", "Defect detector: tiny-defects"]
+    classifier_text = dialog.tabs.widget(0).toPlainText()
+    assert "Known limitations" in classifier_text and "Trained on synthetic packages only." in classifier_text
+    assert "Known limitations" not in dialog.tabs.widget(1).toPlainText()
+    assert "Training" in classifier_text
+    window.show_model_cards()  # again: a fresh dialog, the old one goes
+    assert window.cards_dialog is not dialog and window.cards_dialog.tabs.count() == 2
+    window.shutdown()
+
+
+def test_the_models_in_use_before_any_recipe_has_loaded(qtbot):
+    window = MainWindow(Settings(), "CPU (test)", recipes={})
+    qtbot.addWidget(window)
+    window.show_model_cards()
+    assert window.cards_dialog is None and "not loaded" in window.statusBar().currentMessage()
+    window.shutdown()

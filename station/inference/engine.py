@@ -190,6 +190,11 @@ class Engine:
     def models(self) -> tuple[ModelRef, ...]:
         return tuple(loaded.ref for loaded in self._loaded())
 
+    @property
+    def cards(self) -> dict[str, ModelCard]:
+        """The loaded models' cards by role ("classifier", "detector")."""
+        return {loaded.role: loaded.card for loaded in self._loaded()}
+
     def run(self, request: InspectionRequest) -> InspectionResult:
         """Inspect one image. Raises ``EngineError`` subclasses for requests it cannot serve."""
         if not self._loaded():

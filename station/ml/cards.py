@@ -133,6 +133,9 @@ class ModelCard:
     cam_reference: CamReference | None = None
     test_time_views: int = 1  # detectors: dihedral views fused per image (station.ml.tta); 1 = off
     metrics: dict[str, float] = field(default_factory=dict)
+    # what is known to go wrong or was never tested, in the words of whoever measured it
+    # (`station models limitations`); shown to the operator beside the metrics
+    limitations: list[str] = field(default_factory=list)
     data: DataInfo = field(default_factory=DataInfo)
     training: TrainingInfo = field(default_factory=TrainingInfo)
     weights_sha256: str = ""
@@ -158,6 +161,9 @@ class ModelCard:
             if len(values) != channels:
                 raise ValueError(f"preprocessing.{name} has {len(values)} values for {channels} input channels")
             setattr(self.preprocessing, name, values)
+        if isinstance(self.limitations, str) or not all(isinstance(text, str) for text in self.limitations):
+            raise ValueError("card limitations must be a list of strings")
+        self.limitations = [text.strip() for text in self.limitations if text.strip()]
 
     @property
     def num_classes(self) -> int:
@@ -298,7 +304,7 @@ def save_model(directory: str | Path, model: nn.Module, card: ModelCard) -> Mode
 def save_card(directory: str | Path, card: ModelCard) -> None:
     """Write ``card.json`` and ``MODEL_CARD.md`` (the weights stay as they are)."""
     directory = Path(directory)
-    _write_atomic(directory / CARD_FILE, (json.dumps(card.to_dict(), indent=2) + "\n").encode())
+    _write_atomic(directory / CARD_FILE, (json.dumps(card.to_dict(), indent=2, ensure_ascii=False) + "\n").encode())
     _write_atomic(directory / README_FILE, render_markdown(card).encode())
 
 
@@ -307,13 +313,17 @@ def load_card(directory: str | Path) -> ModelCard:
     if not Path(directory).is_dir():
         raise ModelLoadError(directory, "no such model folder")
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ModelLoadError(path, "the model card is missing") from None
     except json.JSONDecodeError as exc:
         raise ModelLoadError(path, f"malformed JSON at line {exc.lineno} ({exc.msg})") from None
+    except UnicodeDecodeError:
+        raise ModelLoadError(path, "not UTF-8 text") from None
     except OSError as exc:
         raise ModelLoadError(path, f"cannot read ({exc.strerror or exc})") from None
+    if not isinstance(data, dict):
+        raise ModelLoadError(path, "the model card is not a JSON object")
     try:
         return ModelCard.from_dict(data)
     except KeyError as exc:
@@ -394,6 +404,14 @@ def render_markdown(card: ModelCard) -> str:
         f"# {card.name}",
         "",
         f"{card.task.capitalize()} model `{card.architecture}` trained from random initialisation.",
+    ]
+    # what an operator needs first: how good it is and where it fails; then how it is used
+    if card.metrics:
+        lines += ["", "## Validation metrics", "", "| metric | value |", "|---|---|"]
+        lines += [f"| {key} | {_metric_text(key, float(value))} |" for key, value in card.metrics.items()]
+    if card.limitations:
+        lines += ["", "## Known limitations", ""] + [f"- {text}" for text in card.limitations]
+    lines += [
         "",
         "## Use",
         f"- Classes ({card.num_classes}): {', '.join(card.classes)}",
@@ -416,9 +434,6 @@ def render_markdown(card: ModelCard) -> str:
         if card.cam_reference.per_class:
             ranges = ", ".join(f"{name} [{low:.4g}, {high:.4g}]" for name, (low, high) in card.cam_reference.per_class.items())
             lines.append(f"- Per predicted class: {ranges}")
-    if card.metrics:
-        lines += ["", "## Validation metrics", "", "| metric | value |", "|---|---|"]
-        lines += [f"| {key} | {_metric_text(key, float(value))} |" for key, value in card.metrics.items()]
     data, training = card.data, card.training
     lines += [
         "",

@@ -5,6 +5,9 @@
 ``architecture`` when it reads).
 ``station models info NAME [--json] [--size H W] [--runs N] [--threads N]`` builds config
 NAME with fresh weights and reports its parameters, multiply-adds and batch-1 CPU latency.
+``station models limitations MODEL_DIR [--add TEXT ...] [--clear]`` prints, adds to or clears
+the card's known limitations (card.json and MODEL_CARD.md are rewritten; the weights are not
+touched). The station shows them to the operator with the model's metrics.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import torch
 
 from station import paths
 from station.ml import registry
-from station.ml.cards import CARD_FILE
+from station.ml.cards import CARD_FILE, ModelLoadError, load_card, save_card
 from station.ml.profile import count_gflops, count_params, measure_latency_ms
 
 
@@ -54,12 +57,48 @@ def configure(parser: argparse.ArgumentParser) -> None:
     info.add_argument("--runs", type=int, default=20, help="timed forward passes (median reported)")
     info.add_argument("--warmup", type=int, default=3, help="untimed forward passes first")
     info.add_argument("--threads", type=int, help="torch CPU threads (default: torch's current setting)")
+    notes = sub.add_parser("limitations", help="print, add to or clear a model card's known limitations")
+    notes.add_argument("model", type=Path, help="a model folder (card.json + weights.safetensors)")
+    notes.add_argument("--add", action="append", default=[], metavar="TEXT",
+                       help="one limitation, in a sentence or two; repeat for several")
+    notes.add_argument("--clear", action="store_true", help="remove the card's limitations first")
 
 
 def run(args: argparse.Namespace) -> int:
     if args.models_command == "list":
         return _list()
+    if args.models_command == "limitations":
+        return _limitations(args)
     return _info(args)
+
+
+def edit_limitations(model_dir: Path, add: list[str], clear: bool = False) -> list[str]:
+    """The card's limitations after clearing (``clear``) and appending ``add``; the card is
+    rewritten only when that changes them."""
+    card = load_card(model_dir)
+    kept = [] if clear else list(card.limitations)
+    new = kept + [text.strip() for text in add if text.strip() and text.strip() not in kept]
+    if new != card.limitations:
+        card.limitations = new
+        save_card(model_dir, card)
+    return new
+
+
+def _limitations(args: argparse.Namespace) -> int:
+    try:
+        limitations = edit_limitations(args.model, args.add, clear=args.clear)
+    except ModelLoadError as exc:
+        print(f"station models limitations: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"station models limitations: cannot write the card in {args.model} ({exc.strerror or exc})",
+              file=sys.stderr)
+        return 1
+    if not limitations:
+        print(f"{args.model}: no known limitations recorded")
+    for text in limitations:
+        print(textwrap.fill(text, width=100, initial_indent="- ", subsequent_indent="  "))
+    return 0
 
 
 def model_info(name: str, size: tuple[int, int] | None = None, runs: int = 20, warmup: int = 3) -> ModelInfo:

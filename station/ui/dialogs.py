@@ -1,4 +1,4 @@
-"""Small modal dialogs: operator sign-in and material override."""
+"""Small dialogs: operator sign-in, material override, and the cards of the models in use."""
 
 from __future__ import annotations
 
@@ -10,9 +10,13 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPlainTextEdit,
+    QTabWidget,
+    QTextBrowser,
     QVBoxLayout,
     QWidget,
 )
+
+ROLE_TITLES = {"classifier": "Material classifier", "detector": "Defect detector"}
 
 
 class SignInDialog(QDialog):
@@ -92,3 +96,28 @@ class OverrideDialog(QDialog):
 
     def values(self) -> tuple[str, str]:
         return self.material.currentText(), self.reason.toPlainText().strip()
+
+
+class ModelCardsDialog(QDialog):
+    """What the loaded recipe's models are: one tab per model with its card (validation metrics,
+    known limitations, data, training run), as written in the model folder's MODEL_CARD.md."""
+
+    def __init__(self, recipe_name: str, cards: dict, parent: QWidget | None = None) -> None:
+        from station.ml.cards import render_markdown  # already imported by the inference worker
+
+        super().__init__(parent)
+        self.setWindowTitle(f"Models of “{recipe_name}”")
+        self.setObjectName("modelCardsDialog")
+        self.resize(760, 640)
+        self.tabs = QTabWidget()
+        for role, card in cards.items():
+            page = QTextBrowser()
+            page.setObjectName(f"card_{role}")
+            page.setOpenExternalLinks(False)
+            page.setMarkdown(render_markdown(card))
+            self.tabs.addTab(page, f"{ROLE_TITLES.get(role, role)}: {card.name}")
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.tabs)
+        layout.addWidget(buttons)

@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 from station import __version__
 from station.audit.entry import AuditEntry, Verdict
 from station.config import Settings, save_settings
-from station.ui.dialogs import OverrideDialog, SignInDialog
+from station.ui.dialogs import ModelCardsDialog, OverrideDialog, SignInDialog
 from station.ui.image_view import ImageView
 from station.ui.inspection_panel import InspectionPanel
 from station.ui.result_panel import OverlayControls
@@ -76,6 +76,8 @@ class MainWindow(QMainWindow):
         self.reference_image = None
         self._recipes = recipes if recipes is not None else _load_recipes()
         self._recipe = None  # the recipe the inference worker has loaded
+        self._model_cards: dict = {}  # its models' cards by role
+        self.cards_dialog: ModelCardsDialog | None = None
         self._request_ids = itertools.count(1)
         self._tickets = itertools.count(1)
         self._pending_audit: dict[int, tuple[AuditDraft, Callable[[AuditEntry], None] | None, bool]] = {}
@@ -118,6 +120,7 @@ class MainWindow(QMainWindow):
         self.inference = InferenceWorker()
         self.inference_thread = WorkerThread(self.inference, "inference")
         self._load_recipe.connect(self.inference.load_recipe)
+        self.inference.cards_loaded.connect(self._on_cards_loaded)
         self.inference.recipe_loaded.connect(self._on_recipe_loaded)
         self.inference.recipe_failed.connect(self._on_recipe_failed)
         self.inference.result_ready.connect(self._on_result)
@@ -235,6 +238,7 @@ class MainWindow(QMainWindow):
         view_menu = menu.addMenu("&View")
         view_menu.addAction("&Audit log…", self.open_audit_view)
         help_menu = menu.addMenu("&Help")
+        help_menu.addAction("&Models in use…", self.show_model_cards)
         help_menu.addAction("&About", self._about)
 
     @Slot()
@@ -295,6 +299,17 @@ class MainWindow(QMainWindow):
         self._build_shortcuts()
         self.statusBar().showMessage(f"Capture & Classify: Space or {key or 'no pedal'}", 5000)
 
+    @Slot()
+    def show_model_cards(self) -> None:
+        if self._recipe is None or not self._model_cards:
+            self.statusBar().showMessage("The recipe's models are not loaded yet.", 5000)
+            return
+        if self.cards_dialog is not None:  # the recipe may have changed since: show its cards afresh
+            self.cards_dialog.close()
+            self.cards_dialog.deleteLater()
+        self.cards_dialog = ModelCardsDialog(self._recipe.name, self._model_cards, self)
+        self.cards_dialog.show()
+
     def _about(self) -> None:
         QMessageBox.about(
             self,
@@ -348,6 +363,10 @@ class MainWindow(QMainWindow):
         self.panel.recipe_status.setText(f"Loading models for “{name}”…")
         self.panel.set_reference_visible(recipe.use_reference)
         self._load_recipe.emit(recipe, self.settings.device)
+
+    @Slot(str, object)
+    def _on_cards_loaded(self, name: str, cards: dict) -> None:
+        self._model_cards = dict(cards)
 
     @Slot(str, str, object)
     def _on_recipe_loaded(self, name: str, device: str, models: dict) -> None:

@@ -51,7 +51,11 @@ def test_run_shows_progress_table_filters_and_detail(qtbot, review_setup, tmp_pa
     source, names, recipe = review_setup
     folder = copy_folder(source, tmp_path / "folder")
     window = _window(qtbot, recipe)
+    assert not window.models_button.isEnabled()  # no models loaded yet
     summary = _run(qtbot, window, folder, want_attention=True)
+    assert window.models_button.isEnabled()
+    window.show_model_cards()
+    assert window.cards_dialog.tabs.count() == 2 and "not been validated" in window.cards_dialog.tabs.widget(1).toPlainText()
 
     files = len(names) + len(BROKEN)
     assert summary.inspected == len(names) and not summary.cancelled

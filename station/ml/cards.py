@@ -406,9 +406,12 @@ def render_markdown(card: ModelCard) -> str:
         f"{card.task.capitalize()} model `{card.architecture}` trained from random initialisation.",
     ]
     # what an operator needs first: how good it is and where it fails; then how it is used
+    lines += ["", "## Validation metrics", ""]
     if card.metrics:
-        lines += ["", "## Validation metrics", "", "| metric | value |", "|---|---|"]
+        lines += ["| metric | value |", "|---|---|"]
         lines += [f"| {key} | {_metric_text(key, float(value))} |" for key, value in card.metrics.items()]
+    else:
+        lines.append("None recorded: this model has not been validated.")
     if card.limitations:
         lines += ["", "## Known limitations", ""] + [f"- {text}" for text in card.limitations]
     lines += [

@@ -161,6 +161,7 @@ class BatchOpened:
     rows: list[ItemRow]
     n_to_read: int
     device: str
+    cards: dict = field(default_factory=dict)  # the engine's model cards by role (station.ml.cards.ModelCard)
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,7 @@ from station.ui.batch_model import (
     BatchFilterProxy,
     BatchTableModel,
 )
-from station.ui.dialogs import OverrideDialog
+from station.ui.dialogs import ModelCardsDialog, OverrideDialog
 from station.ui.workers import BatchDetailLoader, BatchExportWorker, BatchVerdictWorker, BatchWorker, WorkerThread
 from station.workflow import Operator
 
@@ -93,6 +93,7 @@ class BatchReviewWindow(QMainWindow):
         self.context: BatchContext | None = None
         self._store: BatchStore | None = None
         self._recipe = None
+        self._cards: dict = {}  # the model cards of the review's recipe, once its models have loaded
         self.reference_image = None  # RGB template for recipes that compare against one
         self._shut_down = False
 
@@ -203,12 +204,18 @@ class BatchReviewWindow(QMainWindow):
         self.export_csv_button.clicked.connect(lambda: self.export_csv())
         self.export_pdf_button = QPushButton("Export PDF summary…")
         self.export_pdf_button.clicked.connect(lambda: self.export_pdf())
+        self.models_button = QPushButton("Models…")
+        self.models_button.setObjectName("batchModels")
+        self.models_button.setToolTip("The model cards of this review's recipe: validation metrics and known limitations")
+        self.models_button.clicked.connect(lambda: self.show_model_cards())
+        self.cards_dialog: ModelCardsDialog | None = None
         self.operator_label = QLabel("")
         self.operator_label.setObjectName("batchOperator")
         action_row = QHBoxLayout()
         action_row.addWidget(self.bulk_button)
         action_row.addStretch(1)
         action_row.addWidget(self.operator_label)
+        action_row.addWidget(self.models_button)
         action_row.addWidget(self.export_csv_button)
         action_row.addWidget(self.export_pdf_button)
 
@@ -360,6 +367,15 @@ class BatchReviewWindow(QMainWindow):
             self.control.cancel()
             self.progress_label.setText("Cancelling after the current batch…")
 
+    def show_model_cards(self) -> None:
+        if not self._cards or self._recipe is None:
+            return
+        if self.cards_dialog is not None:
+            self.cards_dialog.close()
+            self.cards_dialog.deleteLater()
+        self.cards_dialog = ModelCardsDialog(self._recipe.name, self._cards, self)
+        self.cards_dialog.show()
+
     @Slot(object)
     def _on_opened(self, opened: BatchOpened) -> None:
         if self._store is not None:
@@ -371,6 +387,7 @@ class BatchReviewWindow(QMainWindow):
             return
         assert self._recipe is not None
         self.context = BatchContext(opened.folder, opened.store_dir, dict(self._recipe.decap_methods))
+        self._cards = dict(opened.cards)
         self.setWindowTitle(f"Batch review — {opened.folder} — {self._recipe.name}")
         self.model.set_rows(opened.rows)
         self.progress_bar.setRange(0, max(1, opened.n_to_read))
@@ -664,6 +681,7 @@ class BatchReviewWindow(QMainWindow):
         self.pause_button.setEnabled(running)
         self.cancel_button.setEnabled(running)
         has_results = self.context is not None
+        self.models_button.setEnabled(bool(self._cards))
         self.export_csv_button.setEnabled(has_results)
         self.export_pdf_button.setEnabled(has_results)
         block = self._decision_block()

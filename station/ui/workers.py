@@ -374,7 +374,8 @@ class BatchWorker(QObject):
             with BatchStore.for_folder(scan.folder, job.recipe.name) as store:
                 runner = BatchRunner(engine, store, scan.folder, options=job.options, thumbnails=thumbnails, control=control)
                 work = runner.plan(scan)
-                self.opened.emit(BatchOpened(scan.folder, store.directory, store.rows(), len(work), engine.device_description))
+                self.opened.emit(BatchOpened(scan.folder, store.directory, store.rows(), len(work),
+                                             engine.device_description, engine.cards))
 
                 def on_progress(progress, item_ids: list[int]) -> None:
                     self.progress.emit(progress)

@@ -104,6 +104,16 @@ def test_model_latency_script_times_detectors_over_their_cards_views(model_root,
     rows = json.loads(out.read_text())["rows"]
     assert [row["views"] for row in rows] == [4, 1] and all(row["median_ms"] > 0 for row in rows)
     assert "| views |" in capsys.readouterr().out
+    # throughput: a batch per call, under bf16 autocast
+    assert script["main"]([str(model_root / "material"), "--batch", "3", "--amp", "bf16", "--rounds", "2",
+                           "--warmup", "0", "--threads", "1", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    row = report["rows"][0]
+    assert report["batch"] == 3 and report["amp"] == "bf16"
+    assert row["images_per_s"] == pytest.approx(3000 / row["median_ms"]) and row["p90_ms"] >= row["median_ms"]
+    assert "images/s" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        script["main"]([str(model_root / "material"), "--batch", "0"])
 
 
 def test_seed_spread_pools_evaluation_reports_of_the_same_images(tmp_path, capsys):

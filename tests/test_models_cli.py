@@ -132,3 +132,29 @@ def test_latency_is_positive_and_restores_the_training_mode():
         measure_latency_ms(model, (3, 16, 16), runs=0)
     with pytest.raises(ValueError, match=r"\(3, 16\)"):
         count_gflops(model, (3, 16))
+
+
+def test_a_reader_that_goes_away_is_not_an_error(tmp_path, monkeypatch):
+    """`station models list | head -1`: the pipe closes under the command; no traceback."""
+    import os
+    import sys
+
+    class ClosedPipe:
+        def __init__(self, fd: int) -> None:
+            self.fd = fd
+
+        def write(self, text: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self) -> None:
+            pass
+
+        def fileno(self) -> int:
+            return self.fd
+
+    fd = os.open(tmp_path / "stdout", os.O_WRONLY | os.O_CREAT)
+    monkeypatch.setattr(sys, "stdout", ClosedPipe(fd))
+    try:
+        assert main(["models", "list"]) == 0
+    finally:
+        os.close(fd)

@@ -385,6 +385,20 @@ def _check_state(path: Path, expected: dict[str, torch.Tensor], found: dict[str,
 # --- MODEL_CARD.md ------------------------------------------------------------------------
 
 
+_METRIC_LABELS = {
+    "accuracy": "accuracy", "macro_precision": "macro precision", "macro_recall": "macro recall",
+    "macro_f1": "macro F1", "map50": "mAP@0.5", "map75": "mAP@0.75", "map90": "mAP@0.9",
+    "map50_95": "mAP@0.5:0.95", "mar100": "average recall, 100 boxes", "deeppcb_map": "DeepPCB mAP (IoU > 0.33)",
+    "deeppcb_fscore": "DeepPCB F-score (best threshold)",
+}
+
+
+def _metric_label(name: str) -> str:
+    """A reader's name for a metric key, with the key itself for the ones without one."""
+    label = _METRIC_LABELS.get(name)
+    return f"{label} (`{name}`)" if label and label != name else name
+
+
 def _metric_text(name: str, value: float) -> str:
     """Fractions as percentages; thresholds (also in [0, 1]) as they are.
 
@@ -409,7 +423,8 @@ def render_markdown(card: ModelCard) -> str:
     lines += ["", "## Validation metrics", ""]
     if card.metrics:
         lines += ["| metric | value |", "|---|---|"]
-        lines += [f"| {key} | {_metric_text(key, float(value))} |" for key, value in card.metrics.items()]
+        lines += [f"| {_metric_label(key)} | {_metric_text(key, float(value))} |"
+                  for key, value in card.metrics.items()]
     else:
         lines.append("None recorded: this model has not been validated.")
     if card.limitations:

@@ -146,6 +146,15 @@ class Inspection:
         return AuditDraft(Action.RELEASE, fields)
 
 
+def _defect_record(defect) -> dict[str, Any]:
+    record = {"class": defect.label, "score": round(float(defect.score), 4),
+              "box": [round(float(v), 1) for v in defect.box]}
+    if defect.alternatives:  # the other classes the detector gave this place (station.inference.defects)
+        record["alternatives"] = [{"class": label, "score": round(float(score), 4)}
+                                  for label, score in defect.alternatives]
+    return record
+
+
 def result_audit_fields(result) -> dict[str, Any]:
     """What the models said, as audit fields: models and their hashes, thresholds, defects,
     calibrated probabilities; device and timings in ``details``. Shared by Capture & Classify
@@ -153,10 +162,7 @@ def result_audit_fields(result) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "models": {ref.name: ref.sha256 for ref in result.models},
         "thresholds": dict(result.thresholds),
-        "defects": [
-            {"class": d.label, "score": round(float(d.score), 4), "box": [round(float(v), 1) for v in d.box]}
-            for d in result.defects
-        ],
+        "defects": [_defect_record(d) for d in result.defects],
         "details": {
             "device": result.device,
             "timings_ms": {k: round(float(v), 2) for k, v in result.timings_ms.items()},

@@ -438,3 +438,32 @@ def test_memory_flat_over_repeated_calls(model_root):
         assert growth < 32 * 2**20, f"resident memory grew {growth / 2**20:.1f} MiB over 150 calls"
     assert _hooks(engine) == 0
     assert not any(p.grad is not None for p in engine.classifier.model.parameters())
+
+
+def test_boxes_of_two_classes_at_one_place_become_one_defect_with_its_alternatives():
+    from station.inference.defects import defects_from_detections
+    from station.review.results import result_from_dict
+    from station.workflow import result_audit_fields
+
+    detections = {
+        "boxes": torch.tensor([[10.0, 10, 50, 50], [11, 10, 50, 51], [200, 200, 240, 230], [12, 11, 49, 50],
+                               [30, 10, 70, 50]]),
+        "labels": torch.tensor([1, 0, 1, 2, 2]),
+        "scores": torch.tensor([0.41, 0.62, 0.30, 0.25, 0.35]),
+    }
+    defects = defects_from_detections(detections, ["crack", "scratch", "void"])
+    assert [(d.label, round(d.score, 2)) for d in defects] == [("crack", 0.62), ("void", 0.35), ("scratch", 0.30)]
+    first = defects[0]
+    assert first.box == (11.0, 10.0, 50.0, 51.0)  # the better box is kept as the detector gave it
+    assert [(label, round(score, 2)) for label, score in first.alternatives] == [("scratch", 0.41), ("void", 0.25)]
+    assert first.label_text == "crack (or scratch 0.41, void 0.25)"
+    assert defects[1].alternatives == () and defects[1].label_text == "void"  # IoU 0.33 with the crack: its own place
+    assert defects_from_detections({"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.long),
+                                    "scores": torch.zeros(0)}, ["crack"]) == []
+
+    result = InspectionResult(request_id=3, material=None, defects=defects, attention=None, timings_ms={"total": 1.0},
+                              device="CPU", models=(), thresholds={}, recipe="r", image_size=(480, 640))
+    assert result_from_dict(result.to_dict()).defects == defects  # batch review keeps them
+    record = result_audit_fields(result)["defects"]
+    assert record[0]["alternatives"] == [{"class": "scratch", "score": 0.41}, {"class": "void", "score": 0.25}]
+    assert "alternatives" not in record[1]

@@ -31,6 +31,7 @@ from station.inference.errors import (
     InvalidInputError,
     MissingReferenceError,
 )
+from station.inference.defects import defects_from_detections
 from station.inference.image_check import check_frame, route_unfit_frame
 from station.inference.loading import LoadedModel, load_for_role
 from station.inference.recipes import Recipe
@@ -359,16 +360,10 @@ class Engine:
                     max_det=int(self.thresholds["max_detections"]),
                     letterbox=letterbox,
                 )[0]
-                boxes = detections["boxes"].float().cpu().tolist()
-                labels = detections["labels"].cpu().tolist()
-                scores = detections["scores"].float().cpu().tolist()
+                defects = defects_from_detections(detections, card.classes)
             if cam is not None:
                 with clock.stage("cam"):
                     attention = self._scaled_map(cam.maps(), card, image_hw, prepared)
-        defects = [
-            Defect(box=(box[0], box[1], box[2], box[3]), label=card.classes[int(label)], score=float(score))
-            for box, label, score in zip(boxes, labels, scores)
-        ]
         return defects, attention
 
     def _scaled_map(

@@ -38,6 +38,15 @@ class Defect:
     box: tuple[float, float, float, float]  # x1, y1, x2, y2 in the request image's pixels
     label: str
     score: float
+    # other classes the detector gave the same place, best first (station.inference.defects)
+    alternatives: tuple[tuple[str, float], ...] = ()
+
+    @property
+    def label_text(self) -> str:
+        """The label as shown to the operator: "crack (or scratch 0.31)"."""
+        if not self.alternatives:
+            return self.label
+        return f"{self.label} (or {', '.join(f'{label} {score:.2f}' for label, score in self.alternatives)})"
 
     @property
     def width(self) -> float:
@@ -99,7 +108,8 @@ class InspectionResult:
             "recipe": self.recipe,
             "image_size": list(self.image_size),
             "material": material,
-            "defects": [{"box": list(d.box), "label": d.label, "score": d.score} for d in self.defects],
+            "defects": [{"box": list(d.box), "label": d.label, "score": d.score,
+                         "alternatives": [[label, score] for label, score in d.alternatives]} for d in self.defects],
             "models": [{"name": m.name, "sha256": m.sha256} for m in self.models],
             "thresholds": dict(self.thresholds),
             "device": self.device,

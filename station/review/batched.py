@@ -31,6 +31,7 @@ from station.inference import (
     MaterialCall,
     MissingReferenceError,
 )
+from station.inference.defects import defects_from_detections
 from station.inference.image_check import check_frame, route_unfit_frame
 from station.ml.cards import PreparedInput, prepare_input
 from station.ml.tta import predict_with_views
@@ -132,16 +133,7 @@ def _detect(engine: Engine, batch: Sequence[PreparedImage]) -> list[list[Defect]
             max_det=int(thresholds["max_detections"]),
             letterbox=letterboxes if all(info is not None for info in letterboxes) else None,
         )
-    defects = []
-    for found in detections:
-        boxes = found["boxes"].float().cpu().tolist()
-        labels = found["labels"].cpu().tolist()
-        scores = found["scores"].float().cpu().tolist()
-        defects.append([
-            Defect(box=tuple(float(v) for v in box), label=card.classes[int(label)], score=float(score))  # type: ignore[arg-type]
-            for box, label, score in zip(boxes, labels, scores)
-        ])
-    return defects
+    return [defects_from_detections(found, card.classes) for found in detections]
 
 
 def run_batch(engine: Engine, batch: Sequence[PreparedImage], request_ids: Sequence[int]) -> list[InspectionResult]:

@@ -26,7 +26,8 @@ def result_from_dict(data: dict[str, Any]) -> InspectionResult:
             decap_method=call["decap_method"],
         )
     defects = [
-        Defect(box=tuple(float(v) for v in d["box"]), label=d["label"], score=float(d["score"]))  # type: ignore[arg-type]
+        Defect(box=tuple(float(v) for v in d["box"]), label=d["label"], score=float(d["score"]),  # type: ignore[arg-type]
+               alternatives=tuple((str(label), float(score)) for label, score in d.get("alternatives", ())))
         for d in data.get("defects", [])
     ]
     height, width = (int(v) for v in data.get("image_size", (0, 0)))

@@ -219,7 +219,7 @@ class ResultPanel(QWidget):
         self.defects.setRowCount(len(result.defects))
         for row, defect in enumerate(result.defects):
             px, um = defect_size_text(defect.box, um_per_px)
-            for column, text in enumerate((defect.label, f"{defect.score:.2f}", px, um)):
+            for column, text in enumerate((defect.label_text, f"{defect.score:.2f}", px, um)):
                 item = QTableWidgetItem(text)
                 if column:
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)

@@ -28,20 +28,16 @@ def defects_from_detections(detections: dict[str, torch.Tensor], classes: Sequen
     boxes = detections["boxes"].float().cpu()
     labels = detections["labels"].cpu().tolist()
     scores = detections["scores"].float().cpu()
-    order = torch.argsort(scores, descending=True, stable=True).tolist()
-    overlaps = box_iou(boxes, boxes) if len(order) > 1 else None
-    kept: list[int] = []
+    overlaps = box_iou(boxes, boxes)
+    kept: list[int] = []  # best first
     alternatives: dict[int, list[tuple[str, float]]] = {}
-    for index in order:
-        same_place = [k for k in kept if labels[k] != labels[index] and overlaps is not None
-                      and float(overlaps[k, index]) >= same_place_iou]
-        if same_place:
-            host = same_place[0]  # the best-scoring kept box at this place
-            if all(label != classes[labels[index]] for label, _ in alternatives[host]):
-                alternatives[host].append((classes[labels[index]], float(scores[index])))
-            continue
-        kept.append(index)
-        alternatives[index] = []
+    for index in torch.argsort(scores, descending=True, stable=True).tolist():
+        host = next((k for k in kept if labels[k] != labels[index] and overlaps[k, index] >= same_place_iou), None)
+        if host is None:
+            kept.append(index)
+            alternatives[index] = []
+        elif all(label != classes[labels[index]] for label, _ in alternatives[host]):
+            alternatives[host].append((classes[labels[index]], float(scores[index])))
     return [
         Defect(box=tuple(float(v) for v in boxes[k].tolist()), label=classes[labels[k]],  # type: ignore[arg-type]
                score=float(scores[k]), alternatives=tuple(alternatives[k]))

@@ -360,11 +360,10 @@ class Engine:
                     max_det=int(self.thresholds["max_detections"]),
                     letterbox=letterbox,
                 )[0]
-                defects = defects_from_detections(detections, card.classes)
             if cam is not None:
                 with clock.stage("cam"):
                     attention = self._scaled_map(cam.maps(), card, image_hw, prepared)
-        return defects, attention
+        return defects_from_detections(detections, card.classes), attention
 
     def _scaled_map(
         self, raw_maps: torch.Tensor, card: ModelCard, image_hw: tuple[int, int], prepared: PreparedInput,

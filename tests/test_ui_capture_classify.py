@@ -220,10 +220,14 @@ def test_an_inspection_only_recipe_ends_at_the_verdict(qtbot, tmp_path):
 
 
 def test_the_models_in_use_show_their_cards_with_known_limitations(qtbot, tmp_path):
+    from station.ml.cards import load_card, save_card
     from station.ml.cli import edit_limitations
 
     recipe = make_tiny_recipe(tmp_path, "Annotated")
     edit_limitations(recipe.classifier, ["Trained on synthetic packages only."])
+    card = load_card(recipe.classifier)
+    card.metrics = {"accuracy": 0.9, "map50": 0.5}
+    save_card(recipe.classifier, card)
     window = _open_window(qtbot, recipe)
     window.show_model_cards()
     dialog = window.cards_dialog
@@ -233,8 +237,27 @@ def test_the_models_in_use_show_their_cards_with_known_limitations(qtbot, tmp_pa
     assert "Known limitations" in classifier_text and "Trained on synthetic packages only." in classifier_text
     assert "Known limitations" not in dialog.tabs.widget(1).toPlainText()
     assert "Training" in classifier_text
+    html = dialog.tabs.widget(0).toHtml()
+    assert "<table" in html and "mAP@0.5" in html and "href" not in html  # a table; "mAP@0.5" is no mail link
+    assert dialog.tabs.widget(0).textCursor().position() == 0  # opens at the top, on the metrics
     window.show_model_cards()  # again: a fresh dialog, the old one goes
     assert window.cards_dialog is not dialog and window.cards_dialog.tabs.count() == 2
+    window.shutdown()
+
+
+def test_a_recipe_change_records_the_loaded_models_and_their_hashes(qtbot, tmp_path):
+    from station.ml.cards import load_card
+
+    first, second = make_tiny_recipe(tmp_path, "First"), make_tiny_recipe(tmp_path, "Second", detector=False)
+    window = MainWindow(Settings(recipe="First"), "CPU (test)", recipes={"First": first, "Second": second})
+    qtbot.addWidget(window)
+    qtbot.waitUntil(lambda: window._recipe is not None, timeout=30_000)
+    window.sign_in(Operator("op-7", "Ada Tester"))
+    with qtbot.waitSignal(window.audit_committed, timeout=30_000,
+                          check_params_cb=lambda entry: entry.action == "RECIPE_CHANGE") as changed:
+        window.choose_recipe("Second")
+    classifier = load_card(second.classifier)
+    assert changed.args[0].models == {classifier.name: classifier.weights_sha256}
     window.shutdown()
 
 

@@ -370,11 +370,7 @@ class BatchReviewWindow(QMainWindow):
     def show_model_cards(self) -> None:
         if not self._cards or self._recipe is None:
             return
-        if self.cards_dialog is not None:
-            self.cards_dialog.close()
-            self.cards_dialog.deleteLater()
-        self.cards_dialog = ModelCardsDialog(self._recipe.name, self._cards, self)
-        self.cards_dialog.show()
+        self.cards_dialog = ModelCardsDialog.show_fresh(self.cards_dialog, self._recipe.name, self._cards, self)
 
     @Slot(object)
     def _on_opened(self, opened: BatchOpened) -> None:

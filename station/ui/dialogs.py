@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from PySide6.QtGui import QTextCursor, QTextDocument
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -17,6 +18,12 @@ from PySide6.QtWidgets import (
 )
 
 ROLE_TITLES = {"classifier": "Material classifier", "detector": "Defect detector"}
+# CommonMark with tables (md4c's MD_FLAG_TABLES) and no raw HTML: Qt's GitHub dialect also turns
+# "mAP@0.5" into a mail link, and a card's limitations are free text
+_CARD_MARKDOWN = QTextDocument.MarkdownFeature(
+    QTextDocument.MarkdownFeature.MarkdownDialectCommonMark.value
+    | QTextDocument.MarkdownFeature.MarkdownNoHTML.value | 0x0100
+)
 
 
 class SignInDialog(QDialog):
@@ -114,10 +121,22 @@ class ModelCardsDialog(QDialog):
             page = QTextBrowser()
             page.setObjectName(f"card_{role}")
             page.setOpenExternalLinks(False)
-            page.setMarkdown(render_markdown(card))
+            page.document().setMarkdown(render_markdown(card), _CARD_MARKDOWN)
+            page.moveCursor(QTextCursor.MoveOperation.Start)  # open at the metrics, not at the end
             self.tabs.addTab(page, f"{ROLE_TITLES.get(role, role)}: {card.name}")
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
         layout.addWidget(self.tabs)
         layout.addWidget(buttons)
+
+    @classmethod
+    def show_fresh(cls, previous: ModelCardsDialog | None, recipe_name: str, cards: dict,
+                   parent: QWidget) -> ModelCardsDialog:
+        """A new dialog in place of ``previous`` (the recipe may have changed since), shown."""
+        if previous is not None:
+            previous.close()
+            previous.deleteLater()
+        dialog = cls(recipe_name, cards, parent)
+        dialog.show()
+        return dialog

@@ -120,7 +120,6 @@ class MainWindow(QMainWindow):
         self.inference = InferenceWorker()
         self.inference_thread = WorkerThread(self.inference, "inference")
         self._load_recipe.connect(self.inference.load_recipe)
-        self.inference.cards_loaded.connect(self._on_cards_loaded)
         self.inference.recipe_loaded.connect(self._on_recipe_loaded)
         self.inference.recipe_failed.connect(self._on_recipe_failed)
         self.inference.result_ready.connect(self._on_result)
@@ -304,11 +303,7 @@ class MainWindow(QMainWindow):
         if self._recipe is None or not self._model_cards:
             self.statusBar().showMessage("The recipe's models are not loaded yet.", 5000)
             return
-        if self.cards_dialog is not None:  # the recipe may have changed since: show its cards afresh
-            self.cards_dialog.close()
-            self.cards_dialog.deleteLater()
-        self.cards_dialog = ModelCardsDialog(self._recipe.name, self._model_cards, self)
-        self.cards_dialog.show()
+        self.cards_dialog = ModelCardsDialog.show_fresh(self.cards_dialog, self._recipe.name, self._model_cards, self)
 
     def _about(self) -> None:
         QMessageBox.about(
@@ -364,14 +359,12 @@ class MainWindow(QMainWindow):
         self.panel.set_reference_visible(recipe.use_reference)
         self._load_recipe.emit(recipe, self.settings.device)
 
-    @Slot(str, object)
-    def _on_cards_loaded(self, name: str, cards: dict) -> None:
-        self._model_cards = dict(cards)
-
     @Slot(str, str, object)
-    def _on_recipe_loaded(self, name: str, device: str, models: dict) -> None:
+    def _on_recipe_loaded(self, name: str, device: str, cards: dict) -> None:
         previous = self._recipe.name if self._recipe is not None else None
         self._recipe = self._recipes[name]
+        self._model_cards = dict(cards)
+        models = {card.name: card.weights_sha256 for card in cards.values()}  # as the engine's ModelRefs
         self.settings.recipe = name
         self.device_label.setText(f"Compute: {device}")
         self.panel.recipe_status.setText(self._recipe.description)

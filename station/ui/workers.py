@@ -157,8 +157,7 @@ class InferenceWorker(QObject):
     the worker stays alive.
     """
 
-    recipe_loaded = Signal(str, str, object)  # recipe name, compute device description, {model name: sha256}
-    cards_loaded = Signal(str, object)  # recipe name, {role: station.ml.cards.ModelCard}; just before recipe_loaded
+    recipe_loaded = Signal(str, str, object)  # recipe name, compute device description, {role: ModelCard}
     recipe_failed = Signal(str, str)  # recipe name, message
     result_ready = Signal(object)  # station.inference.InspectionResult
     request_failed = Signal(int, str)  # request id, message
@@ -202,8 +201,7 @@ class InferenceWorker(QObject):
             if self._engine is not None:
                 self._engine.close()
             self._engine = engine
-            self.cards_loaded.emit(recipe.name, engine.cards)
-            self.recipe_loaded.emit(recipe.name, engine.device_description, {m.name: m.sha256 for m in engine.models})
+            self.recipe_loaded.emit(recipe.name, engine.device_description, engine.cards)
         finally:
             self.busy_changed.emit(False)
 

@@ -46,12 +46,20 @@ start=$SECONDS
 build_seconds=$((SECONDS - start))
 
 bundle=dist/station
+for executable in station station-gui; do
+    if [[ ! -x $bundle/$executable && ! -x $bundle/$executable.exe ]]; then
+        echo "build-app.sh: PyInstaller finished but $bundle/$executable is missing" >&2
+        exit 1
+    fi
+done
 echo
 echo "built $bundle (station $version) in $((build_seconds / 60)) min $((build_seconds % 60)) s"
 echo "bundle size: $(du -sh "$bundle" | cut -f1)"
 echo "largest parts:"
-# the biggest folders and files one level inside the bundle's library folder
-du -sh "$bundle"/_internal/* "$bundle"/_internal/nvidia/* 2>/dev/null | sort -rh | head -12 | sed 's/^/    /'
+# the biggest folders and files one level inside the bundle's library folder (nvidia/ only in a
+# CUDA build); no `| head` under pipefail: head closing the pipe would fail the build with SIGPIPE
+largest=$(du -sh "$bundle"/_internal/* "$bundle"/_internal/nvidia/* 2>/dev/null | sort -rh || true)
+sed -n '1,12s/^/    /p' <<<"$largest"
 
 if ((archive)); then
     archive_path=dist/station-$version-$os_name-$arch.tar.gz

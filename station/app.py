@@ -74,11 +74,9 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QApplication
-
     from station.config import load_settings
-    from station.ui.main_window import MainWindow
+    from station.ui.application import run_window
+    from station.workflow import Operator
 
     settings = load_settings()
     if args.device:
@@ -87,26 +85,18 @@ def run(args: argparse.Namespace) -> int:
         settings.camera.source = "demo"
     elif args.source:
         settings.camera.source = args.source
-
-    app = QApplication.instance() or QApplication(sys.argv[:1])
-    app.setApplicationName("IC Inspection Station")
-    app.setOrganizationName("station")
-    device_description = _device_description(settings.device)
-    window = MainWindow(settings, device_description)
-    window.show()
-    if args.demo or args.source:
-        window.start_source(settings.camera.source)
+    operator = None
     if args.operator:
-        from station.workflow import Operator
-
         operator_id, _, name = args.operator.partition(":")
-        window.sign_in(Operator(operator_id.strip(), (name or operator_id).strip()))
-    else:
-        QTimer.singleShot(0, window.request_sign_in)
-    if args.screenshot:
-        _schedule_screenshot(window, args.screenshot, args.auto_capture)
-    log.info("station window opened (source %s, %s)", settings.camera.source, device_description)
-    return app.exec()
+        operator = Operator(operator_id.strip(), (name or operator_id).strip())
+    return run_window(
+        settings,
+        _device_description(settings.device),
+        start_source=bool(args.demo or args.source),
+        operator=operator,
+        screenshot=args.screenshot,
+        auto_capture=args.auto_capture,
+    )
 
 
 def _device_description(preference: str) -> str:
@@ -117,28 +107,3 @@ def _device_description(preference: str) -> str:
     except (RuntimeError, ValueError) as exc:
         log.warning("%s; using the CPU", exc)
         return describe_device(resolve_device("cpu"))
-
-
-def _schedule_screenshot(window, path: str, auto_capture: bool, delay_ms: int = 6000) -> None:
-    """Grab the window after ``delay_ms``; with ``auto_capture``, Capture & Classify first
-    and grab once the result is shown."""
-    from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QApplication
-
-    def grab_and_quit() -> None:
-        window.grab().save(path)
-        window.close()
-        QApplication.instance().quit()
-
-    if not auto_capture:
-        QTimer.singleShot(delay_ms, grab_and_quit)
-        return
-
-    def capture() -> None:
-        if window._recipe is None or window.latest_frame is None:  # models still loading: try again shortly
-            QTimer.singleShot(1000, capture)
-            return
-        window.inspection_updated.connect(lambda: QTimer.singleShot(500, grab_and_quit))
-        window.capture_and_classify()
-
-    QTimer.singleShot(delay_ms, capture)

@@ -131,7 +131,7 @@ def test_report_html_has_header_counts_and_thumbnails(db_path):
 
 
 def test_write_pdf_renders_tables_and_images(qapp, tmp_path):
-    from station.ui.report_pdf import write_pdf
+    from station.reports.pdf import write_pdf
 
     import cv2
 

@@ -28,6 +28,7 @@ from station.audit.archive import image_status
 from station.audit.chain import VerifyResult, canonical_json, verify
 from station.audit.entry import AuditEntry
 from station.audit.log import AuditLog, When
+from station.reports.style import PAGE_CSS, grid
 
 FORMATS = ("csv", "json", "pdf")
 CSV_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(AuditEntry))
@@ -37,7 +38,7 @@ _THUMBNAIL_SIDE_PX = 96
 # Qt lays a table out at a few ms per row: 2000 rows is ~60 pages and some seconds. Longer
 # periods belong in CSV/JSON (the counts and the verification always cover every entry).
 DEFAULT_PDF_MAX_ROWS = 2000
-_GRID = "border='1' cellspacing='0' cellpadding='2' style='border-collapse: collapse; border-color: #888888'"
+_GRID = grid(cellpadding=2)
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,7 @@ def export(
     elif fmt == "json":
         write_json(entries, out, verification=verification, period=period, source=source)
     else:
-        from station.ui.report_pdf import write_pdf  # Qt only for this format
+        from station.reports.pdf import write_pdf  # Qt only for this format
 
         text = report_html(entries, verification=verification, period=period, source=source, max_rows=pdf_max_rows)
         write_pdf(text, out, title=f"Audit log report: {', '.join(summarize(entries).stations) or source.name}", landscape=True)
@@ -159,18 +160,7 @@ def write_json(
     return out
 
 
-# -- PDF report (HTML for station.ui.report_pdf) ----------------------------------------------------
-
-_CSS = """
-body { font-size: 9pt; }
-h1 { font-size: 16pt; margin-bottom: 2px; }
-h2 { font-size: 12pt; margin-top: 14px; margin-bottom: 4px; }
-th { background-color: #e4e4e4; text-align: left; }
-.entries { font-size: 8pt; }
-.ok { color: #11661f; font-weight: bold; }
-.bad { color: #b00020; font-weight: bold; }
-.small { font-size: 7pt; color: #555555; }
-"""
+# -- PDF report (HTML for station.reports.pdf) ------------------------------------------------------
 
 
 def report_html(
@@ -226,7 +216,7 @@ def report_html(
         ("Generated", f"{esc(generated.isoformat(sep=' ', timespec='seconds'))} by station {esc(__version__)}"),
     ]
     parts = [
-        f"<html><head><style>{_CSS}</style></head><body>",
+        f"<html><head><style>{PAGE_CSS}</style></head><body>",
         "<h1>Audit log report</h1>",
         "<table class='meta' cellspacing='0' cellpadding='1'>",
         *(f"<tr><td><b>{label}</b>&nbsp;&nbsp;</td><td>{value}</td></tr>" for label, value in meta_rows),

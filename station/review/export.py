@@ -2,7 +2,7 @@
 
 The CSV streams from the store (any folder size); every file the review lists has a row,
 errors included with their reason. The PDF summary (HTML laid out by
-``station.ui.report_pdf.write_pdf``) counts files per material and review status and lists the
+``station.reports.pdf.write_pdf``) counts files per material and review status and lists the
 flagged items (uncertain, with defects, or overridden) with their thumbnails, then the errors.
 """
 
@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from station import __version__
+from station.reports.style import PAGE_CSS, grid
 from station.review.runner import RunSummary
 from station.review.store import BatchStore, ItemRecord, ItemRow
 from station.review.thumbnails import ThumbnailCache
@@ -162,17 +163,9 @@ def write_csv(store: BatchStore, path: Path) -> Path:
     return path
 
 
-# -- PDF summary (HTML for station.ui.report_pdf) -------------------------------------------------
+# -- PDF summary (HTML for station.reports.pdf) ---------------------------------------------------
 
-_CSS = """
-body { font-size: 9pt; }
-h1 { font-size: 16pt; margin-bottom: 2px; }
-h2 { font-size: 12pt; margin-top: 14px; margin-bottom: 4px; }
-th { background-color: #e4e4e4; text-align: left; }
-.bad { color: #b00020; font-weight: bold; }
-.small { font-size: 7pt; color: #555555; }
-"""
-_GRID = "border='1' cellspacing='0' cellpadding='3' style='border-collapse: collapse; border-color: #999999'"
+_GRID = grid(cellpadding=3)
 
 
 def is_flagged(row: ItemRow) -> bool:
@@ -238,7 +231,7 @@ def summary_html(store: BatchStore, summary: BatchSummary, thumbnails: Thumbnail
         + (f"<p>… and {len(errors) - _PDF_ERROR_LIMIT} more</p>" if len(errors) > _PDF_ERROR_LIMIT else "")
     )
     return "\n".join([
-        f"<html><head><style>{_CSS}</style></head><body>",
+        f"<html><head><style>{PAGE_CSS}</style></head><body>",
         "<h1>Batch review summary</h1>",
         "<table cellspacing='0' cellpadding='1'>",
         *(f"<tr><td><b>{label}</b>&nbsp;&nbsp;</td><td>{value}</td></tr>" for label, value in meta_rows),
@@ -251,6 +244,6 @@ def summary_html(store: BatchStore, summary: BatchSummary, thumbnails: Thumbnail
 
 
 def write_pdf_summary(store: BatchStore, summary: BatchSummary, path: Path, thumbnails: ThumbnailCache | None = None) -> Path:
-    from station.ui.report_pdf import write_pdf  # Qt only for this format
+    from station.reports.pdf import write_pdf  # Qt only for this format
 
     return write_pdf(summary_html(store, summary, thumbnails), path, title=f"Batch review: {summary.folder}")

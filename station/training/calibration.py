@@ -23,6 +23,7 @@ from station.training.metrics import (
     deeppcb_metrics,
     detection_metrics,
     match_detections,
+    negative_log_likelihood,
 )
 
 log = logging.getLogger(__name__)
@@ -52,10 +53,6 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
     low, high = TEMPERATURE_RANGE
     temperature = float(log_t.detach().exp().clamp(low, high))
     return temperature if torch.isfinite(torch.tensor(temperature)) else 1.0
-
-
-def negative_log_likelihood(logits: torch.Tensor, labels: torch.Tensor, temperature: float = 1.0) -> float:
-    return float(F.cross_entropy(logits.float() / temperature, labels.long()))
 
 
 def best_score_threshold(

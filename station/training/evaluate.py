@@ -32,6 +32,7 @@ from station.training.metrics import (
     classification_metrics,
     deeppcb_metrics,
     detection_metrics,
+    negative_log_likelihood,
 )
 from station.training.splits import Split, SplitError
 
@@ -208,8 +209,6 @@ def evaluate(
                                  progress=progress)
         result.classification = classification_metrics(outputs.labels, outputs.logits.argmax(1), card.classes)
         if len(outputs.labels):
-            from station.training.calibration import negative_log_likelihood
-
             result.calibration["nll"] = negative_log_likelihood(outputs.logits, outputs.labels, card.temperature)
     else:
         dataset = DetectionData(chosen.samples, card)  # type: ignore[arg-type]

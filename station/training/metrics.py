@@ -14,10 +14,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torchvision.ops import box_iou
 
 COCO_IOUS = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))  # 0.50:0.05:0.95, includes 0.9
 DEEPPCB_IOU = 0.33
+
+
+def negative_log_likelihood(logits: torch.Tensor, labels: torch.Tensor, temperature: float = 1.0) -> float:
+    return float(F.cross_entropy(logits.float() / temperature, labels.long()))
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,7 @@ from station.ml.cards import (
 )
 from station.ml.registry import build_model
 from station.training import plots
-from station.training.calibration import calibrate_card, negative_log_likelihood
+from station.training.calibration import calibrate_card
 from station.training.datasets import DatasetError, DatasetIndex, read_dataset, task_of
 from station.training.evaluate import (
     ClassifierOutputs,
@@ -58,7 +58,7 @@ from station.training.evaluate import (
     run_detector,
 )
 from station.training.loaders import ClassificationData, DetectionData, channel_parts, make_loader
-from station.training.metrics import classification_metrics, deeppcb_metrics, detection_metrics
+from station.training.metrics import classification_metrics, deeppcb_metrics, detection_metrics, negative_log_likelihood
 from station.training.splits import Split, make_split
 from station.training.transforms import (
     AugmentConfig,

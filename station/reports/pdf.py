@@ -1,7 +1,8 @@
 """Render an HTML report to PDF with Qt's own text engine and PDF writer.
 
-Qt-free callers (``station audit export --format pdf``, the batch review) build plain HTML and
-hand it here; this module is the only place that touches Qt for it. QTextDocument understands a
+Qt-free callers (``station audit export --format pdf``, the batch review) build plain HTML (in
+the style of ``station.reports.style``) and hand it here; this module is the only place outside
+``station.ui`` that touches Qt. QTextDocument understands a
 subset of HTML 4 and CSS (tables, ``<img>``, headings, inline styles; no flex or grid). Images
 may be given by file path (``<img src="/abs/image.png">``) or as ``data:image/png;base64,...``.
 

@@ -1,4 +1,8 @@
-"""Rotating log file in the user's log dir, plus stderr for warnings."""
+"""Rotating log file in the user's log dir, plus stderr for warnings.
+
+A log folder that cannot be written (read-only data disk, full disk, no permission) never
+stops the station: logging falls back to the console and says so once.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import logging.handlers
 import sys
 
 from station import paths
+from station.storage import describe_os_error
 
 _FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
@@ -16,16 +21,56 @@ def setup_logging(level: int = logging.INFO, *, console: bool = True) -> logging
     if getattr(root, "_station_configured", False):
         return root
     root.setLevel(level)
-    file_handler = logging.handlers.RotatingFileHandler(
-        paths.log_dir() / "station.log", maxBytes=5_000_000, backupCount=5, encoding="utf-8"
-    )
+    root._station_configured = True  # type: ignore[attr-defined]
+    try:
+        folder = paths.log_dir()
+        folder.mkdir(parents=True, exist_ok=True)  # the reason it cannot be created, if it cannot
+        file_handler = _FileHandler(folder / "station.log", maxBytes=5_000_000, backupCount=5, encoding="utf-8")
+    except OSError as exc:
+        _fall_back_to_console(root, f"cannot write the log file in {exc.filename or 'its folder'}: {describe_os_error(exc)}")
+        return root
     file_handler.setFormatter(logging.Formatter(_FORMAT))
     root.addHandler(file_handler)
     # A windowed frozen app has no stderr; logging there would raise.
     if console and sys.stderr is not None:
-        stream = logging.StreamHandler(sys.stderr)
-        stream.setLevel(logging.WARNING)
-        stream.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
-        root.addHandler(stream)
-    root._station_configured = True  # type: ignore[attr-defined]
+        root.addHandler(_console_handler(logging.WARNING))
     return root
+
+
+def log_file_problem() -> str | None:
+    """Why the station logs to the console only (None while its log file is written)."""
+    return getattr(logging.getLogger("station"), "_log_file_problem", None)
+
+
+class _FileHandler(logging.handlers.RotatingFileHandler):
+    """A rotating log file that, when a write fails (the disk filled up), falls back to the
+    console once instead of printing a traceback for every record."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        exc = sys.exc_info()[1]
+        if not isinstance(exc, OSError):
+            super().handleError(record)
+            return
+        root = logging.getLogger("station")
+        root.removeHandler(self)
+        self.close()
+        _fall_back_to_console(root, f"cannot write the log file {self.baseFilename}: {describe_os_error(exc)}")
+
+
+def _fall_back_to_console(root: logging.Logger, problem: str) -> None:
+    root._log_file_problem = problem  # type: ignore[attr-defined]
+    if sys.stderr is None:
+        return
+    consoles = [h for h in root.handlers if type(h) is logging.StreamHandler]
+    for handler in consoles:
+        handler.setLevel(root.level)  # the console is now the only record: it gets what the file got
+    if not consoles:
+        root.addHandler(_console_handler(root.level))
+    root.warning("%s; logging to the console only", problem)
+
+
+def _console_handler(level: int) -> logging.Handler:
+    stream = logging.StreamHandler(sys.stderr)
+    stream.setLevel(level)
+    stream.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    return stream

@@ -47,7 +47,12 @@ def _home_override() -> Path | None:
 
 
 def _ensure(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
+    """``path``, created when it can be. A folder that cannot be created (read-only or full data
+    disk) is still named: reading from it works, and whoever writes there reports why it failed."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        pass
     return path
 
 

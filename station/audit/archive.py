@@ -5,19 +5,24 @@ the PNG file's bytes, so ``sha256sum`` of an archived file equals its name and t
 ``image_sha256`` of its entries. The same frame archived twice is stored once (PNG encoding is
 deterministic for a given OpenCV build). The file is written to a temporary name, fsynced,
 made read-only, renamed into place and its folder fsynced: after a crash it is either complete
-or absent (a stray ``.*.tmp`` file at worst).
+or absent (a stray ``.*.tmp`` file at worst, removed by :func:`remove_stray_temporaries` when
+a writer next opens the log).
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
 
 from station.audit.db import write_error
+
+log = logging.getLogger(__name__)
 
 _PNG_COMPRESSION = 3  # zlib level: lossless at any level; 3 is fast with nearly the smallest files
 
@@ -46,7 +51,7 @@ def archive_image(rgb: np.ndarray, archive_dir: Path) -> tuple[str, Path]:
     target = Path(archive_dir) / sha[:2] / f"{sha}.png"
     if target.is_file():
         return sha, target
-    tmp = target.with_name(f".{sha}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp = target.with_name(_temporary_name(sha))
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o644)
@@ -65,6 +70,53 @@ def archive_image(rgb: np.ndarray, archive_dir: Path) -> tuple[str, Path]:
         tmp.unlink(missing_ok=True)
         raise write_error(target, exc, "archive the image") from exc
     return sha, target
+
+
+def _temporary_name(sha: str) -> str:
+    return f".{sha}.{os.getpid()}.{threading.get_ident()}.tmp"
+
+
+# a temporary file this old is left over whoever wrote it (writing one takes milliseconds)
+_STALE_TEMPORARY_S = 600.0
+
+
+def remove_stray_temporaries(archive_dir: Path) -> int:
+    """Delete the ``.*.tmp`` files a killed writer left in the archive; returns how many.
+
+    Only files of processes no longer running (or older than ten minutes) are removed, so a
+    second station process archiving at this moment keeps its file. Never raises: a folder that
+    cannot be cleaned (read-only) is left as it is.
+    """
+    removed = 0
+    now = time.time()
+    for temporary in Path(archive_dir).glob("*/.*.tmp"):
+        try:
+            if _writer_is_running(temporary.name) and now - temporary.stat().st_mtime < _STALE_TEMPORARY_S:
+                continue
+            temporary.chmod(0o644)  # Windows refuses to delete a read-only file
+            temporary.unlink()
+            removed += 1
+        except OSError as exc:
+            log.debug("cannot remove %s: %s", temporary, exc)
+    if removed:
+        log.warning("removed %d unfinished temporary file(s) from the image archive %s", removed, archive_dir)
+    return removed
+
+
+def _writer_is_running(name: str) -> bool:
+    parts = name.split(".")  # "", sha, pid, thread, "tmp"
+    if os.name != "posix" or len(parts) != 5 or not parts[2].isdigit():
+        return True  # cannot tell: rely on the file's age
+    pid = int(parts[2])
+    if pid == os.getpid():
+        return True  # another thread of ours may be writing it: rely on its age
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -22,6 +22,7 @@ import sqlite3
 from pathlib import Path
 
 from station.audit.entry import AuditError, AuditWriteError
+from station.storage import disk_is_full, is_writable_folder
 
 SCHEMA_VERSION = 1
 
@@ -174,9 +175,17 @@ def write_error(
     name = getattr(exc, "sqlite_errorname", "") or ""
     text = str(exc)
     os_errno = getattr(exc, "errno", None)
-    if name == "SQLITE_FULL" or os_errno in (errno.ENOSPC, errno.EDQUOT) or "disk is full" in text:
+    # SQLite names neither ENOSPC nor EROFS when it meets them opening a file or writing its
+    # journal ("disk I/O error", "unable to open database file"): look at the disk itself.
+    vague = name.startswith(("SQLITE_IOERR", "SQLITE_CANTOPEN")) or "I/O error" in text or "unable to open" in text
+    folder = Path(path).parent
+    if name == "SQLITE_FULL" or os_errno in (errno.ENOSPC, errno.EDQUOT) or "disk is full" in text or (
+        vague and disk_is_full(folder)
+    ):
         reason = "the disk is full"
-    elif name.startswith("SQLITE_READONLY") or os_errno in (errno.EROFS, errno.EACCES, errno.EPERM) or "readonly" in text:
+    elif name.startswith("SQLITE_READONLY") or os_errno in (errno.EROFS, errno.EACCES, errno.EPERM) or "readonly" in text or (
+        vague and folder.is_dir() and not is_writable_folder(folder)
+    ):
         reason = "the audit log or its folder is read-only (check permissions and the data disk)"
     elif name.startswith("SQLITE_CANTOPEN") or "unable to open" in text:
         reason = "the audit log file cannot be opened or created (missing folder, or no write permission)"

@@ -111,6 +111,7 @@ class AuditLog:
                 self._conn = db.connect_reader(self.path)
             else:
                 self._conn = db.connect_writer(self.path, self.busy_timeout_s)
+                archive.remove_stray_temporaries(self.archive_dir)
         return self._conn
 
     # -- writing --------------------------------------------------------------------------------

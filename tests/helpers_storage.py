@@ -1,0 +1,73 @@
+"""Run ``station`` as a user would, with STATION_HOME on a read-only or a full disk.
+
+Read-only: as an ordinary user the home's folders are made read-only (chmod); root ignores
+file modes, so as root the command runs in a private mount namespace where the home is a
+read-only bind mount. Full disk: as root, a private 2 MiB tmpfs filled to the last byte (an
+ordinary user cannot mount one: those tests are skipped, the in-process ones still run).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _env(home: Path) -> dict[str, str]:
+    return {
+        **os.environ, "STATION_HOME": str(home), "PYTHONPATH": str(REPO), "QT_QPA_PLATFORM": "offscreen",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+
+
+def _station(*argv: str) -> str:
+    return shlex.join([sys.executable, "-m", "station", *argv])
+
+
+def _in_mount_namespace(script: str, home: Path, timeout: float) -> subprocess.CompletedProcess:
+    if shutil.which("unshare") is None:
+        pytest.skip("needs unshare(1) to give root a read-only or full disk")
+    probe = subprocess.run(["unshare", "--mount", "--propagation", "private", "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot make a private mount namespace here: {probe.stderr.decode().strip()}")
+    return subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-ec", script],
+        capture_output=True, text=True, env=_env(home), timeout=timeout,
+    )
+
+
+def run_station_read_only(home: Path, *argv: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """``station ARGV`` with ``home`` (which must exist) read-only."""
+    if os.geteuid() != 0:
+        folders = [home, *(p for p in home.rglob("*") if p.is_dir())]
+        for folder in folders:
+            folder.chmod(0o555)
+        try:
+            return subprocess.run([sys.executable, "-m", "station", *argv], capture_output=True, text=True,
+                                  env=_env(home), timeout=timeout)
+        finally:
+            for folder in folders:
+                folder.chmod(0o755)
+    quoted = shlex.quote(str(home))
+    script = f"mount --bind {quoted} {quoted}; mount -o remount,ro,bind {quoted}; {_station(*argv)}"
+    return _in_mount_namespace(script, home, timeout)
+
+
+def run_station_on_full_disk(home: Path, setup: list[list[str]], *argv: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Each ``setup`` command of ``station``, then the disk filled up, then ``station ARGV``; on a
+    fresh 2 MiB tmpfs mounted at ``home``. Only as root (skipped otherwise)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    quoted = shlex.quote(str(home))
+    steps = [f"mount -t tmpfs -o size=2m tmpfs {quoted}"]
+    steps += [f"{_station(*command)} >/dev/null 2>&1" for command in setup]
+    steps.append(f"dd if=/dev/zero of={quoted}/filler bs=4096 2>/dev/null || true")
+    steps.append(_station(*argv))
+    return _in_mount_namespace("; ".join(steps[:1]) + "; " + "; ".join(steps[1:]), home, timeout)

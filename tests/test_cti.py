@@ -20,7 +20,7 @@ from station.ml.cti import (
     span_log_mask,
     window_attention,
 )
-from station.ml.profile import count_gflops, count_params
+from station.ml.profile import count_gmacs, count_params
 
 SMALL_CONFIGS = [name for name in CONFIGS if not name.startswith("cti-paper")]  # tiny and small
 TINY_CONFIGS = [name for name in CONFIGS if name.startswith("cti-tiny")]
@@ -162,9 +162,26 @@ def test_any_input_size_gives_a_ceil_divided_map(name, height, width):
 def test_cti_paper_lands_on_the_papers_size():
     with torch.device("meta"):  # counted without computing: no weights, no arithmetic
         model = build("cti-paper")
-    params, gflops = count_params(model), count_gflops(model, (3, 224, 224))
+    params, gmacs = count_params(model), count_gmacs(model, (3, 224, 224))
     assert 0.8 * 44e6 <= params <= 1.2 * 44e6, params
-    assert 0.75 * 23 <= gflops <= 1.25 * 23, gflops
+    assert 0.75 * 23 <= gmacs <= 1.25 * 23, gmacs
+
+
+def test_attention_multiply_adds_count_on_the_cpu_as_on_meta():
+    """On the CPU, scaled_dot_product_attention runs a flash kernel torch's counter has no formula
+    for; cti-paper then counted 5.16 instead of 19.25 GMACs. Meta tensors take the counted math path."""
+    torch.manual_seed(0)
+    query, key, value = torch.rand(1, 2, 50, 16), torch.rand(1, 2, 70, 16), torch.rand(1, 2, 70, 8)
+
+    class Attention(torch.nn.Module):
+        def forward(self, q):
+            return torch.nn.functional.scaled_dot_product_attention(q, key.to(q.device), value.to(q.device))
+
+    assert count_gmacs(Attention(), (2, 50, 16)) == pytest.approx(2 * 50 * 70 * (16 + 8) / 1e9)
+    on_cpu = count_gmacs(build("cti-tiny"), (3, 64, 64))
+    with torch.device("meta"):
+        on_meta = count_gmacs(build("cti-tiny"), (3, 64, 64))
+    assert on_cpu == pytest.approx(on_meta, rel=1e-6)
 
 
 def test_cti_paper_runs():

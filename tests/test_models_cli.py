@@ -10,7 +10,7 @@ import torch.nn as nn
 
 from station.cli import main
 from station.ml.cti import build
-from station.ml.profile import count_gflops, count_params, measure_latency_ms
+from station.ml.profile import count_gmacs, count_params, measure_latency_ms
 
 
 def test_info_json_for_cti_tiny(capsys):
@@ -19,7 +19,7 @@ def test_info_json_for_cti_tiny(capsys):
     assert info["name"] == "cti-tiny" and info["architecture"] == "cti"
     assert info["input_size"] == [3, 224, 224]
     assert isinstance(info["params"], int) and info["params"] == count_params(build("cti-tiny"))
-    assert isinstance(info["gflops"], float) and 0.05 < info["gflops"] < 1.0
+    assert isinstance(info["gmacs"], float) and 0.05 < info["gmacs"] < 1.0
     assert isinstance(info["latency_ms"], float) and info["latency_ms"] > 0
     assert isinstance(info["threads"], int) and info["threads"] >= 1
 
@@ -31,7 +31,7 @@ def test_info_at_another_size_and_as_text(capsys):
     assert main(["models", "info", "cti-tiny", "--json", "--size", "96", "128", "--runs", "1", "--warmup", "0"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["input_size"] == [3, 96, 128]
-    assert info["gflops"] == pytest.approx(count_gflops(build("cti-tiny"), (3, 96, 128)))
+    assert info["gmacs"] == pytest.approx(count_gmacs(build("cti-tiny"), (3, 96, 128)))
 
 
 def test_info_rejects_unknown_names_and_bad_options(capsys):
@@ -118,7 +118,7 @@ def test_count_params_and_multiply_adds():
     model = DictOutput()
     assert count_params(model) == 8 * 3 * 9 + 8 + 8 + 8
     # one multiply-add per output element per kernel tap and input channel
-    assert count_gflops(model, (3, 10, 12)) == pytest.approx(8 * 3 * 9 * 10 * 12 / 1e9)
+    assert count_gmacs(model, (3, 10, 12)) == pytest.approx(8 * 3 * 9 * 10 * 12 / 1e9)
 
 
 def test_latency_is_positive_and_restores_the_training_mode():
@@ -126,12 +126,12 @@ def test_latency_is_positive_and_restores_the_training_mode():
     latency = measure_latency_ms(model, (3, 16, 16), warmup=1, runs=3)
     assert latency > 0
     assert model.training
-    count_gflops(model, (3, 16, 16))
+    count_gmacs(model, (3, 16, 16))
     assert model.training
     with pytest.raises(ValueError, match="runs"):
         measure_latency_ms(model, (3, 16, 16), runs=0)
     with pytest.raises(ValueError, match=r"\(3, 16\)"):
-        count_gflops(model, (3, 16))
+        count_gmacs(model, (3, 16))
 
 
 def test_a_reader_that_goes_away_is_not_an_error(tmp_path, monkeypatch):

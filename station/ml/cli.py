@@ -24,7 +24,7 @@ import torch
 from station import paths
 from station.ml import registry
 from station.ml.cards import CARD_FILE, ModelLoadError, load_card, save_card
-from station.ml.profile import count_gflops, count_params, measure_latency_ms
+from station.ml.profile import count_gmacs, count_params, measure_latency_ms
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class ModelInfo:
     name: str
     architecture: str
     params: int
-    gflops: float  # multiply-adds ×1e-9 at input_size, batch 1
+    gmacs: float  # multiply-adds ×1e-9 at input_size, batch 1 (GFLOPs = 2 × GMACs)
     input_size: tuple[int, int, int]  # (C, H, W)
     latency_ms: float  # median, batch 1, CPU, `threads` threads
     threads: int
@@ -50,7 +50,7 @@ class BundledModel:
 def configure(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="models_command", metavar="ACTION", required=True)
     sub.add_parser("list", help="registered configs and bundled models")
-    info = sub.add_parser("info", help="parameters, GFLOPs (multiply-adds) and CPU latency of a config")
+    info = sub.add_parser("info", help="parameters, GMACs (multiply-adds) and CPU latency of a config")
     info.add_argument("name", help="a registered config, e.g. cti-tiny (see `station models list`)")
     info.add_argument("--json", action="store_true", help="print one JSON object")
     info.add_argument("--size", nargs=2, type=int, metavar=("H", "W"), help="input height and width")
@@ -112,7 +112,7 @@ def model_info(name: str, size: tuple[int, int] | None = None, runs: int = 20, w
         name=name,
         architecture=architecture,
         params=count_params(model),
-        gflops=count_gflops(model, input_size),
+        gmacs=count_gmacs(model, input_size),
         input_size=input_size,
         latency_ms=measure_latency_ms(model, input_size, warmup=warmup, runs=runs),
         threads=torch.get_num_threads(),
@@ -180,6 +180,7 @@ def _info(args: argparse.Namespace) -> int:
     channels, height, width = info.input_size
     print(f"{info.name} ({info.architecture})")
     print(f"  params      {info.params:,} ({info.params / 1e6:.2f} M)")
-    print(f"  GFLOPs      {info.gflops:.3f} (multiply-adds, batch 1, {channels}x{height}x{width})")
+    print(f"  GMACs       {info.gmacs:.3f} (multiply-adds, batch 1, {channels}x{height}x{width}; "
+          f"{2 * info.gmacs:.3f} GFLOPs)")
     print(f"  latency     {info.latency_ms:.1f} ms (CPU, batch 1, {info.threads} threads, median of {args.runs})")
     return 0

@@ -12,7 +12,22 @@ from contextlib import contextmanager
 
 import torch
 import torch.nn as nn
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
+
+
+def _cpu_flash_attention_flops(query_shape, key_shape, value_shape, *args, **kwargs) -> int:
+    return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+# On the CPU, F.scaled_dot_product_attention runs ``_scaled_dot_product_flash_attention_for_cpu``,
+# which torch's counter has no formula for: without this, every attention matmul (QK^T and AV,
+# three quarters of cti-paper's work at 224) counts as zero.
+MISSING_FLOP_FORMULAS = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_flash_attention_flops}
+
+
+def flop_counter() -> FlopCounterMode:
+    """torch's FLOP counter (2 per multiply-add), with the attention kernels it misses on the CPU."""
+    return FlopCounterMode(display=False, custom_mapping=MISSING_FLOP_FORMULAS)
 
 
 def count_params(model: nn.Module) -> int:
@@ -20,13 +35,14 @@ def count_params(model: nn.Module) -> int:
     return sum(parameter.numel() for parameter in model.parameters())
 
 
-def count_gflops(model: nn.Module, input_size: Sequence[int]) -> float:
-    """Multiply-adds ×1e-9 of one forward pass at batch 1, ``input_size`` = (C, H, W), eval mode.
+def count_gmacs(model: nn.Module, input_size: Sequence[int]) -> float:
+    """Multiply-adds (GMACs, ×1e-9; half the GFLOPs) of one forward pass at batch 1, ``input_size`` = (C, H, W),
+    eval mode.
 
     ``FlopCounterMode`` counts 2 FLOPs per multiply-add (matmuls, convolutions, attention);
-    elementwise operations are not counted.
+    elementwise operations (softmax, norms, activations) are not counted.
     """
-    with _eval_mode(model), torch.no_grad(), FlopCounterMode(display=False) as counter:
+    with _eval_mode(model), torch.no_grad(), flop_counter() as counter:
         model(_dummy_input(model, input_size))
     return counter.get_total_flops() / 2 / 1e9
 

@@ -131,11 +131,11 @@ def _infer(model: nn.Module, batch: torch.Tensor, task: str, views: int = 1) -> 
 def count_flops(model: nn.Module, input_size: tuple[int, int, int], task: str, views: int = 1) -> float:
     """FLOPs of one image's forward pass (torch.utils.flop_counter: 2 per multiply-accumulate), over
     ``views`` test-time views for a detector."""
-    from torch.utils.flop_counter import FlopCounterMode
+    from station.ml.profile import flop_counter
 
     probe = torch.zeros(1, *input_size)
     model = model.cpu().eval()
-    counter = FlopCounterMode(display=False)
+    counter = flop_counter()
     with counter, torch.no_grad():
         _infer(model, probe, task, views)
     return float(counter.get_total_flops())

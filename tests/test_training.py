@@ -153,3 +153,33 @@ def test_training_with_test_time_views_fits_the_card_through_them(tmp_path):
     evaluation = evaluate(out, root, subset="val", protocol="deeppcb", progress=False)
     assert evaluation.views == 2
     assert evaluation.metrics()["deeppcb_map"] == pytest.approx(card.metrics["deeppcb_map"], abs=1e-6)
+
+
+def test_detector_trains_with_mosaic_mixup_copy_paste_and_multiscale_and_resumes_with_them(tmp_path, capsys, caplog):
+    from fixtures.training_data import make_voc_dataset
+
+    root = make_voc_dataset(tmp_path / "voc", count=12, size=64)
+    out = tmp_path / "mixed"
+    common = ["train", "detector", "--data", str(root), "--format", "voc", "--model", "wbam-ffem-nano",
+              "--imgsz", "64", "--batch", "4", "--workers", "0", "--out", str(out), "--quiet", "--keep-checkpoint",
+              "--mixup", "0.5", "--copy-paste", "0.5", "--multiscale", "0.5", "--close-mosaic", "1",
+              "--saturation", "0"]
+    assert main(common + ["--mosaic", "1", "--epochs", "1"]) == 0
+    # the augmentation is part of the resume key: a mosaic checkpoint does not continue without mosaic
+    assert main(common + ["--epochs", "2", "--resume"]) == 1
+    assert "--resume: the checkpoint was made with" in capsys.readouterr().err
+    with caplog.at_level("INFO", logger="station.training"):
+        assert main(common + ["--mosaic", "1", "--epochs", "2", "--resume"]) == 0
+    assert "the last 1 epochs train without mosaic" in caplog.text  # epoch 2 of 2 is the closed one
+    _, card = load_model(out)
+    augment = card.training.options["augment"]
+    assert augment["mosaic"] == 1 and augment["mixup"] == 0.5 and augment["copy_paste"] == 0.5
+    assert augment["multiscale"] == 0.5 and augment["close_mosaic"] == 1 and augment["saturation"] == 0
+    assert card.training.epochs == 2 and {"map50", "map50_95"} <= set(card.metrics)
+
+
+def test_sample_mixing_refuses_native_crops(tmp_path, capsys):
+    root = make_deeppcb_dataset(tmp_path / "pcb", count=10, size=64)
+    assert main(["train", "detector", "--data", str(root), "--format", "deeppcb", "--imgsz", "64", "--crop", "32",
+                 "--epochs", "1", "--workers", "0", "--out", str(tmp_path / "x"), "--quiet", "--mosaic", "1"]) == 1
+    assert "drop --crop" in capsys.readouterr().err

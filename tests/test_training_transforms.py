@@ -121,3 +121,88 @@ def test_right_angle_rotation_of_an_image_without_boxes_keeps_canvas_and_image_i
     })
     assert out["image"].shape[-2:] == (64, 48)
     assert out["boxes"].canvas_size == (64, 48)
+
+
+# --- sample-mixing augmentations (mosaic, mixup, copy-paste) and multi-scale batches ---------
+
+
+def boxed_square(fill: int, box, side: int = 64, label: int = 1):
+    """A grey ``side``-square with one white box."""
+    from station.training.transforms import BoxedImage
+
+    image = torch.full((1, side, side), fill, dtype=torch.uint8)
+    x1, y1, x2, y2 = box
+    image[:, y1:y2, x1:x2] = 255
+    return BoxedImage(image, torch.tensor([box], dtype=torch.float32), torch.tensor([label]))
+
+
+def test_a_whole_canvas_mosaic_halves_each_tile_and_keeps_every_box_on_its_object():
+    from station.training.transforms import mosaic
+
+    torch.manual_seed(0)
+    tiles = [boxed_square(10 * i, (16, 16, 48, 48), label=i) for i in range(4)]
+    out = mosaic(tiles, zoom=(2.0, 2.0))  # the window is the whole 2s canvas: every tile at half size
+    assert tuple(out.image.shape) == (1, 64, 64)
+    assert sorted(out.labels.tolist()) == [0, 1, 2, 3]
+    for box in out.boxes.round().long().tolist():
+        x1, y1, x2, y2 = box
+        assert (x2 - x1, y2 - y1) == (16, 16) or min(x2 - x1, y2 - y1) >= 0.4 * 16
+        assert out.image[0, y1 + 2:y2 - 2, x1 + 2:x2 - 2].float().mean() > 240  # the box is on a white object
+
+
+def test_a_native_scale_mosaic_drops_the_boxes_mostly_outside_its_window():
+    from station.training.transforms import mosaic
+
+    torch.manual_seed(3)
+    tiles = [boxed_square(0, (0, 0, 12, 12)) for _ in range(4)]
+    for _ in range(20):
+        out = mosaic(tiles, zoom=(1.0, 1.0), min_visible=0.4)
+        assert ((out.boxes >= 0) & (out.boxes <= 64)).all()
+        for x1, y1, x2, y2 in out.boxes.round().long().tolist():
+            assert (x2 - x1) * (y2 - y1) >= 0.4 * 144 - 12  # each kept box shows at least 40 % of its object
+            assert out.image[0, y1:y2, x1:x2].float().mean() > 200
+
+
+def test_mosaic_refuses_tiles_of_different_sizes():
+    from station.training.transforms import BoxedImage, mosaic
+
+    odd = BoxedImage(torch.zeros(1, 32, 32, dtype=torch.uint8), torch.zeros(0, 4), torch.zeros(0, dtype=torch.long))
+    with pytest.raises(ValueError, match="squares of one size"):
+        mosaic([boxed_square(0, (0, 0, 8, 8))] * 3 + [odd])
+
+
+def test_mixup_blends_near_half_and_keeps_both_box_sets():
+    from station.training.transforms import mixup
+
+    torch.manual_seed(0)
+    out = mixup(boxed_square(0, (0, 0, 8, 8), label=1), boxed_square(200, (30, 30, 40, 40), label=2))
+    assert out.boxes.tolist() == [[0, 0, 8, 8], [30, 30, 40, 40]] and out.labels.tolist() == [1, 2]
+    assert 80 < float(out.image[0, 20, 20]) < 120  # Beta(32, 32): the weight stays near 0.5
+
+
+def test_copy_paste_puts_the_donors_object_under_its_new_box_and_hides_no_label():
+    from station.training.transforms import copy_paste
+
+    torch.manual_seed(0)
+    target = boxed_square(0, (0, 0, 30, 30), label=1)
+    donor = boxed_square(0, (40, 40, 56, 56), label=5)
+    out = copy_paste(target, donor)
+    assert out.labels.tolist() == [1, 5] and out.boxes[0].tolist() == [0, 0, 30, 30]
+    x1, y1, x2, y2 = out.boxes[1].long().tolist()
+    assert (x2 - x1, y2 - y1) == (16, 16) and bool((out.image[0, y1:y2, x1:x2] == 255).all())
+    overlap = max(0, min(x2, 30) - max(x1, 0)) * max(0, min(y2, 30) - max(y1, 0))
+    assert overlap < 0.3 * 900
+
+
+def test_multiscale_sides_are_stride_multiples_in_range_and_repeat_for_a_seed():
+    from station.training.transforms import multiscale_side, resize_batch
+
+    def sides(seed):
+        return [multiscale_side(224, 0.25, 32, torch.Generator().manual_seed(seed + step)) for step in range(50)]
+
+    assert sides(0) == sides(0) and set(sides(0)) <= {192, 224, 256} and len(set(sides(0))) == 3
+    images = torch.zeros(2, 3, 224, 224)
+    resized, targets = resize_batch(images, [{"boxes": torch.tensor([[0.0, 0.0, 112.0, 56.0]]),
+                                             "labels": torch.tensor([0])}] * 2, 256)
+    assert tuple(resized.shape) == (2, 3, 256, 256)
+    assert targets[0]["boxes"].tolist() == [[0.0, 0.0, 128.0, 64.0]]

@@ -55,6 +55,17 @@ def parse_angles(text: str) -> tuple[float, ...]:
     return tuple(sorted(angles))
 
 
+def parse_pair(text: str) -> tuple[float, float]:
+    """"1,2" -> (1.0, 2.0)."""
+    try:
+        low, high = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LOW,HIGH, got {text!r}") from None
+    if not 0 < low <= high:
+        raise argparse.ArgumentTypeError(f"expected 0 < LOW <= HIGH, got {text!r}")
+    return low, high
+
+
 def parse_override(text: str) -> tuple[str, object]:
     """KEY=VALUE, VALUE read as JSON when it parses (numbers, true/false, lists), else as a string."""
     key, sep, value = text.partition("=")
@@ -111,6 +122,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--rotations", type=parse_angles, default=None, metavar="ANGLES",
                      help="rotation choices, e.g. '±15,±30' (classifier default, the CTI paper's) or '90,180,270' "
                           "(detector default)")
+    aug = parser.add_argument_group("augmentation (detector; mosaic, mixup, copy-paste and multi-scale need no --crop)")
+    aug.add_argument("--brightness", type=float, default=None, help="brightness jitter factor (default 0.2)")
+    aug.add_argument("--contrast", type=float, default=None, help="contrast jitter factor (default 0.2)")
+    aug.add_argument("--saturation", type=float, default=None,
+                     help="saturation jitter factor (default 0.2; 0 for grey parts such as steel)")
+    aug.add_argument("--mosaic", type=float, default=0.0, metavar="P", help="probability of a 4-image mosaic")
+    aug.add_argument("--mosaic-zoom", type=parse_pair, default=(1.0, 2.0), metavar="LOW,HIGH",
+                     help="mosaic window side in input sides, resized to the input (default 1,2)")
+    aug.add_argument("--mixup", type=float, default=0.0, metavar="P", help="probability of mixup with a second sample")
+    aug.add_argument("--copy-paste", type=float, default=0.0, metavar="P",
+                     help="probability of pasting up to 3 boxes cut from another training image")
+    aug.add_argument("--close-mosaic", type=int, default=0, metavar="N",
+                     help="the last N epochs train without mosaic, mixup and copy-paste")
+    aug.add_argument("--multiscale", type=float, default=0.0, metavar="F",
+                     help="each batch at a random side within imgsz*(1+-F), a multiple of the stride")
     run.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
     run.add_argument("--amp", default="auto", choices=["auto", "bf16", "off"],
                      help="mixed precision: auto = CUDA only; bf16 also on the CPU")
@@ -127,10 +153,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def options_from_args(args: argparse.Namespace, command_line: str | None = None):
     from station.training.train import TrainOptions
+    from dataclasses import replace
+
     from station.training.transforms import default_augment
 
     task = TASKS[args.task]
     augment = default_augment(task, args.rotations)
+    jitter = {key: getattr(args, key, None) for key in ("brightness", "contrast", "saturation")}
+    mixing = {key: getattr(args, key, default) for key, default in (
+        ("mosaic", 0.0), ("mosaic_zoom", (1.0, 2.0)), ("mixup", 0.0), ("copy_paste", 0.0), ("close_mosaic", 0),
+        ("multiscale", 0.0))}
+    if task == "classification" and any(mixing[key] for key in ("mosaic", "mixup", "copy_paste", "multiscale")):
+        raise ValueError("--mosaic, --mixup, --copy-paste and --multiscale are detector options")
+    augment = replace(augment, **{k: v for k, v in jitter.items() if v is not None}, **mixing)
     return TrainOptions(
         task=task,
         data=args.data,

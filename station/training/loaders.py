@@ -19,6 +19,7 @@ from torchvision import tv_tensors
 from station.ml.cards import INPUT_MODES, ModelCard, normalise, prepare_input, stack_input
 from station.ml.letterbox import LetterboxInfo, boxes_to_letterbox, letterbox
 from station.training.datasets import ClassificationSample, DetectionSample, load_image
+from station.training.transforms import AugmentConfig, BoxedImage, copy_paste, mixup, mosaic
 
 
 def channel_parts(input_mode: str) -> list[int]:
@@ -83,11 +84,15 @@ class DetectionData(Dataset):
         card: ModelCard,
         augment: Callable[[dict], dict] | None = None,
         native_crop: bool = False,
+        mixing: AugmentConfig | None = None,
     ) -> None:
         self.samples = list(samples)
         self.card = card
         self.augment = augment
         self.native_crop = native_crop
+        self.mixing = mixing if mixing is not None and mixing.mixes_samples else None
+        if self.mixing is not None and (native_crop or augment is None):
+            raise ValueError("mosaic, mixup and copy-paste need letterboxed training inputs (not --crop)")
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -99,22 +104,43 @@ class DetectionData(Dataset):
             prepared = prepare_input(image, self.card, reference)
             target = {"boxes": torch.from_numpy(sample.boxes), "labels": torch.from_numpy(sample.labels)}
             return DetectionItem(prepared.tensor, target, prepared.letterbox, sample.key)
+        augmented = self._augmented(index)
+        target = {"boxes": augmented.boxes, "labels": augmented.labels}
+        return DetectionItem(normalise(augmented.image, self.card), target, None, sample.key)
+
+    def _prepared(self, index: int) -> BoxedImage:
+        """Letterboxed to the input size (or native, for crops), before any augmentation."""
+        sample = self.samples[index]
         stacked = _stacked(sample, self.card)
         boxes = sample.boxes
         if not self.native_crop:
             _, height, width = self.card.input_size
             stacked, info = letterbox(stacked, (height, width), self.card.preprocessing.pad_value)
             boxes = boxes_to_letterbox(boxes, info)
-        canvas = stacked.shape[:2]
-        augmented = self.augment({
-            "image": tv_tensors.Image(torch.from_numpy(np.ascontiguousarray(stacked)).permute(2, 0, 1).contiguous()),
-            "boxes": tv_tensors.BoundingBoxes(torch.as_tensor(boxes, dtype=torch.float32), format="XYXY",
-                                              canvas_size=canvas),
-            "labels": torch.from_numpy(sample.labels),
-        })
-        target = {"boxes": augmented["boxes"].as_subclass(torch.Tensor).float(), "labels": augmented["labels"]}
-        return DetectionItem(normalise(augmented["image"].as_subclass(torch.Tensor), self.card), target, None,
-                             sample.key)
+        image = torch.from_numpy(np.ascontiguousarray(stacked)).permute(2, 0, 1).contiguous()
+        return BoxedImage(image, torch.as_tensor(boxes, dtype=torch.float32), torch.from_numpy(sample.labels))
+
+    def _random_index(self) -> int:
+        return int(torch.randint(len(self.samples), ()))
+
+    def _augmented(self, index: int, blend: bool = True) -> BoxedImage:
+        """Mosaic, copy-paste, the transform, then mixup with a second such sample (itself not blended)."""
+        mixing = self.mixing
+        pad = self.card.preprocessing.pad_value
+        if mixing is not None and float(torch.rand(())) < mixing.mosaic:
+            indices = [index] + [self._random_index() for _ in range(3)]
+            item = mosaic([self._prepared(i) for i in indices], zoom=mixing.mosaic_zoom, fill=pad)
+        else:
+            item = self._prepared(index)
+        if mixing is not None and float(torch.rand(())) < mixing.copy_paste:
+            item = copy_paste(item, self._prepared(self._random_index()))
+        assert self.augment is not None
+        item = BoxedImage.from_sample(self.augment(item.as_sample()))
+        if blend and mixing is not None and float(torch.rand(())) < mixing.mixup:
+            other = self._augmented(self._random_index(), blend=False)
+            if other.image.shape == item.image.shape:  # a right-angle turn of a non-square input swaps its sides
+                item = mixup(item, other)
+        return item
 
 
 @dataclass

@@ -20,7 +20,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -65,6 +65,8 @@ from station.training.transforms import (
     classification_train_transform,
     default_augment,
     detection_train_transform,
+    multiscale_side,
+    resize_batch,
 )
 
 log = logging.getLogger(__name__)
@@ -355,7 +357,8 @@ def _resume_key(options: TrainOptions) -> dict[str, Any]:
     """Options that must match for --resume to continue the same run."""
     return {"task": options.task, "model": options.model, "format": options.format, "data": str(options.data),
             "imgsz": options.imgsz, "batch": options.batch, "crop": options.crop, "seed": options.seed,
-            "build_kwargs": options.build_kwargs}
+            "build_kwargs": options.build_kwargs,
+            "augment": json.loads(json.dumps(asdict(options.augment or default_augment(options.task))))}
 
 
 def _default_metric(options: TrainOptions) -> str:
@@ -380,6 +383,7 @@ class _Setup:
     val_loader: DataLoader
     augment: AugmentConfig
     metric_name: str
+    closed_loader: Callable[[], DataLoader] | None = None  # the training loader without sample mixing
 
 
 def _report_problems(index: DatasetIndex, strict: bool) -> None:
@@ -405,6 +409,7 @@ def _set_up(options: TrainOptions, out: Path) -> _Setup:
         raise TrainingError(f"the split leaves {len(train_samples)} training and {len(val_samples)} validation "
                             "images; both must be non-empty")
 
+    closed_loader = None
     input_mode = choose_input_mode(options, index)
     channels = sum(INPUT_MODES[input_mode])
     size_kwargs = {"in_chans": channels} if options.task == "classification" else {"input_mode": input_mode}
@@ -419,8 +424,15 @@ def _set_up(options: TrainOptions, out: Path) -> _Setup:
         val_set: Dataset = ClassificationData(val_samples, card)
         val_batch = options.batch
     else:
-        train_set = DetectionData(train_samples, card, detection_train_transform(parts, augment, options.crop),
-                                  native_crop=options.crop is not None)
+        if options.crop is not None and (augment.mixes_samples or augment.multiscale):
+            raise TrainingError("mosaic, mixup, copy-paste and multi-scale need letterboxed inputs: drop --crop")
+        transform = detection_train_transform(parts, augment, options.crop)
+        train_set = DetectionData(train_samples, card, transform, native_crop=options.crop is not None,
+                                  mixing=augment)
+        if augment.mixes_samples and augment.close_mosaic:
+            closed_loader = lambda: make_loader(  # noqa: E731
+                DetectionData(train_samples, card, transform), options.batch, shuffle=True,
+                workers=options.workers, seed=options.seed + 1, drop_last=True)
         val_set = DetectionData(val_samples, card)
         # whole images are (imgsz / crop)^2 times the pixels of a training crop
         val_batch = options.batch if options.crop is None else max(1, options.batch * options.crop ** 2 // imgsz ** 2)
@@ -434,18 +446,22 @@ def _set_up(options: TrainOptions, out: Path) -> _Setup:
         val_loader=make_loader(val_set, val_batch, shuffle=False, workers=options.workers),
         augment=augment,
         metric_name=_default_metric(options),
+        closed_loader=closed_loader,
     )
 
 
 def _step_loss(model: nn.Module, batch, task: str, device: torch.device,
-               label_smoothing: float) -> tuple[torch.Tensor, int]:
-    """The batch's training loss and its number of images."""
+               label_smoothing: float, side: int | None = None) -> tuple[torch.Tensor, int]:
+    """The batch's training loss and its number of images; ``side``: detection batches resized to it."""
     if task == "classification":
         images, labels = batch
         logits = model(images.to(device, non_blocking=True))
         return F.cross_entropy(logits.float(), labels.to(device), label_smoothing=label_smoothing), len(labels)
     targets = [{key: value.to(device) for key, value in target.items()} for target in batch.targets]
-    outputs = model(batch.images.to(device, non_blocking=True))
+    images = batch.images.to(device, non_blocking=True)
+    if side is not None:
+        images, targets = resize_batch(images, targets, side)
+    outputs = model(images)
     return model.loss(outputs, targets)["loss"], len(targets)
 
 
@@ -460,12 +476,19 @@ def _train_epoch(setup: _Setup, options: TrainOptions, state: Checkpoint, epoch:
     running, count, lr = 0.0, 0, options.lr
     bar = tqdm(setup.train_loader, desc=f"epoch {epoch}/{options.epochs}", disable=not options.progress,
                dynamic_ncols=True, leave=False)
+    side = setup.card.input_size[-1]
     for batch in bar:
         lr = learning_rate(state.step, total_steps, warmup_steps, options.lr)
         for group in optimizer.param_groups:
             group["lr"] = lr
+        step_side = None
+        if options.task == "detection" and setup.augment.multiscale:
+            # drawn from (seed, step): a resumed run sees the sides an uninterrupted one would
+            generator = torch.Generator().manual_seed(options.seed * 1_000_003 + state.step)
+            step_side = multiscale_side(side, setup.augment.multiscale, int(getattr(model, "max_stride", 32)),
+                                        generator)
         with autocast_for(device, options.amp):
-            loss, images = _step_loss(model, batch, options.task, device, options.label_smoothing)
+            loss, images = _step_loss(model, batch, options.task, device, options.label_smoothing, step_side)
         if not torch.isfinite(loss):
             raise TrainingError(f"the loss became {loss.item()} at epoch {epoch}, step {state.step}; try a lower --lr")
         optimizer.zero_grad(set_to_none=True)
@@ -510,8 +533,11 @@ def train(options: TrainOptions) -> TrainResult:
         if not (checkpoint_dir / "state.json").is_file():
             raise TrainingError(f"--resume: no checkpoint in {checkpoint_dir}")
         state = load_checkpoint(checkpoint_dir, model, ema, optimizer)
-        if state.options != _resume_key(options):
-            raise TrainingError(f"--resume: the checkpoint was made with {state.options}, not {_resume_key(options)}")
+        expected = _resume_key(options)
+        if "augment" not in state.options:  # checkpoints from before the key held the augmentation
+            expected.pop("augment")
+        if state.options != expected:
+            raise TrainingError(f"--resume: the checkpoint was made with {state.options}, not {expected}")
         if state.scaler:
             scaler.load_state_dict(state.scaler)
         log.info("resuming after epoch %d (best %s %.4f at epoch %d)", state.epoch, setup.metric_name,
@@ -531,6 +557,10 @@ def train(options: TrainOptions) -> TrainResult:
     epoch_train_times: list[float] = []
     while epoch < options.epochs:
         epoch += 1
+        if setup.closed_loader is not None and epoch > options.epochs - setup.augment.close_mosaic:
+            log.info("epoch %d: the last %d epochs train without mosaic, mixup and copy-paste", epoch,
+                     setup.augment.close_mosaic)
+            setup.train_loader, setup.closed_loader = setup.closed_loader(), None
         epoch_started = time.perf_counter()
         train_loss, lr = _train_epoch(setup, options, state, epoch, device, optimizer, scaler, ema)
         epoch_train_times.append(time.perf_counter() - epoch_started)

@@ -9,6 +9,7 @@ Normalisation comes last, from the model card, as at inference.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -36,6 +37,17 @@ class AugmentConfig:
     contrast: float = 0.2
     saturation: float = 0.2
     hue: float = 0.0
+    # detection only, letterboxed inputs (not --crop): sample-mixing augmentations of YOLO-family recipes
+    mosaic: float = 0.0  # probability that a sample is a 2x2 mosaic of four images (Bochkovskiy et al. 2020)
+    mosaic_zoom: tuple[float, float] = (1.0, 2.0)  # the mosaic window's side, in input sides, before resizing
+    mixup: float = 0.0  # probability of blending in a second augmented sample (Zhang et al. 2018)
+    copy_paste: float = 0.0  # probability of pasting boxes cut from another image (Dwibedi et al. 2017)
+    close_mosaic: int = 0  # the last N epochs train without mosaic, mixup and copy-paste (as YOLOv8 does)
+    multiscale: float = 0.0  # each batch resized to a random side within +-this fraction (stride multiples)
+
+    @property
+    def mixes_samples(self) -> bool:
+        return bool(self.mosaic or self.mixup or self.copy_paste)
 
 
 class RandomRotationChoice(v2.Transform):
@@ -127,6 +139,121 @@ class RandomNativeCrop(v2.Transform):
         data = cropped.as_subclass(torch.Tensor).clone()
         data[too_small, 2:] = data[too_small, :2]
         return tv_tensors.wrap(data, like=cropped)
+
+
+@dataclass
+class BoxedImage:
+    """A uint8 ``[C, H, W]`` image with its ``[N, 4]`` XYXY boxes (pixels) and ``[N]`` labels."""
+
+    image: torch.Tensor
+    boxes: torch.Tensor
+    labels: torch.Tensor
+
+    def as_sample(self) -> dict[str, Any]:
+        return {"image": tv_tensors.Image(self.image),
+                "boxes": tv_tensors.BoundingBoxes(self.boxes.float(), format="XYXY",
+                                                  canvas_size=tuple(self.image.shape[-2:])),
+                "labels": self.labels}
+
+    @classmethod
+    def from_sample(cls, sample: dict[str, Any]) -> BoxedImage:
+        return cls(sample["image"].as_subclass(torch.Tensor), sample["boxes"].as_subclass(torch.Tensor).float(),
+                   sample["labels"])
+
+
+def _uniform(low: float, high: float) -> float:
+    return low + (high - low) * float(torch.rand(()))
+
+
+def mosaic(tiles: Sequence[BoxedImage], min_visible: float = 0.1, zoom: tuple[float, float] = (1.0, 2.0),
+           fill: int = PAD_VALUE) -> BoxedImage:
+    """Four ``s``-square tiles around a random centre of a ``2s`` canvas; a square window on that centre,
+    ``zoom`` times ``s`` wide, is resized back to ``s``. Boxes less than ``min_visible`` inside are dropped
+    (0.1: YOLOv5's ``box_candidates``; a clipped texture defect such as crazing is still that defect)."""
+    if len(tiles) != 4:
+        raise ValueError(f"a mosaic needs 4 tiles, got {len(tiles)}")
+    channels, side, width = tiles[0].image.shape
+    if side != width or any(tuple(t.image.shape) != (channels, side, side) for t in tiles):
+        raise ValueError("mosaic tiles must be squares of one size")
+    canvas = torch.full((channels, 2 * side, 2 * side), fill, dtype=torch.uint8)
+    xc, yc = int(_uniform(side / 2, 1.5 * side)), int(_uniform(side / 2, 1.5 * side))
+    boxes, labels = [], []
+    for tile, (ox, oy) in zip(tiles, [(xc - side, yc - side), (xc, yc - side), (xc - side, yc), (xc, yc)]):
+        x0, y0, x1, y1 = max(ox, 0), max(oy, 0), min(ox + side, 2 * side), min(oy + side, 2 * side)
+        canvas[:, y0:y1, x0:x1] = tile.image[:, y0 - oy:y1 - oy, x0 - ox:x1 - ox]
+        boxes.append(tile.boxes.float() + torch.tensor([ox, oy, ox, oy], dtype=torch.float32))
+        labels.append(tile.labels)
+    window = min(int(round(side * _uniform(*zoom))), 2 * side)
+    left = min(max(xc - window // 2, 0), 2 * side - window)
+    top = min(max(yc - window // 2, 0), 2 * side - window)
+    image = TF.resize(canvas[:, top:top + window, left:left + window], [side, side], antialias=True)
+    all_boxes, all_labels = torch.cat(boxes), torch.cat(labels)
+    areas = (all_boxes[:, 2:] - all_boxes[:, :2]).prod(dim=1)
+    shifted = all_boxes - torch.tensor([left, top, left, top], dtype=torch.float32)
+    clipped = shifted.clamp(0, window)
+    visible = (clipped[:, 2:] - clipped[:, :2]).clamp(min=0).prod(dim=1)
+    scaled = clipped * (side / window)
+    keep = (visible >= min_visible * areas) & ((scaled[:, 2:] - scaled[:, :2]) >= 2).all(dim=1)
+    return BoxedImage(image, scaled[keep], all_labels[keep])
+
+
+def mixup(first: BoxedImage, second: BoxedImage, alpha: float = 32.0) -> BoxedImage:
+    """Blend two images with a Beta(alpha, alpha) weight (near 0.5, as YOLOv5's recipe) and keep both box sets."""
+    if first.image.shape != second.image.shape:
+        raise ValueError(f"mixup needs images of one shape, got {tuple(first.image.shape)} and "
+                         f"{tuple(second.image.shape)}")
+    weight = float(torch.distributions.Beta(alpha, alpha).sample())
+    blended = first.image.float() * weight + second.image.float() * (1 - weight)
+    return BoxedImage(blended.round().clamp(0, 255).to(torch.uint8), torch.cat([first.boxes, second.boxes]),
+                      torch.cat([first.labels, second.labels]))
+
+
+def copy_paste(target: BoxedImage, donor: BoxedImage, max_objects: int = 3, max_cover: float = 0.3,
+               tries: int = 10) -> BoxedImage:
+    """Paste up to ``max_objects`` box regions of ``donor`` at random places of ``target``.
+
+    Box-level (no masks: NEU-DET and DeepPCB have none). A place is taken only where the patch
+    covers less than ``max_cover`` of every box already there, so no label is hidden under a patch.
+    """
+    image, boxes, labels = target.image.clone(), target.boxes.float(), target.labels
+    _, height, width = image.shape
+    order = torch.randperm(len(donor.boxes))[:max_objects]
+    for index in order.tolist():
+        x1, y1, x2, y2 = (int(round(v)) for v in donor.boxes[index].tolist())
+        patch = donor.image[:, max(y1, 0):y2, max(x1, 0):x2]
+        ph, pw = patch.shape[-2:]
+        if ph < 2 or pw < 2 or ph > height or pw > width:
+            continue
+        for _ in range(tries):
+            left, top = int(torch.randint(width - pw + 1, ())), int(torch.randint(height - ph + 1, ()))
+            placed = torch.tensor([left, top, left + pw, top + ph], dtype=torch.float32)
+            overlap = (torch.minimum(boxes[:, 2:], placed[2:]) - torch.maximum(boxes[:, :2], placed[:2])).clamp(min=0)
+            covered = overlap.prod(dim=1) / (boxes[:, 2:] - boxes[:, :2]).prod(dim=1).clamp(min=1e-6)
+            if not len(boxes) or float(covered.max()) < max_cover:
+                image[:, top:top + ph, left:left + pw] = patch
+                boxes = torch.cat([boxes, placed[None]])
+                labels = torch.cat([labels, donor.labels[index:index + 1]])
+                break
+    return BoxedImage(image, boxes, labels)
+
+
+def multiscale_side(side: int, fraction: float, stride: int, generator: torch.Generator) -> int:
+    """A random training side within ``side * (1 +- fraction)``, a multiple of ``stride``."""
+    low = max(stride, int(math.ceil(side * (1 - fraction) / stride)) * stride)
+    high = max(low, int(side * (1 + fraction) // stride) * stride)
+    return low + stride * int(torch.randint((high - low) // stride + 1, (), generator=generator))
+
+
+def resize_batch(images: torch.Tensor, targets: list[dict[str, torch.Tensor]],
+                 side: int) -> tuple[torch.Tensor, list[dict[str, torch.Tensor]]]:
+    """A ``[B, C, H, W]`` float batch resized to ``side`` squared, with its targets' boxes scaled to match."""
+    height, width = images.shape[-2:]
+    if (height, width) == (side, side):
+        return images, targets
+    resized = torch.nn.functional.interpolate(images, size=(side, side), mode="bilinear", align_corners=False,
+                                              antialias=side < min(height, width))
+    scale = torch.tensor([side / width, side / height, side / width, side / height])
+    return resized, [target | {"boxes": target["boxes"] * scale.to(target["boxes"])} for target in targets]
 
 
 def classification_train_transform(size: tuple[int, int], parts: Sequence[int], config: AugmentConfig) -> v2.Transform:

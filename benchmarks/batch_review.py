@@ -67,7 +67,7 @@ def _bench(args: argparse.Namespace, scratch: Path) -> int:
 
     from station.inference import Engine, load_recipes
     from station.inference_bench import random_init_recipe
-    from station.review.batched import _classify, _detect
+    from station.inference.networks import classifier_logits, detections, to_device
     from station.review.runner import BatchRunner, RunOptions, _one_torch_thread
     from station.review.scan import scan_folder
     from station.review.store import BatchStore, WorkItem
@@ -119,13 +119,26 @@ def _bench(args: argparse.Namespace, scratch: Path) -> int:
         # CPU cost of each network alone, one thread, one batch after another
         torch.set_num_threads(1)
         network_cpu_ms = {}
-        for name, stage in (("classifier", _classify), ("detector", _detect)):
+
+        def classify(batch):
+            images = to_device([r.prepared.inputs["classifier"].tensor for r in batch], engine.device)
+            return classifier_logits(engine.classifier.model, images, engine.device)
+
+        def detect(batch):
+            inputs = [r.prepared.inputs["detector"] for r in batch]
+            thresholds = engine.thresholds
+            return detections(engine.detector.model, to_device([i.tensor for i in inputs], engine.device),
+                              engine.device, views=engine.detector.card.test_time_views,
+                              score_thresh=thresholds["score_threshold"], nms_iou=thresholds["nms_iou"],
+                              max_det=int(thresholds["max_detections"]), letterboxes=[i.letterbox for i in inputs])
+
+        for name, stage in (("classifier", classify), ("detector", detect)):
             if getattr(engine, name) is None:
                 continue
-            stage(engine, [r.prepared for r in batches[0]])
+            stage(batches[0])
             cpu_start = time.process_time()
             for batch in batches:
-                stage(engine, [r.prepared for r in batch])
+                stage(batch)
             network_cpu_ms[name] = round((time.process_time() - cpu_start) * 1000 / len(prepared), 1)
         torch.set_num_threads(args.threads or torch.get_num_threads())
 

@@ -26,9 +26,8 @@ from pathlib import Path
 import torch
 
 from station.devices import describe_device, resolve_device
+from station.inference.networks import classifier_logits, detections
 from station.ml.cards import load_model
-from station.ml.tta import predict_with_views
-from station.training.evaluate import autocast_for
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
     parser.add_argument("--batch", type=int, default=1, help="images per call (default 1); >1 measures throughput")
     parser.add_argument("--amp", choices=["off", "auto", "bf16"], default="off",
-                        help="mixed precision: auto = bf16 (fp16 without bf16) on CUDA; bf16 also on the CPU")
+                        help="mixed precision (station.devices.autocast): auto = on CUDA the detector in fp16, the "
+                        "classifier in bf16 (fp16 without bf16); bf16 also on the CPU")
     parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
     args = parser.parse_args(argv)
     if min(args.batch, args.rounds) < 1 or args.warmup < 0:
@@ -62,16 +62,15 @@ def main(argv: list[str] | None = None) -> int:
         views = 1 if args.single_view or card.task != "detection" else card.test_time_views
         if card.task == "detection":
             def call(m=model, x=images, v=views):
-                return predict_with_views(m, x, v, score_thresh=0.25, nms_iou=0.5, max_det=100)
+                return detections(m, x, device, views=v, score_thresh=0.25, nms_iou=0.5, max_det=100, amp=args.amp)
         else:
             def call(m=model, x=images):
-                return m(x)
+                return classifier_logits(m, x, device, amp=args.amp)
         calls.append((str(folder), card, call, views))
 
     def timed(call) -> float:
         started = time.perf_counter()
-        with autocast_for(device, args.amp):
-            call()
+        call()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         return 1000 * (time.perf_counter() - started)

@@ -10,7 +10,6 @@ from station.audit.entry import Verdict
 from station.capture.base import Frame
 from station.inference import Engine, InspectionRequest, Recipe, RecipeError
 from station.inference.image_check import ImageCheck
-from station.review.batched import prepare, run_batch
 from station.review.results import result_from_dict
 from station.synth import render_package
 from station.workflow import Inspection, Operator
@@ -59,7 +58,7 @@ def test_a_frame_that_fails_goes_to_a_person_with_the_reason(classifier):
     with Engine(checked, device="cpu") as engine:
         good = engine.run(InspectionRequest(1, render_package(3, size=(120, 160)).image))
         flat = engine.run(InspectionRequest(2, FLAT))
-        batched = run_batch(engine, [prepare(engine, FLAT)], [3])[0]
+        batched = engine.run_batch([engine.prepare(FLAT, request_id=3)])[0]
     with Engine(Recipe(name="unchecked", classifier=str(classifier), decap_methods=DECAP), device="cpu") as engine:
         unchecked = engine.run(InspectionRequest(2, FLAT))
     assert good.image_problems == () and unchecked.image_problems == ()

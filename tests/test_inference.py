@@ -359,18 +359,38 @@ def test_models_must_fit_the_recipe(model_root):
 # -- device -------------------------------------------------------------------------------
 
 
+def test_one_precision_policy_for_every_forward_pass():
+    import warnings
+
+    from station.devices import autocast
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert not isinstance(autocast(cpu, "classifier"), torch.autocast)
+    assert not isinstance(autocast(cpu, "detector"), torch.autocast)
+    assert autocast(cpu, "detector", amp="bf16").fast_dtype == torch.bfloat16
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch warns that autocast is disabled where CUDA is missing
+        # box coordinates need fp16's mantissa; bf16 (where the GPU has it) keeps the classifier's range
+        assert autocast(cuda, "detector").fast_dtype == torch.float16
+        assert autocast(cuda, "detector", amp="bf16").fast_dtype == torch.float16
+        assert autocast(cuda, "classifier").fast_dtype in (torch.bfloat16, torch.float16)
+        assert not isinstance(autocast(cuda, "detector", amp="off"), torch.autocast)
+    with pytest.raises(ValueError, match="role"):
+        autocast(cpu, "segmenter")
+
+
 def test_cuda_out_of_memory_falls_back_to_cpu(model_root, monkeypatch, caplog):
     engine = Engine(_recipe(model_root), device="cpu", warm_up=False)
-    real_run = engine._run
+    real_run = engine._run_batch
     devices_tried = []
 
-    def run_out_of_memory_on_the_gpu(request):
+    def run_out_of_memory_on_the_gpu(batch, want_attention):
         devices_tried.append(engine.device.type)
         if engine.device.type == "cuda":
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return real_run(request)
+        return real_run(batch, want_attention)
 
-    monkeypatch.setattr(engine, "_run", run_out_of_memory_on_the_gpu)
+    monkeypatch.setattr(engine, "_run_batch", run_out_of_memory_on_the_gpu)
     monkeypatch.setattr(engine, "_device", torch.device("cuda"))  # as if it had been running on a GPU
     with caplog.at_level(logging.WARNING, logger="station.inference"):
         result = engine.run(InspectionRequest(7, _frames(1)[0]))
@@ -381,13 +401,31 @@ def test_cuda_out_of_memory_falls_back_to_cpu(model_root, monkeypatch, caplog):
     assert all(p.device.type == "cpu" for p in engine.classifier.model.parameters())
 
 
+def test_cuda_out_of_memory_splits_a_batch_before_falling_back(model_root, monkeypatch):
+    engine = Engine(_recipe(model_root), device="cpu", warm_up=False)
+    real_run = engine._run_batch
+    tried = []
+
+    def run_out_of_memory_on_the_gpu(batch, want_attention):
+        tried.append((engine.device.type, len(batch)))
+        if engine.device.type == "cuda":
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+        return real_run(batch, want_attention)
+
+    monkeypatch.setattr(engine, "_run_batch", run_out_of_memory_on_the_gpu)
+    monkeypatch.setattr(engine, "_device", torch.device("cuda"))
+    results = engine.run_batch([engine.prepare(frame, request_id=i) for i, frame in enumerate(_frames(3))])
+    assert tried == [("cuda", 3), ("cuda", 1), ("cpu", 1), ("cpu", 2)]
+    assert [r.request_id for r in results] == [0, 1, 2] and engine.device.type == "cpu"
+
+
 def test_cpu_errors_are_not_swallowed(model_root, monkeypatch):
     engine = Engine(_recipe(model_root), device="cpu", warm_up=False)
 
-    def fail(request):
+    def fail(batch, want_attention):
         raise torch.cuda.OutOfMemoryError("out of memory")
 
-    monkeypatch.setattr(engine, "_run", fail)
+    monkeypatch.setattr(engine, "_run_batch", fail)
     with pytest.raises(torch.cuda.OutOfMemoryError):
         engine.run(InspectionRequest(1, _frames(1)[0]))
 

@@ -1,11 +1,13 @@
 """Synchronous, Qt-free inference: a recipe's models turn an image into a typed result.
 
-``Engine(recipe, device).run(InspectionRequest(...)) -> InspectionResult``; recipes come from
-``load_recipes()``. The GUI calls the engine from its worker thread (``station.ui.workers``);
-the batch reviewer and ``station bench latency`` call it directly.
+``Engine(recipe, device).run(InspectionRequest(...)) -> InspectionResult``, or for many images
+``engine.run_batch([engine.prepare(image, reference), ...])``; recipes come from ``load_recipes()``.
+The GUI calls the engine from its worker thread (``station.ui.workers``); the batch reviewer and
+``station bench latency`` call it directly; evaluation runs the networks through
+``station.inference.networks`` as the engine does.
 """
 
-from station.inference.engine import STAGES, Engine
+from station.inference.engine import STAGES, Engine, PreparedImage
 from station.inference.errors import (
     CorruptWeightsError,
     EngineError,
@@ -43,6 +45,7 @@ __all__ = [
     "MissingReferenceError",
     "ModelNotFoundError",
     "ModelRef",
+    "PreparedImage",
     "Recipe",
     "RecipeError",
     "TruncatedWeightsError",

@@ -1,17 +1,23 @@
-"""The inference engine: request -> result, synchronous and Qt-free.
+"""The inference engine: request -> result, synchronous and Qt-free; the station's one inference path.
 
 One ``Engine`` per recipe. It loads the recipe's cards and weights once, picks the device,
-warms up, and then answers ``run(request)`` calls from one thread at a time (the GUI's worker
-thread, the batch reviewer, the latency bench).
+warms up, and then serves one thread at a time (the GUI's worker thread, the batch reviewer,
+the latency bench):
 
-Per call: preprocessing from each card (``station.ml.cards.prepare_input``), the classifier
-(softmax of logits / the card's temperature: calibrated probabilities), the detector
-(``predict`` with the recipe's or the card's thresholds, boxes in image pixels), and, only when
-the request asks, attention maps scaled against each card's fixed ``cam_reference``.
+- ``prepare(image, reference)`` checks one image and makes each model's input from its card
+  (``station.ml.cards.prepare_input``) plus the recipe's image check; thread-safe, so the batch
+  reviewer runs it on its decode threads.
+- ``run_batch(prepared)`` stacks prepared images and runs each network once per batch: the
+  classifier (softmax of logits / the card's temperature: calibrated probabilities), the detector
+  (``predict`` with the recipe's or the card's thresholds, boxes in image pixels), and, when
+  asked, attention maps scaled against each card's fixed ``cam_reference``. Each image's result
+  is then assembled in ``_result``, the one place for per-image checks on the outputs.
+- ``run(request)`` is ``run_batch`` of one, with attention maps when the request asks.
 
-On CUDA the networks run under autocast (the classifier in bf16 where supported, the detector
-in fp16 for its box coordinates) with channels-last inputs. A CUDA out-of-memory error moves the
-engine to the CPU for good, with a logged warning, and the request is answered there.
+Precision follows ``station.devices.autocast`` (on CUDA the classifier in bf16 where supported,
+the detector in fp16 for its box coordinates), with channels-last inputs. A CUDA out-of-memory
+error splits the batch; with one image left it moves the engine to the CPU for good, with a
+logged warning, and the image is answered there.
 """
 
 from __future__ import annotations
@@ -19,12 +25,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from station.devices import describe_device, resolve_device
+from station.devices import autocast, describe_device, resolve_device
 from station.inference.errors import (
     EngineError,
     IncompatibleModelError,
@@ -34,6 +41,7 @@ from station.inference.errors import (
 from station.inference.defects import defects_from_detections
 from station.inference.image_check import check_frame, route_unfit_frame
 from station.inference.loading import LoadedModel, load_for_role
+from station.inference.networks import classifier_logits, detections, to_device
 from station.inference.recipes import Recipe
 from station.inference.results import (
     AttentionMaps,
@@ -45,11 +53,21 @@ from station.inference.results import (
 )
 from station.ml.cam import EigenCam, GradCam, scale_to_reference, to_image_size
 from station.ml.cards import CARD_FILE, ModelCard, PreparedInput, prepare_input
-from station.ml.tta import predict_with_views
 
 log = logging.getLogger(__name__)
 
 STAGES = ("preprocess", "classifier", "detector", "cam", "total")
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    """One image ready for the networks (``Engine.prepare``): each model's input by role."""
+
+    request_id: int
+    image_hw: tuple[int, int]
+    inputs: dict[str, PreparedInput]  # "classifier", "detector"
+    image_problems: tuple[str, ...]  # the recipe's image check (station.inference.image_check)
+    preprocess_ms: float
 
 
 class _Stopwatch:
@@ -155,17 +173,9 @@ class Engine:
         return thresholds
 
     def _prepare_device(self) -> None:
-        cuda = self._device.type == "cuda"
-        self._memory_format = torch.channels_last if cuda else torch.contiguous_format
-        if cuda:
-            # bf16 keeps the classifier's range; box coordinates need fp16's mantissa (bf16 steps
-            # by 4 px at 512-1024 px, fp16 by 0.5 px: the difference matters for 5-px defects)
-            self._amp_dtypes = {
-                "classifier": torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16,
-                "detector": torch.float16,
-            }
+        memory_format = torch.channels_last if self._device.type == "cuda" else torch.contiguous_format
         for loaded in self._loaded():
-            loaded.model.to(self._device, memory_format=self._memory_format)
+            loaded.model.to(self._device, memory_format=memory_format)
 
     def _warm_up(self) -> None:
         """One full pass (attention included) so the first real request is not the slow one."""
@@ -196,19 +206,53 @@ class Engine:
         """The loaded models' cards by role ("classifier", "detector")."""
         return {loaded.role: loaded.card for loaded in self._loaded()}
 
-    def run(self, request: InspectionRequest) -> InspectionResult:
-        """Inspect one image. Raises ``EngineError`` subclasses for requests it cannot serve."""
-        if not self._loaded():
-            raise EngineError("the engine is closed")
-        self._check_request(request)
+    def prepare(
+        self, image: np.ndarray, reference: np.ndarray | None = None, *, request_id: int = 0
+    ) -> PreparedImage:
+        """Check one image and make each model's input from its card, plus the recipe's image check.
+
+        Thread-safe (reads the cards only). Raises ``InvalidInputError`` or ``MissingReferenceError``
+        for an image the engine cannot inspect.
+        """
+        start = time.perf_counter()
+        self._check_open()
+        self._check_input(request_id, image, reference)
         try:
-            return self._run(request)
+            # each card says how its network sees the image: size, resize or letterbox, mean/std
+            inputs = {loaded.role: prepare_input(image, loaded.card, reference) for loaded in self._loaded()}
+        except ValueError as exc:
+            raise InvalidInputError(str(exc)) from exc
+        problems = check_frame(self.recipe.image_check, image)
+        height, width = image.shape[:2]
+        return PreparedImage(
+            request_id, (int(height), int(width)), inputs, problems, (time.perf_counter() - start) * 1e3
+        )
+
+    def run_batch(self, batch: Sequence[PreparedImage], *, want_attention: bool = False) -> list[InspectionResult]:
+        """One result per prepared image, in order; each network runs once for the batch, and the
+        stage timings are the batch's, shared evenly."""
+        self._check_open()
+        if not batch:
+            return []
+        try:
+            return self._run_batch(batch, want_attention)
         except torch.cuda.OutOfMemoryError as exc:
             if self._device.type == "cpu":
                 raise
+            if len(batch) > 1:
+                half = len(batch) // 2
+                log.warning("CUDA out of memory with a batch of %d on %s; splitting it", len(batch), self._device)
+                torch.cuda.empty_cache()
+                return (self.run_batch(batch[:half], want_attention=want_attention)
+                        + self.run_batch(batch[half:], want_attention=want_attention))
             log.warning("CUDA out of memory on %s (%s); continuing on the CPU", self._device, exc)
             self._fall_back_to_cpu()
-            return self._run(request)
+            return self._run_batch(batch, want_attention)
+
+    def run(self, request: InspectionRequest) -> InspectionResult:
+        """Inspect one image. Raises ``EngineError`` subclasses for requests it cannot serve."""
+        prepared = self.prepare(request.image, request.reference, request_id=request.request_id)
+        return self.run_batch([prepared], want_attention=request.want_attention)[0]
 
     def close(self) -> None:
         """Release the models (and GPU memory); the engine cannot run afterwards."""
@@ -231,100 +275,114 @@ class Engine:
         with contextlib.suppress(RuntimeError):
             torch.cuda.empty_cache()
 
-    def _check_request(self, request: InspectionRequest) -> None:
-        for what, array in (("image", request.image), ("reference", request.reference)):
+    def _check_open(self) -> None:
+        if not self._loaded():
+            raise EngineError("the engine is closed")
+
+    def _check_input(self, request_id: int, image: np.ndarray, reference: np.ndarray | None) -> None:
+        for what, array in (("image", image), ("reference", reference)):
             if array is None:
                 continue
             if not isinstance(array, np.ndarray) or array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
                 shape = getattr(array, "shape", None)
                 raise InvalidInputError(
-                    f"request {request.request_id}: the {what} must be an HxWx3 RGB uint8 array, got "
+                    f"request {request_id}: the {what} must be an HxWx3 RGB uint8 array, got "
                     f"{type(array).__name__} {getattr(array, 'dtype', '')} {shape} "
                     "(station.capture.images.to_rgb_uint8 converts grayscale, 16-bit and RGBA)"
                 )
             if min(array.shape[:2]) < 1:
-                raise InvalidInputError(f"request {request.request_id}: the {what} is empty ({array.shape})")
+                raise InvalidInputError(f"request {request_id}: the {what} is empty ({array.shape})")
         if self.recipe.use_reference:
-            if request.reference is None:
+            if reference is None:
                 raise MissingReferenceError(
                     f"recipe {self.recipe.name!r} compares against a defect-free template image; the request has none"
                 )
-            if request.reference.shape != request.image.shape:
+            if reference.shape != image.shape:
                 raise InvalidInputError(
-                    f"request {request.request_id}: the reference is {request.reference.shape[1]}x"
-                    f"{request.reference.shape[0]} but the image {request.image.shape[1]}x{request.image.shape[0]}; "
-                    "they must be aligned and the same size"
+                    f"request {request_id}: the reference is {reference.shape[1]}x{reference.shape[0]} but the "
+                    f"image {image.shape[1]}x{image.shape[0]}; they must be aligned and the same size"
                 )
 
-    def _autocast(self, role: str) -> contextlib.AbstractContextManager:
-        if self._device.type == "cuda":
-            return torch.autocast("cuda", dtype=self._amp_dtypes[role])
-        return contextlib.nullcontext()
-
-    def _batch(self, prepared: PreparedInput) -> torch.Tensor:
-        tensor = prepared.tensor.unsqueeze(0).to(self._device, non_blocking=True)
-        return tensor.contiguous(memory_format=self._memory_format)
-
-    def _run(self, request: InspectionRequest) -> InspectionResult:
+    def _run_batch(self, batch: Sequence[PreparedImage], want_attention: bool) -> list[InspectionResult]:
         clock = _Stopwatch(self._device)
-        start = clock.now()
-        image_hw = request.image.shape[:2]
-        with clock.stage("preprocess"):
-            # each card says how its network sees the image: size, resize or letterbox, mean/std
-            inputs = {
-                loaded.role: prepare_input(request.image, loaded.card, request.reference) for loaded in self._loaded()
-            }
-
-        with clock.stage("preprocess"):
-            image_problems = check_frame(self.recipe.image_check, request.image)
-        material = defects = None
-        material_map = defect_map = None
+        count = len(batch)
+        calls: list[MaterialCall | None] = [None] * count
+        defects: list[list[Defect]] = [[] for _ in range(count)]
+        material_maps: list[np.ndarray | None] = [None] * count
+        defect_maps: list[np.ndarray | None] = [None] * count
         if self.classifier is not None:
-            material, material_map = self._classify(inputs["classifier"], image_hw, request.want_attention, clock)
-            material = route_unfit_frame(material, image_problems)
+            calls, material_maps = self._classify(batch, want_attention, clock)  # type: ignore[assignment]
         if self.detector is not None:
-            defects, defect_map = self._detect(inputs["detector"], image_hw, request.want_attention, clock)
+            defects, defect_maps = self._detect(batch, want_attention, clock)
+        network_ms = {stage: clock.timings_ms[stage] / count for stage in ("classifier", "detector", "cam")}
+        return [
+            self._result(
+                prepared, calls[index], defects[index],
+                AttentionMaps(material_maps[index], defect_maps[index]) if want_attention else None, network_ms,
+            )
+            for index, prepared in enumerate(batch)
+        ]
 
-        clock.add("total", clock.now() - start)
+    def _result(
+        self, prepared: PreparedImage, call: MaterialCall | None, defects: list[Defect],
+        attention: AttentionMaps | None, network_ms: dict[str, float],
+    ) -> InspectionResult:
+        """One image's result from the batch's outputs: per-image checks on the outputs go here."""
+        if call is not None:
+            call = route_unfit_frame(call, prepared.image_problems)
+        timings = {"preprocess": prepared.preprocess_ms, **network_ms}
+        timings["total"] = sum(timings.values())
         return InspectionResult(
-            request_id=request.request_id,
-            material=material,
-            defects=defects or [],
-            attention=AttentionMaps(material_map, defect_map) if request.want_attention else None,
-            timings_ms=clock.timings_ms,
+            request_id=prepared.request_id,
+            material=call,
+            defects=defects,
+            attention=attention,
+            timings_ms={stage: timings[stage] for stage in STAGES},
             device=self.device_description,
             models=self.models,
             thresholds=dict(self.thresholds),
             recipe=self.recipe.name,
-            image_size=(int(image_hw[0]), int(image_hw[1])),
-            image_problems=image_problems,
+            image_size=prepared.image_hw,
+            image_problems=prepared.image_problems,
         )
 
     def _classify(
-        self, prepared: PreparedInput, image_hw: tuple[int, int], want_attention: bool, clock: _Stopwatch
-    ) -> tuple[MaterialCall, np.ndarray | None]:
+        self, batch: Sequence[PreparedImage], want_attention: bool, clock: _Stopwatch
+    ) -> tuple[list[MaterialCall], list[np.ndarray | None]]:
         loaded = self.classifier
         assert loaded is not None
         card = loaded.card
-        images = self._batch(prepared)
+        inputs = [prepared.inputs["classifier"] for prepared in batch]
         raw_maps = None
         if want_attention and card.cam_reference is not None:
-            # one forward gives the logits and the map; its backward is the map's cost
+            # one forward gives the logits and the maps; its backward is the maps' cost
             start = clock.now()
-            with self._autocast("classifier"), _TimedGradCam(loaded.model, loaded.model.cam_target_layer, clock) as cam:
+            images = to_device([i.tensor for i in inputs], self._device)
+            with autocast(self._device, "classifier"), _TimedGradCam(loaded.model, loaded.model.cam_target_layer, clock) as cam:
                 logits, raw_maps = cam(images)
             clock.add("classifier", cam.forward_seconds)
             clock.add("cam", clock.now() - start - cam.forward_seconds)
         else:
-            with clock.stage("classifier"), torch.inference_mode(), self._autocast("classifier"):
-                logits = loaded.model(images)
+            with clock.stage("classifier"):
+                logits = classifier_logits(loaded.model, to_device([i.tensor for i in inputs], self._device), self._device)
         with clock.stage("classifier"):
             # temperature scaling (Guo et al. 2017): calibrated probabilities, same ranking
-            probabilities = torch.softmax(logits.float()[0] / card.temperature, dim=0).cpu().tolist()
+            probabilities = torch.softmax(logits.float() / card.temperature, dim=1).cpu().numpy()
+        calls = [self._material_call(card, row) for row in probabilities]
+        maps: list[np.ndarray | None] = [None] * len(batch)
+        if raw_maps is not None:
+            with clock.stage("cam"):  # scaled against the range of the class each map follows
+                maps = [
+                    self._scaled_map(raw_maps[index : index + 1], card, prepared.image_hw, inputs[index], call.material)
+                    for index, (prepared, call) in enumerate(zip(batch, calls))
+                ]
+        return calls, maps
+
+    def _material_call(self, card: ModelCard, probabilities: np.ndarray) -> MaterialCall:
         best = int(np.argmax(probabilities))
         confidence = float(probabilities[best])
         material = card.classes[best]
-        call = MaterialCall(
+        return MaterialCall(
             classes=tuple(card.classes),
             probabilities=tuple(float(p) for p in probabilities),
             material=material,
@@ -332,38 +390,37 @@ class Engine:
             uncertain=confidence < self.thresholds["uncertain_below"],
             decap_method=self.recipe.decap_methods[material],
         )
-        attention = None
-        if raw_maps is not None:
-            with clock.stage("cam"):  # scaled against the range of the class the map follows
-                attention = self._scaled_map(raw_maps, card, image_hw, prepared, material)
-        return call, attention
 
     def _detect(
-        self, prepared: PreparedInput, image_hw: tuple[int, int], want_attention: bool, clock: _Stopwatch
-    ) -> tuple[list[Defect], np.ndarray | None]:
+        self, batch: Sequence[PreparedImage], want_attention: bool, clock: _Stopwatch
+    ) -> tuple[list[list[Defect]], list[np.ndarray | None]]:
         loaded = self.detector
         assert loaded is not None
         card = loaded.card
-        images = self._batch(prepared)
-        with_map = want_attention and card.cam_reference is not None
-        letterbox = [prepared.letterbox] if prepared.letterbox is not None else None
-        attention = None
+        inputs = [prepared.inputs["detector"] for prepared in batch]
+        maps: list[np.ndarray | None] = [None] * len(batch)
         with contextlib.ExitStack() as stack:
+            with_map = want_attention and card.cam_reference is not None
             cam = stack.enter_context(EigenCam(loaded.model, loaded.model.cam_target_layer)) if with_map else None
-            with clock.stage("detector"), self._autocast("detector"):
-                detections = predict_with_views(
+            with clock.stage("detector"):
+                found = detections(
                     loaded.model,
-                    images,
-                    card.test_time_views,
+                    to_device([i.tensor for i in inputs], self._device),
+                    self._device,
+                    views=card.test_time_views,
                     score_thresh=self.thresholds["score_threshold"],
                     nms_iou=self.thresholds["nms_iou"],
                     max_det=int(self.thresholds["max_detections"]),
-                    letterbox=letterbox,
-                )[0]
+                    letterboxes=[i.letterbox for i in inputs],
+                )
             if cam is not None:
                 with clock.stage("cam"):
-                    attention = self._scaled_map(cam.maps(), card, image_hw, prepared)
-        return defects_from_detections(detections, card.classes), attention
+                    raw_maps = cam.maps()
+                    maps = [
+                        self._scaled_map(raw_maps[index : index + 1], card, prepared.image_hw, inputs[index])
+                        for index, prepared in enumerate(batch)
+                    ]
+        return [defects_from_detections(item, card.classes) for item in found], maps
 
     def _scaled_map(
         self, raw_maps: torch.Tensor, card: ModelCard, image_hw: tuple[int, int], prepared: PreparedInput,
@@ -382,4 +439,3 @@ def _pick(recipe_value: float | int | None, card_value: float | int) -> float:
 
 def _from(recipe: Recipe) -> str:
     return f" ({recipe.origin})" if recipe.origin else ""
-

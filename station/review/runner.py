@@ -9,13 +9,13 @@ Pipeline. A small thread pool reads each file, hashes it (sha256), decodes it
 (``station.capture.images.decode_image``), writes its thumbnail and prepares each network's
 input from its card; up to ``prefetch`` files are in flight ahead of the networks. The calling
 thread takes the prepared images in folder order, ``batch_size`` at a time, and hands each
-batch to the classifier and the detector (``station.review.batched``), or to ``Engine.run`` per
-image when attention maps are wanted. OpenCV, hashlib and torch release the GIL, so decoding
+batch to ``Engine.run_batch`` (each network once per batch; one image at a time when attention
+maps are wanted). OpenCV, hashlib and torch release the GIL, so decoding
 overlaps inference. On the CPU, batches go to *inference lanes*: as many threads as torch's
 thread budget, each running torch single-threaded, so one lane's classifier overlaps another's
 detector and the decoders. On two shared cores this beats one batch at a time on two OpenMP
 threads several times over: an OpenMP team whose threads lose their core to a decoder (or to
-another process) spins at every barrier. With attention maps each lane runs ``Engine.run`` on its
+another process) spins at every barrier. With attention maps each lane runs the engine on its
 own copy of the models (CAM hooks are per model). On a GPU one lane feeds large batches.
 
 Nothing aborts the batch: an unreadable, truncated or foreign file becomes an error outcome
@@ -45,8 +45,7 @@ import numpy as np
 import torch
 
 from station.capture.images import ImageReadError, decode_image
-from station.inference import Engine, EngineError, InspectionRequest, InspectionResult, Recipe
-from station.review.batched import PreparedImage, prepare, run_batch
+from station.inference import Engine, EngineError, InspectionResult, PreparedImage, Recipe
 from station.review.maps import save_maps
 from station.review.results import top_defect
 from station.review.scan import FolderScan, absolute_path
@@ -197,7 +196,6 @@ class _Read:
     mtime_ns: int = 0
     sha256: str | None = None
     prepared: PreparedImage | None = None
-    image: np.ndarray | None = None  # kept only when attention maps are wanted
     error: str | None = None
     model_error: bool = False  # the error depends on the recipe (not on the file alone)
     unchanged: bool = False
@@ -298,12 +296,9 @@ class BatchRunner:
         if read.unchanged:
             return read
         try:
-            read.prepared = prepare(self.engine, image, self.options.reference)
+            read.prepared = self.engine.prepare(image, self.options.reference, request_id=item.item_id)
         except EngineError as exc:
             read.error, read.model_error = str(exc), True
-            return read
-        if self.options.want_attention:
-            read.image = image
         return read
 
     # -- calling thread -------------------------------------------------------------------
@@ -327,7 +322,7 @@ class BatchRunner:
         )
 
     def _lane_engine(self) -> Engine:
-        """The engine for ``Engine.run`` on this thread. Its CAM hooks make ``Engine.run`` one
+        """The engine for attention maps on this thread. Its CAM hooks make a run with maps one
         thread's at a time, so each inference lane loads its own copy of the recipe's models."""
         if threading.current_thread() is self._calling_thread:
             return self.engine
@@ -337,17 +332,16 @@ class BatchRunner:
         return engine
 
     def _inspect_one(self, read: _Read) -> ItemOutcome:
-        """``Engine.run`` on one image (with attention maps when wanted); errors become outcomes."""
+        """The engine on one image (with attention maps when wanted); errors become outcomes."""
+        assert read.prepared is not None
         try:
-            if self.options.want_attention and read.image is not None:
-                request = InspectionRequest(read.item.item_id, read.image, self.options.reference, want_attention=True)
-                result = self._lane_engine().run(request)
+            if self.options.want_attention:
+                result = self._lane_engine().run_batch([read.prepared], want_attention=True)[0]
                 has_maps = False
                 if result.attention is not None and read.sha256 is not None:
                     has_maps = save_maps(self.store.map_path(read.sha256), result.attention)
                 return self._result_outcome(read, result, has_maps)
-            assert read.prepared is not None
-            result = run_batch(self.engine, [read.prepared], [read.item.item_id])[0]
+            result = self.engine.run_batch([read.prepared])[0]
             return self._result_outcome(read, result, False)
         except Exception as exc:  # noqa: BLE001 — one bad image must not stop the batch
             log.warning("inspection failed for %s: %s", read.item.relative_path, exc)
@@ -358,7 +352,7 @@ class BatchRunner:
         if self.options.want_attention or len(reads) == 1:
             return [self._inspect_one(read) for read in reads]
         try:
-            results = run_batch(self.engine, [r.prepared for r in reads], [r.item.item_id for r in reads])  # type: ignore[misc]
+            results = self.engine.run_batch([r.prepared for r in reads])  # type: ignore[misc]
         except Exception as exc:  # noqa: BLE001 — find the image at fault by running them one by one
             log.warning("batch of %d failed (%s); running its images one by one", len(reads), exc)
             return [self._inspect_one(read) for read in reads]

@@ -7,7 +7,6 @@ prepared from the card exactly as at inference.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import logging
@@ -20,8 +19,8 @@ import torch.nn as nn
 from tqdm.auto import tqdm
 
 from station.devices import resolve_device
+from station.inference.networks import classifier_logits, detections, to_device
 from station.ml.cards import ModelCard, load_model
-from station.ml.tta import predict_with_views
 from station.training import plots
 from station.training.datasets import DatasetIndex, read_dataset
 from station.training.loaders import ClassificationData, DetectionData, make_loader
@@ -44,16 +43,6 @@ EVAL_SCORE_THRESHOLD = 0.001  # keep (almost) every detection: AP integrates ove
 COCO_MAX_DETECTIONS = 100
 
 
-def autocast_for(device: torch.device, amp: str = "auto") -> contextlib.AbstractContextManager:
-    """Mixed precision: bf16 (fp16 where bf16 is missing) on CUDA; on the CPU only when asked (amp='bf16')."""
-    if amp == "off" or (device.type == "cpu" and amp != "bf16"):
-        return contextlib.nullcontext()
-    if device.type == "cuda":
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.autocast("cuda", dtype=dtype)
-    return torch.autocast("cpu", dtype=torch.bfloat16)
-
-
 @dataclass
 class ClassifierOutputs:
     logits: torch.Tensor  # [N, K] float32, CPU
@@ -73,8 +62,7 @@ def run_classifier(model: nn.Module, loader, device: torch.device, amp: str = "a
     model.eval()
     logits, labels = [], []
     for images, batch_labels in tqdm(loader, desc="classify", disable=not progress, leave=False):
-        with autocast_for(device, amp):
-            logits.append(model(images.to(device, non_blocking=True)).float().cpu())
+        logits.append(classifier_logits(model, to_device(images, device), device, amp).cpu())
         labels.append(torch.as_tensor(batch_labels))
     if not logits:
         return ClassifierOutputs(torch.zeros(0, 0), torch.zeros(0, dtype=torch.int64))
@@ -89,11 +77,8 @@ def run_detector(model: nn.Module, loader, device: torch.device, *, nms_iou: flo
     model.eval()
     predictions, targets, keys = [], [], []
     for batch in tqdm(loader, desc="detect", disable=not progress, leave=False):
-        letterboxes = batch.letterboxes if all(info is not None for info in batch.letterboxes) else None
-        with autocast_for(device, amp):
-            found = predict_with_views(model, batch.images.to(device, non_blocking=True), views,
-                                       score_thresh=score_thresh, nms_iou=nms_iou, max_det=max_det,
-                                       letterbox=letterboxes)
+        found = detections(model, to_device(batch.images, device), device, views=views, score_thresh=score_thresh,
+                           nms_iou=nms_iou, max_det=max_det, letterboxes=batch.letterboxes, amp=amp)
         predictions += [{k: v.float().cpu() if k != "labels" else v.cpu() for k, v in item.items()} for item in found]
         targets += batch.targets
         keys += batch.keys

@@ -33,7 +33,7 @@ from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from station.devices import describe_device, resolve_device
+from station.devices import autocast, describe_device, resolve_device
 from station.ml.cards import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -53,7 +53,6 @@ from station.training.datasets import DatasetError, DatasetIndex, read_dataset, 
 from station.training.evaluate import (
     ClassifierOutputs,
     DetectorOutputs,
-    autocast_for,
     run_classifier,
     run_detector,
 )
@@ -487,7 +486,7 @@ def _train_epoch(setup: _Setup, options: TrainOptions, state: Checkpoint, epoch:
             generator = torch.Generator().manual_seed(options.seed * 1_000_003 + state.step)
             step_side = multiscale_side(side, setup.augment.multiscale, int(getattr(model, "max_stride", 32)),
                                         generator)
-        with autocast_for(device, options.amp):
+        with autocast(device, "training", options.amp):
             loss, images = _step_loss(model, batch, options.task, device, options.label_smoothing, step_side)
         if not torch.isfinite(loss):
             raise TrainingError(f"the loss became {loss.item()} at epoch {epoch}, step {state.step}; try a lower --lr")

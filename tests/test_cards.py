@@ -181,6 +181,9 @@ def test_model_card_shows_fractions_as_percent_and_thresholds_as_they_are():
     assert _metric_text("deeppcb_fscore_at_card_threshold", 0.9751) == "97.51 %"
     assert _metric_text("card_threshold", 0.3545) == "0.3545"
     assert _metric_text("deeppcb_best_threshold", 0.3545) == "0.3545"
+    assert _metric_text("deeppcb_best_threshold_optimistic", 0.3545) == "0.3545"
+    assert _metric_text("deeppcb_fscore_best_threshold_optimistic", 0.9751) == "97.51 %"
+    assert _metric_text("deeppcb_per_class_map_at_card_threshold", 0.9751) == "97.51 %"
 
 
 def test_cards_without_limitations_load_and_bad_limitations_are_refused(saved, tmp_path):

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from station.training.metrics import classification_metrics, deeppcb_metrics, detection_metrics, match_detections
+from station.training.deeppcb import deeppcb_per_class_metrics
+from station.training.metrics import classification_metrics, detection_metrics, match_detections
 
 
 def det(boxes, labels, scores=None):
@@ -61,7 +62,7 @@ def test_coco_iou_thresholds_by_hand():
     assert set(metrics.per_class_ap50) == {"b"}  # no ground truth of "a": not averaged
 
 
-def test_deeppcb_protocol_by_hand():
+def test_deeppcb_per_class_rule_by_hand():
     targets = [det([[0, 0, 100, 10], [200, 200, 220, 220]], [0, 0]), det([[0, 0, 10, 10]], [1])]
     predictions = [
         det([[0, 0, 100, 10], [68, 0, 100, 10], [200, 200, 220, 220]], [0, 0, 0], [0.9, 0.8, 0.6]),
@@ -69,15 +70,16 @@ def test_deeppcb_protocol_by_hand():
     ]
     # [68, 0, 100, 10] overlaps the first box with IoU 0.32 (a miss even though that box is free);
     # the 0.5 detection of class 0 in image 2 has no class-0 box there: a miss
-    metrics = deeppcb_metrics(predictions, targets, ["open", "short"], card_threshold=0.75)
+    metrics = deeppcb_per_class_metrics(predictions, targets, ["open", "short"], card_threshold=0.75)
     assert metrics.per_class_ap["open"] == pytest.approx((1 / 1 + 2 / 3) / 2)  # hits at ranks 1 and 3
     assert metrics.per_class_ap["short"] == pytest.approx(1.0)
     assert metrics.map == pytest.approx(((1 + 2 / 3) / 2 + 1) / 2)
     # thresholds 0.9 / 0.8 / 0.7 / 0.6 / 0.5 keep 1/2/3/4/5 detections with 1/1/2/3/3 hits of 3
-    assert metrics.best_threshold == pytest.approx(0.6)
-    assert (metrics.best_precision, metrics.best_recall) == pytest.approx((3 / 4, 1.0))
-    assert metrics.best_fscore == pytest.approx(2 * 0.75 / 1.75)
+    assert metrics.optimistic_threshold == pytest.approx(0.6)
+    assert metrics.optimistic_fscore == pytest.approx(2 * 0.75 / 1.75)
     assert (metrics.card_precision, metrics.card_recall, metrics.card_fscore) == pytest.approx((0.5, 1 / 3, 0.4))
+    # the card's 0.75 keeps 0.9 (open, hit) and 0.8 (open, miss): open AP 1/2, short AP 0
+    assert metrics.card_map == pytest.approx((1 / 2 + 0) / 2)
 
 
 def test_iou_above_the_threshold_is_a_hit_and_each_box_is_matched_once():

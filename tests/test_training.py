@@ -104,13 +104,13 @@ def test_detector_on_tested_template_pairs_with_native_crops(tmp_path, capsys):
     assert card.input_mode == "gray+ref" and card.input_size == (2, 64, 64)
     assert card.preprocessing.resize == "letterbox" and card.data.licence == "research use only"
     assert 0 < card.thresholds.score < 1 and card.thresholds.uncertain_confidence < card.thresholds.score
-    assert {"map50", "map50_95", "deeppcb_map", "deeppcb_fscore"} <= set(card.metrics)
+    assert {"map50", "map50_95", "deeppcb_map", "deeppcb_fscore_at_card_threshold"} <= set(card.metrics)
     report = tmp_path / "report.json"
     assert main(["evaluate", "--model", str(out), "--data", str(root), "--protocol", "deeppcb", "--json",
                  str(report), "--out", str(tmp_path / "eval"), "--quiet"]) == 0
     data = json.loads(report.read_text())
     assert data["task"] == "detection" and data["subset"] == "val" and data["n_images"] == card.data.counts["val"]
-    for key in ("map50", "map75", "map90", "map50_95", "deeppcb_map", "deeppcb_fscore"):
+    for key in ("map50", "map75", "map90", "map50_95", "deeppcb_map", "deeppcb_fscore_at_card_threshold"):
         assert 0.0 <= data["metrics"][key] <= 1.0
         assert data["metrics"][key] == pytest.approx(card.metrics[key], abs=1e-6)
     assert (tmp_path / "eval" / "pr_curves.png").is_file()

@@ -388,8 +388,17 @@ def _check_state(path: Path, expected: dict[str, torch.Tensor], found: dict[str,
 _METRIC_LABELS = {
     "accuracy": "accuracy", "macro_precision": "macro precision", "macro_recall": "macro recall",
     "macro_f1": "macro F1", "map50": "mAP@0.5", "map75": "mAP@0.75", "map90": "mAP@0.9",
-    "map50_95": "mAP@0.5:0.95", "mar100": "average recall, 100 boxes", "deeppcb_map": "DeepPCB mAP (IoU > 0.33)",
-    "deeppcb_fscore": "DeepPCB F-score (best threshold)",
+    "map50_95": "mAP@0.5:0.95", "mar100": "average recall, 100 boxes",
+    "deeppcb_map": "DeepPCB mAP (the benchmark's rule, IoU > 0.33, every detection ranked)",
+    "deeppcb_fscore_at_card_threshold": "DeepPCB F-score at the card's threshold (the benchmark's rule)",
+    "deeppcb_precision_at_card_threshold": "DeepPCB precision at the card's threshold",
+    "deeppcb_recall_at_card_threshold": "DeepPCB recall at the card's threshold",
+    "deeppcb_map_at_card_threshold": "DeepPCB mAP of the detections at the card's threshold",
+    "deeppcb_fscore_best_threshold_optimistic": "DeepPCB F-score at the threshold best for these images (optimistic)",
+    "deeppcb_best_threshold_optimistic": "that threshold",
+    "card_threshold": "the card's score threshold",
+    "deeppcb_per_class_map": "DeepPCB mAP, lenient per-class rule (not the benchmark's)",
+    "deeppcb_per_class_fscore_at_card_threshold": "DeepPCB F-score at the card's threshold, lenient per-class rule",
 }
 
 
@@ -402,9 +411,12 @@ def _metric_label(name: str) -> str:
 def _metric_text(name: str, value: float) -> str:
     """Fractions as percentages; thresholds (also in [0, 1]) as they are.
 
-    ``deeppcb_fscore_at_card_threshold`` is a fraction measured at a threshold, not a threshold.
+    ``deeppcb_fscore_at_card_threshold`` and ``deeppcb_fscore_best_threshold_optimistic`` are
+    fractions measured at a threshold, not thresholds.
     """
-    is_threshold = name.endswith("threshold") and "_at_" not in name
+    name = name.removesuffix("_optimistic")
+    measured = "_at_" in name or any(word in name for word in ("fscore", "precision", "recall", "map"))
+    is_threshold = name.endswith("threshold") and not measured
     if is_threshold or not 0 <= value <= 1:
         return f"{value:.4g}"
     return f"{100 * value:.2f} %"

@@ -285,7 +285,7 @@ def format_table(rows: list[TableRow], kind: str, title: str) -> str:
             if deeppcb:
                 # F at the card's threshold (chosen on validation), not at the scored set's own best
                 cells += [_percent(m.get("deeppcb_map")),
-                          _percent(m.get("deeppcb_fscore_at_card_threshold", m.get("deeppcb_fscore")))]
+                          _percent(m.get("deeppcb_fscore_at_card_threshold"))]
             body.append(cells + [f"{row.fps:.1f}", f"{row.params_m:.2f}", f"{row.gflops:.2f}",
                                  f"{row.train_minutes:.1f}", _epochs(row)])
     else:

@@ -31,7 +31,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default="auto", choices=SUBSET_CHOICES, help="which images (default auto)")
     parser.add_argument("--split-file", type=Path, default=None, help="split file (default: the card's)")
     parser.add_argument("--protocol", default="coco", choices=PROTOCOLS,
-                        help="detection: coco, or deeppcb (adds the DeepPCB IoU>0.33 mAP and F-score)")
+                        help="detection: coco; deeppcb adds the DeepPCB benchmark's own figures (its script's rule: "
+                             "IoU > 0.33 pairing whatever the class, then the class check; AP over every detection, "
+                             "P/R/F at the card's threshold) and writes the script's input files; deeppcb-per-class: "
+                             "the lenient per-class matching, for comparison only")
     parser.add_argument("--json", type=Path, default=None, help="write {task, n_images, metrics} here")
     parser.add_argument("--out", type=Path, default=None,
                         help="folder for metrics.json, confusion matrix / PR curves (default: runs/evaluate/NAME)")

@@ -24,12 +24,12 @@ from station.ml.cards import ModelCard, load_model
 from station.training import plots
 from station.training.datasets import DatasetIndex, read_dataset
 from station.training.loaders import ClassificationData, DetectionData, make_loader
+from station.training.deeppcb import RULES as DEEPPCB_RULES
+from station.training.deeppcb import DeepPCBMetrics, metrics_for_rule, write_script_inputs
 from station.training.metrics import (
     ClassificationMetrics,
-    DeepPCBMetrics,
     DetectionMetrics,
     classification_metrics,
-    deeppcb_metrics,
     detection_metrics,
     negative_log_likelihood,
 )
@@ -38,7 +38,7 @@ from station.training.splits import Split, SplitError
 log = logging.getLogger(__name__)
 
 SUBSET_CHOICES = ("auto", "val", "test", "all", "unseen")
-PROTOCOLS = ("coco", "deeppcb")
+PROTOCOLS = ("coco", *DEEPPCB_RULES)  # deeppcb: the benchmark's script; deeppcb-per-class: lenient
 EVAL_SCORE_THRESHOLD = 0.001  # keep (almost) every detection: AP integrates over all thresholds
 COCO_MAX_DETECTIONS = 100
 
@@ -176,8 +176,8 @@ def evaluate(
     model, card = load_model(model_dir, torch_device)
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; choose from {PROTOCOLS}")
-    if protocol == "deeppcb" and card.task != "detection":
-        raise ValueError("--protocol deeppcb scores detectors; this card is a classifier")
+    if protocol in DEEPPCB_RULES and card.task != "detection":
+        raise ValueError(f"--protocol {protocol} scores detectors; this card is a classifier")
     index = read_dataset(data, fmt or card.data.format, classes=card.classes)
     split_path = Path(split_file) if split_file else card_split_file(model_dir, card)
     split = Split.load(split_path) if split_path is not None and split_path.is_file() else None
@@ -201,11 +201,15 @@ def evaluate(
         outputs = run_detector(model, make_loader(dataset, batch, shuffle=False, workers=workers), torch_device,
                                nms_iou=card.thresholds.nms_iou, progress=progress, views=result.views)
         result.detection = detection_metrics(outputs.predictions, outputs.targets, card.classes)
-        if protocol == "deeppcb":
-            result.deeppcb = deeppcb_metrics(outputs.predictions, outputs.targets, card.classes,
-                                             card_threshold=card.thresholds.score)
+        if protocol in DEEPPCB_RULES:
+            result.deeppcb = metrics_for_rule(protocol, outputs.predictions, outputs.targets, card.classes,
+                                              card_threshold=card.thresholds.score)
     if out_dir is not None:
         result.files = write_reports(result, Path(out_dir))
+        if result.deeppcb is not None:
+            result.files.append(write_script_inputs(Path(out_dir) / "deeppcb-script", outputs.keys,
+                                                    outputs.predictions, outputs.targets, card.classes,
+                                                    card.thresholds.score))
     return result
 
 
@@ -238,7 +242,7 @@ def write_reports(result: EvaluationResult, out_dir: Path) -> list[Path]:
         per_class = out_dir / "per_class.csv"
         with open(per_class, "w", newline="") as handle:
             writer = csv.writer(handle)
-            header = ["class", "ap50", "ap50_95"] + (["deeppcb_ap"] if result.deeppcb else [])
+            header = ["class", "ap50", "ap50_95"] + ([f"{result.deeppcb.prefix}_ap"] if result.deeppcb else [])
             writer.writerow(header)
             for name in metrics_det.classes:
                 row = [name, _fmt(metrics_det.per_class_ap50.get(name)), _fmt(metrics_det.per_class_ap50_95.get(name))]
@@ -251,6 +255,9 @@ def write_reports(result: EvaluationResult, out_dir: Path) -> list[Path]:
 
 def _fmt(value: float | None) -> str:
     return "" if value is None else f"{value:.6f}"
+
+
+_DEEPPCB_AP_LABEL = {"deeppcb": "DeepPCB AP", "deeppcb-per-class": "DeepPCB AP (lenient per-class rule)"}
 
 
 def format_report(result: EvaluationResult) -> str:
@@ -266,7 +273,8 @@ def format_report(result: EvaluationResult) -> str:
     elif result.detection is not None:
         per_class = [(n, f"AP50 {result.detection.per_class_ap50[n]:.3f}  AP50:95 "
                       f"{result.detection.per_class_ap50_95[n]:.3f}"
-                      + (f"  DeepPCB AP {result.deeppcb.per_class_ap.get(n, 0):.3f}" if result.deeppcb else ""))
+                      + (f"  {_DEEPPCB_AP_LABEL[result.deeppcb.rule]} {result.deeppcb.per_class_ap.get(n, 0):.3f}"
+                         if result.deeppcb else ""))
                      for n in result.detection.per_class_ap50]
     if per_class:
         lines.append("  per class:")

@@ -2,9 +2,9 @@
 
 Classification and COCO detection metrics come from torchmetrics (COCO through the
 ``faster_coco_eval`` backend); mAP@0.9 and the per-class PR curves are read from the same COCO
-precision table that gives mAP@0.5. The DeepPCB protocol is not COCO's (a hit needs IoU
-*strictly above* 0.33, and AP is the ICDAR 2015 script's non-interpolated sum that the DeepPCB
-evaluation borrows), so it is computed here, on torchvision's ``box_iou``.
+precision table that gives mAP@0.5. The DeepPCB benchmark's own rule is in
+``station.training.deeppcb``; ``match_detections`` here is the per-class greedy matching behind
+F-score curves and the lenient ``deeppcb-per-class`` figures.
 """
 
 from __future__ import annotations
@@ -300,66 +300,4 @@ def match_detections(
         labels=np.concatenate(labels) if labels else np.zeros(0, np.int64),
         hits=np.concatenate(hits) if hits else np.zeros(0, bool),
         ground_truth=ground_truth,
-    )
-
-
-@dataclass
-class DeepPCBMetrics:
-    """The DeepPCB benchmark protocol: a hit is IoU > 0.33 with a same-class box."""
-
-    map: float  # mean over classes of the ICDAR-style AP
-    per_class_ap: dict[str, float]
-    best_threshold: float
-    best_precision: float
-    best_recall: float
-    best_fscore: float
-    card_threshold: float | None
-    card_precision: float | None
-    card_recall: float | None
-    card_fscore: float | None
-
-    def summary(self) -> dict[str, float]:
-        values = {
-            "deeppcb_map": self.map,
-            "deeppcb_fscore": self.best_fscore,
-            "deeppcb_precision": self.best_precision,
-            "deeppcb_recall": self.best_recall,
-            "deeppcb_best_threshold": self.best_threshold,
-        }
-        if self.card_threshold is not None:
-            values |= {
-                "deeppcb_fscore_at_card_threshold": self.card_fscore,
-                "deeppcb_precision_at_card_threshold": self.card_precision,
-                "deeppcb_recall_at_card_threshold": self.card_recall,
-                "card_threshold": self.card_threshold,
-            }
-        return values  # type: ignore[return-value]
-
-    def to_json(self) -> dict:
-        return self.summary() | {"deeppcb_per_class_ap": self.per_class_ap}
-
-
-def deeppcb_metrics(
-    predictions: Detections,
-    targets: Detections,
-    classes: Sequence[str],
-    card_threshold: float | None = None,
-    iou_threshold: float = DEEPPCB_IOU,
-) -> DeepPCBMetrics:
-    table = match_detections(predictions, targets, len(classes), iou_threshold, strictly_above=True)
-    per_class = {name: table.average_precision(i) for i, name in enumerate(classes)}
-    per_class = {name: ap for name, ap in per_class.items() if ap >= 0}
-    threshold, precision, recall, fscore = table.best_threshold()
-    at_card = table.fscore_at(card_threshold) if card_threshold is not None else (None, None, None)
-    return DeepPCBMetrics(
-        map=float(np.mean(list(per_class.values()))) if per_class else 0.0,
-        per_class_ap=per_class,
-        best_threshold=threshold,
-        best_precision=precision,
-        best_recall=recall,
-        best_fscore=fscore,
-        card_threshold=card_threshold,
-        card_precision=at_card[0],
-        card_recall=at_card[1],
-        card_fscore=at_card[2],
     )

@@ -57,7 +57,8 @@ from station.training.evaluate import (
     run_detector,
 )
 from station.training.loaders import ClassificationData, DetectionData, channel_parts, make_loader
-from station.training.metrics import classification_metrics, deeppcb_metrics, detection_metrics, negative_log_likelihood
+from station.training.deeppcb import deeppcb_metrics
+from station.training.metrics import classification_metrics, detection_metrics, negative_log_likelihood
 from station.training.splits import Split, make_split
 from station.training.transforms import (
     AugmentConfig,

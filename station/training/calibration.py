@@ -15,8 +15,8 @@ from torch.utils.data import DataLoader
 
 from station.ml.cards import CamReference, ModelCard
 from station.training.datasets import Sample, load_image
-from station.training.evaluate import ClassifierOutputs, DetectorOutputs, run_classifier, run_detector
 from station.training.deeppcb import deeppcb_metrics
+from station.training.evaluate import ClassifierOutputs, DetectorOutputs, run_classifier, run_detector
 from station.training.metrics import (
     DEEPPCB_IOU,
     Detections,

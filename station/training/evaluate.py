@@ -23,9 +23,9 @@ from station.inference.networks import classifier_logits, detections, to_device
 from station.ml.cards import ModelCard, load_model
 from station.training import plots
 from station.training.datasets import DatasetIndex, read_dataset
-from station.training.loaders import ClassificationData, DetectionData, make_loader
 from station.training.deeppcb import RULES as DEEPPCB_RULES
 from station.training.deeppcb import DeepPCBMetrics, metrics_for_rule, write_script_inputs
+from station.training.loaders import ClassificationData, DetectionData, make_loader
 from station.training.metrics import (
     ClassificationMetrics,
     DetectionMetrics,

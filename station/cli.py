@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("station.bench", "benchmarks: latency (inference), table2 / ablation / detectors (paper tables, peers)"),
     "audit": ("station.audit.cli", "verify or export the audit log"),
     "batch": ("station.review.cli", "headless batch-folder review to CSV/JSON"),
+    "export": ("station.ml.onnx_export", "export a model folder to ONNX (dynamic batch) for ONNX Runtime, OpenVINO, X-AnyLabeling"),
 }
 
 

@@ -88,6 +88,7 @@ import functools
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -148,7 +149,10 @@ def patch_geometry(height: int, width: int, device: torch.device) -> PatchGeomet
     with torch.inference_mode(False), torch.no_grad():
         rows = torch.arange(height, device=device)
         cols = torch.arange(width, device=device)
-        offsets = torch.hypot(rows[:, None].float(), cols[None].float()).flatten()
+        # numpy, not torch.hypot: a constant of the map size, so an exported graph holds the table
+        # instead of an aten::hypot that ONNX has no operator for
+        offsets = torch.from_numpy(np.hypot.outer(np.arange(height), np.arange(width)).astype(np.float32))
+        offsets = offsets.flatten().to(device)
         row_of, col_of = rows.repeat_interleave(width), cols.repeat(height)
         index = (row_of[:, None] - row_of[None]).abs() * width + (col_of[:, None] - col_of[None]).abs()
         return PatchGeometry(offsets, index.flatten())
@@ -163,15 +167,15 @@ def window_attention(
     multiple of the window is zero-padded and the padded keys are masked out (every window
     holds at least one real position, so no row is fully masked).
     """
-    batch, heads, _, dim = q.shape
+    _, heads, _, dim = q.shape  # the batch stays -1 in every view: an exported graph keeps it dynamic
     win_h, win_w = min(window, height), min(window, width)
     pad_h, pad_w = -height % win_h, -width % win_w
     rows, cols = (height + pad_h) // win_h, (width + pad_w) // win_w
 
     def to_windows(t: torch.Tensor) -> torch.Tensor:
-        t = F.pad(t.view(batch, heads, height, width, dim), (0, 0, 0, pad_w, 0, pad_h))
-        t = t.view(batch, heads, rows, win_h, cols, win_w, dim).permute(0, 1, 2, 4, 3, 5, 6)
-        return t.reshape(batch, heads * rows * cols, win_h * win_w, dim)  # [B, h·nW, S, d]
+        t = F.pad(t.view(-1, heads, height, width, dim), (0, 0, 0, pad_w, 0, pad_h))
+        t = t.view(-1, heads, rows, win_h, cols, win_w, dim).permute(0, 1, 2, 4, 3, 5, 6)
+        return t.reshape(-1, heads * rows * cols, win_h * win_w, dim)  # [B, h·nW, S, d]
 
     key_mask = None
     if pad_h or pad_w:
@@ -179,9 +183,9 @@ def window_attention(
         valid = valid.view(rows, win_h, cols, win_w).permute(0, 2, 1, 3).reshape(1, 1, rows * cols, 1, win_h * win_w)
         key_mask = valid.expand(1, heads, -1, -1, -1).reshape(1, heads * rows * cols, 1, win_h * win_w)
     out = F.scaled_dot_product_attention(to_windows(q), to_windows(k), to_windows(v), attn_mask=key_mask)
-    out = out.view(batch, heads, rows, cols, win_h, win_w, dim).permute(0, 1, 2, 4, 3, 5, 6)
-    out = out.reshape(batch, heads, height + pad_h, width + pad_w, dim)[:, :, :height, :width]
-    return out.reshape(batch, heads, height * width, dim)
+    out = out.view(-1, heads, rows, cols, win_h, win_w, dim).permute(0, 1, 2, 4, 3, 5, 6)
+    out = out.reshape(-1, heads, height + pad_h, width + pad_w, dim)[:, :, :height, :width]
+    return out.reshape(-1, heads, height * width, dim)
 
 
 class MixPool(nn.Module):
@@ -541,13 +545,13 @@ class CTIStage(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.downsample(x)
-        batch, channels, height, width = x.shape
+        _, channels, height, width = x.shape
         geometry = patch_geometry(height, width, x.device) if self.uses_attention else None
         tokens = x.flatten(2).transpose(1, 2)  # [B, N, C]
         token = None
         for block in self.blocks:
             tokens, token = block(tokens, token, geometry, (height, width))
-        return tokens.transpose(1, 2).reshape(batch, channels, height, width)
+        return tokens.transpose(1, 2).reshape(-1, channels, height, width)
 
 
 class ClassifierHead(nn.Module):

@@ -640,6 +640,52 @@ CONFIGS: dict[str, WBAMFFEMConfig] = {
 }
 
 
+def dense_detections(outputs: DetectorOutputs, image_size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every anchor's class scores ``[B, A, K]`` (``p_cls * p_quality``) and its x1y1x2y2 box
+    ``[B, A, 4]`` clipped to the ``(height, width)`` input: the part of ``predict`` before the
+    data-dependent selection, which is also what the ONNX export computes."""
+    height, width = image_size
+    cls_prob = flatten_levels(outputs.cls_logits).sigmoid()  # [B, A, K]
+    quality_prob = flatten_levels(outputs.quality_logits).sigmoid()  # [B, A, 1]
+    boxes = decode_boxes(outputs)
+    boxes = torch.stack(
+        [boxes[..., 0].clamp(0, width), boxes[..., 1].clamp(0, height),
+         boxes[..., 2].clamp(0, width), boxes[..., 3].clamp(0, height)], dim=-1
+    )
+    return cls_prob * quality_prob, boxes
+
+
+def select_detections(
+    scores: torch.Tensor,
+    boxes: torch.Tensor,
+    score_thresh: float,
+    nms_iou: float,
+    max_det: int,
+    pre_nms_topk: int,
+    letterbox: Sequence[LetterboxInfo] | None = None,
+) -> list[dict[str, torch.Tensor]]:
+    """Score threshold -> top ``pre_nms_topk`` -> class-wise NMS -> ``max_det`` best -> boxes
+    mapped back through ``letterbox[i]``; ``scores`` ``[B, A, K]``, ``boxes`` ``[B, A, 4]``."""
+    num_classes = scores.shape[-1]
+    detections = []
+    for index in range(scores.shape[0]):
+        image_scores = scores[index].flatten()  # [A*K], anchor-major
+        candidates = torch.nonzero(image_scores > score_thresh).squeeze(1)
+        candidate_scores = image_scores[candidates]
+        if candidates.numel() > pre_nms_topk:
+            candidate_scores, order = candidate_scores.topk(pre_nms_topk)
+            candidates = candidates[order]
+        anchor_index = candidates // num_classes
+        labels = candidates % num_classes
+        image_boxes = boxes[index, anchor_index]
+        keep = batched_nms(image_boxes, candidate_scores, labels, nms_iou)[:max_det]
+        image_boxes, labels, candidate_scores = image_boxes[keep], labels[keep], candidate_scores[keep]
+        if letterbox is not None:
+            image_boxes = boxes_from_letterbox(image_boxes, letterbox[index])
+        detections.append({"boxes": image_boxes, "labels": labels, "scores": candidate_scores})
+    return detections
+
+
 # --------------------------------------------------------------------------------------------
 # Network
 # --------------------------------------------------------------------------------------------
@@ -746,31 +792,10 @@ class WBAMFFEM(nn.Module):
         finally:
             self.train(was_training)
 
-        height, width = images.shape[-2:]
-        cls_prob = flatten_levels(outputs.cls_logits).sigmoid()  # [B, A, K]
-        quality_prob = flatten_levels(outputs.quality_logits).sigmoid()  # [B, A, 1]
-        scores = cls_prob * quality_prob
-        boxes = decode_boxes(outputs)
-        boxes[..., 0::2] = boxes[..., 0::2].clamp(0, width)
-        boxes[..., 1::2] = boxes[..., 1::2].clamp(0, height)
-
-        detections = []
-        for index in range(images.shape[0]):
-            image_scores = scores[index].flatten()  # [A*K], anchor-major
-            candidates = torch.nonzero(image_scores > score_thresh).squeeze(1)
-            candidate_scores = image_scores[candidates]
-            if candidates.numel() > self.config.pre_nms_topk:
-                candidate_scores, order = candidate_scores.topk(self.config.pre_nms_topk)
-                candidates = candidates[order]
-            anchor_index = candidates // self.num_classes
-            labels = candidates % self.num_classes
-            image_boxes = boxes[index, anchor_index]
-            keep = batched_nms(image_boxes, candidate_scores, labels, nms_iou)[:max_det]
-            image_boxes, labels, candidate_scores = image_boxes[keep], labels[keep], candidate_scores[keep]
-            if letterbox is not None:
-                image_boxes = boxes_from_letterbox(image_boxes, letterbox[index])
-            detections.append({"boxes": image_boxes, "labels": labels, "scores": candidate_scores})
-        return detections
+        scores, boxes = dense_detections(outputs, tuple(images.shape[-2:]))
+        return select_detections(
+            scores, boxes, score_thresh, nms_iou, max_det, self.config.pre_nms_topk, letterbox
+        )
 
 
 def build(config_name: str, num_classes: int = 6, input_mode: str = "rgb", **overrides: object) -> WBAMFFEM:

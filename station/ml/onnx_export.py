@@ -1,0 +1,99 @@
+"""``station export --model DIR --format onnx --out FILE``: a bundled or trained model as ONNX.
+
+The graph is what other tools (ONNX Runtime, OpenVINO, X-AnyLabeling) can load: the classifier's
+logits ``[B, K]`` (softmax / the card's temperature is left to the reader, as in the engine); the
+detector's dense outputs, every anchor's class scores ``[B, A, K]`` and x1y1x2y2 boxes
+``[B, A, 4]`` in input pixels (``station.ml.wbam_ffem.dense_detections``). Thresholding and NMS
+are data-dependent and stay outside the graph: ``station.ml.onnx_runtime`` applies the same
+``select_detections`` as ``predict``. The batch axis is dynamic; the spatial size is the card's.
+The card travels inside the file (metadata ``station.card``), so a reader knows the classes,
+preprocessing and thresholds.
+
+The TorchScript-based exporter is used: the dynamo exporter of torch 2.14 fails to decompose the
+CTI graph.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from station.ml.cards import ModelCard, ModelLoadError, load_model
+from station.ml.wbam_ffem import dense_detections
+
+DEFAULT_OPSET = 18
+CARD_METADATA_KEY = "station.card"
+
+
+class _DenseDetector(nn.Module):
+    """The detector up to the data-dependent selection: ``images -> (scores, boxes)``."""
+
+    def __init__(self, detector: nn.Module) -> None:
+        super().__init__()
+        self.detector = detector
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return dense_detections(self.detector(images), (images.shape[-2], images.shape[-1]))
+
+
+def export_onnx(model_dir: str | Path, out: str | Path, opset: int = DEFAULT_OPSET) -> ModelCard:
+    """Write ``model_dir``'s network to ``out`` as ONNX (dynamic batch) and check the file."""
+    import onnx
+
+    if opset < 17:
+        raise ValueError(f"opset must be 17 or newer, got {opset}")
+    model, card = load_model(model_dir, "cpu")
+    if card.task == "detection":
+        graph, outputs = _DenseDetector(model).eval(), ["scores", "boxes"]
+    else:
+        graph, outputs = model, ["logits"]
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    example = torch.zeros(2, *card.input_size)
+    dynamic = {name: {0: "batch"} for name in ("images", *outputs)}
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # shape arithmetic on the fixed input size
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            graph, (example,), str(out), input_names=["images"], output_names=outputs,
+            dynamic_axes=dynamic, opset_version=opset, dynamo=False,
+        )
+    proto = onnx.load(str(out))
+    onnx.checker.check_model(proto)
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = CARD_METADATA_KEY, json.dumps(card.to_dict(), ensure_ascii=False)
+    if card.task == "detection":
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = "station.pre_nms_topk", str(model.config.pre_nms_topk)
+    onnx.save(proto, str(out))
+    return card
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, type=Path, help="a model folder (card.json + weights.safetensors)")
+    parser.add_argument("--format", default="onnx", choices=["onnx"], help="the export format")
+    parser.add_argument("--out", required=True, type=Path, help="the file to write, e.g. model.onnx")
+    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (17 or newer; default {DEFAULT_OPSET})")
+
+
+def run(args: argparse.Namespace) -> int:
+    start = time.perf_counter()
+    try:
+        card = export_onnx(args.model, args.out, args.opset)
+    except (ModelLoadError, ValueError) as exc:
+        print(f"station export: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"station export: cannot write {args.out} ({exc.strerror or exc})", file=sys.stderr)
+        return 1
+    size_mb = args.out.stat().st_size / 1e6
+    print(f"wrote {args.out} ({card.name}, {card.task}, opset {args.opset}, dynamic batch, "
+          f"{size_mb:.1f} MB) in {time.perf_counter() - start:.1f} s")
+    return 0

@@ -79,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
     from station.workflow import Operator
 
     settings = load_settings()
+    if args.demo:
+        _prepare_demo_station(settings)
     if args.device:
         settings.device = args.device
     if args.demo:
@@ -97,6 +99,20 @@ def run(args: argparse.Namespace) -> int:
         screenshot=args.screenshot,
         auto_capture=args.auto_capture,
     )
+
+
+def _prepare_demo_station(settings) -> None:
+    """Demo accounts and demo approvals of the bundled models, on a station without real users."""
+    from station.audit import AuditError, AuditLog
+    from station.users.demo import prepare_demo_station
+    from station.users.directory import UserDirectory
+
+    try:
+        with AuditLog() as audit_log:
+            for line in prepare_demo_station(UserDirectory(audit_log, lockout_s=settings.lockout_minutes * 60)):
+                log.info("demo: %s", line)
+    except AuditError as exc:
+        log.error("demo: cannot prepare the demo accounts and approvals: %s", exc)
 
 
 def _device_description(preference: str) -> str:

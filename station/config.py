@@ -44,6 +44,10 @@ class Settings:
     attention_opacity: float = 0.45
     show_boxes: bool = True
     last_operator_id: str = ""
+    idle_lock_minutes: float = 10.0  # an idle signed-in session locks after this long (0: never)
+    lockout_minutes: float = 15.0  # an account locks this long after 5 failed tries in a row
+    # developer setting for training work: load models no admin approved (station.users.approvals)
+    allow_unapproved_models: bool = False
     last_batch_folder: str = ""
 
 

@@ -59,12 +59,20 @@ def _stage_capture(ctx: SelftestContext) -> str:
 
 def _stage_inference(ctx: SelftestContext) -> str:
     from station.inference import Engine, InspectionRequest, load_recipes
+    from station.ml.cards import CARD_FILE, file_sha256
+    from station.users.approvals import ModelApprovals, ModelHashes, station_approvals
 
     recipes = load_recipes()
     if ctx.recipe not in recipes:
         raise RuntimeError(f"recipe {ctx.recipe!r} not found; have {sorted(recipes)}")
     recipe = recipes[ctx.recipe]
-    engine = Engine(recipe, device=ctx.device)
+    # the stage checks that the models work; whether an admin approved them is reported, not required
+    approvals = station_approvals()
+    engine = Engine(recipe, device=ctx.device,
+                    approvals=ModelApprovals(approvals.approvals, allow_unapproved=True, source="selftest"))
+    unapproved = [m.card.name for m in (engine.classifier, engine.detector)
+                  if m is not None and approvals.find(ModelHashes(m.card.name, m.card.weights_sha256,
+                                                                  file_sha256(m.directory / CARD_FILE))) is None]
     # a template recipe is exercised with the frame as its own template (nothing differs: no defects expected)
     reference = ctx.frame.image if recipe.use_reference else None
     try:
@@ -79,7 +87,9 @@ def _stage_inference(ctx: SelftestContext) -> str:
         assert float(attention.min()) >= 0.0 and float(attention.max()) <= 1.0
     call = result.material
     material = f"{call.material} {call.confidence:.0%}{' UNCERTAIN' if call.uncertain else ''}" if call else "no classifier"
-    return f"{material}, {len(result.defects)} defects, {len(maps)} attention maps, {result.timings_ms['total']:.0f} ms on {result.device}"
+    approval = f"; not approved for use yet: {', '.join(unapproved)} (station models approve DIR)" if unapproved else ""
+    return (f"{material}, {len(result.defects)} defects, {len(maps)} attention maps, "
+            f"{result.timings_ms['total']:.0f} ms on {result.device}{approval}")
 
 
 def _stage_render(ctx: SelftestContext) -> str:

@@ -8,6 +8,22 @@ import os
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Tests load freshly made models: the developer setting for unapproved models, set for the whole
+# session (module fixtures build engines too); the approval tests remove it
+# (``helpers_users.require_approvals``).
+os.environ["STATION_ALLOW_UNAPPROVED_MODELS"] = "1"
+
+
+def _cheap_password_hashing() -> None:
+    """argon2 with cheap parameters: the stored hash names them, so verification is the same code."""
+    from argon2 import PasswordHasher
+
+    from station.users import passwords
+
+    passwords.PASSWORD_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+
+
+_cheap_password_hashing()
 
 # The suite runs on small machines, often as two xdist workers: one torch thread per process
 # keeps the cores busy without the threads of one process waiting on each other.

@@ -10,6 +10,7 @@ from station.cli import main
 
 
 def test_selftest_passes_every_stage_and_writes_a_verified_audit_entry(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("STATION_ALLOW_UNAPPROVED_MODELS")  # approval is reported, not required
     models = tmp_path / "models"
     make_tiny_classifier(models / "cti-ic-material")
     make_tiny_detector(models / "wbam-ffem-ic")
@@ -18,6 +19,7 @@ def test_selftest_passes_every_stage_and_writes_a_verified_audit_entry(tmp_path,
     report = json.loads(capsys.readouterr().out)
     assert report["ok"] and [s["name"] for s in report["stages"]] == ["synth", "capture", "inference", "render", "audit"]
     assert "verified" in report["stages"][-1]["summary"]
+    assert "not approved for use yet: tiny-material, tiny-defects" in report["stages"][2]["summary"]
 
 
 def test_selftest_names_the_missing_model_and_fails(tmp_path, monkeypatch, capsys):

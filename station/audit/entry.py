@@ -37,6 +37,12 @@ class Action(str, Enum):
     CORRECTION = "CORRECTION"  # amends the entry named by refers_to; reason mandatory
     BATCH_VERDICT = "BATCH_VERDICT"
     SELFTEST = "SELFTEST"
+    USER_ADD = "USER_ADD"  # details: user, name, role, credential key; signed by an admin
+    USER_CHANGE = "USER_CHANGE"  # details: user, change (role, disable, enable, passwd); signed by an admin
+    SIGN_IN_FAILED = "SIGN_IN_FAILED"  # a wrong password (or unknown, disabled, locked account)
+    ACCOUNT_LOCKED = "ACCOUNT_LOCKED"  # too many failed tries; details: locked_until
+    SESSION_LOCK = "SESSION_LOCK"  # an idle session locked itself; its user must sign in again
+    MODEL_APPROVE = "MODEL_APPROVE"  # models: name -> weights sha256; details: card sha256; signed by an admin
 
     def __str__(self) -> str:
         return self.value

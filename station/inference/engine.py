@@ -37,6 +37,7 @@ from station.inference.errors import (
     IncompatibleModelError,
     InvalidInputError,
     MissingReferenceError,
+    UnapprovedModelError,
 )
 from station.inference.defects import defects_from_detections
 from station.inference.image_check import check_frame, route_unfit_frame
@@ -110,19 +111,28 @@ class _TimedGradCam(GradCam):
 
 
 class Engine:
-    """Runs one recipe. ``device`` is "auto" (CUDA when available), "cpu" or "cuda"."""
+    """Runs one recipe. ``device`` is "auto" (CUDA when available), "cpu" or "cuda".
 
-    def __init__(self, recipe: Recipe, device: str = "auto", warm_up: bool = True) -> None:
+    ``approvals`` (``station.users.approvals.ModelApprovals``) says which models an admin approved;
+    by default the station's audit log. A model it does not approve raises UnapprovedModelError.
+    """
+
+    def __init__(self, recipe: Recipe, device: str = "auto", warm_up: bool = True, approvals=None) -> None:
+        from station.users.approvals import station_approvals
+
         self.recipe = recipe
+        self.approvals = approvals if approvals is not None else station_approvals()
         self._device = resolve_device(device)
         self._fell_back = False
         self.classifier: LoadedModel | None = None
         self.detector: LoadedModel | None = None
         if recipe.classifier is not None:
             self.classifier = load_for_role("classifier", recipe.model_dir(recipe.classifier), "classification")
+            self._check_approved(self.classifier)
             self._check_classifier(self.classifier)
         if recipe.detector is not None:
             self.detector = load_for_role("detector", recipe.model_dir(recipe.detector), "detection")
+            self._check_approved(self.detector)
             self._check_detector(self.detector)
         self.thresholds = self._effective_thresholds()
         for loaded in self._loaded():
@@ -139,6 +149,20 @@ class Engine:
     # -- set-up ---------------------------------------------------------------------------
     def _loaded(self) -> list[LoadedModel]:
         return [m for m in (self.classifier, self.detector) if m is not None]
+
+    def _check_approved(self, loaded: LoadedModel) -> None:
+        from station.ml.cards import file_sha256
+        from station.users.approvals import ModelHashes
+
+        # the card's weights_sha256 is the loaded file's (load_model compared them)
+        card_file = loaded.directory / CARD_FILE
+        try:
+            hashes = ModelHashes(loaded.card.name, loaded.card.weights_sha256, file_sha256(card_file))
+        except OSError as exc:
+            raise UnapprovedModelError(f"cannot read {card_file} to check its approval ({exc})", card_file) from exc
+        refusal = self.approvals.refusal(hashes, loaded.directory)
+        if refusal is not None:
+            raise UnapprovedModelError(refusal, loaded.directory)
 
     def _check_classifier(self, loaded: LoadedModel) -> None:
         missing = [c for c in loaded.card.classes if c not in self.recipe.decap_methods]

@@ -33,6 +33,10 @@ class WeightsMismatchError(EngineError):
     """A complete safetensors file, but not the card's: sha256 or tensor names/shapes differ."""
 
 
+class UnapprovedModelError(EngineError):
+    """No admin approved this model's weights and card (``station models approve DIR``)."""
+
+
 class IncompatibleModelError(EngineError):
     """The model does not fit its place in the recipe (wrong task, classes without a decap
     method, reference image expected or not)."""

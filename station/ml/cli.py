@@ -8,6 +8,9 @@ NAME with fresh weights and reports its parameters, multiply-adds and batch-1 CP
 ``station models limitations MODEL_DIR [--add TEXT ...] [--clear]`` prints, adds to or clears
 the card's known limitations (card.json and MODEL_CARD.md are rewritten; the weights are not
 touched). The station shows them to the operator with the model's metrics.
+``station models approve MODEL_DIR ... --admin ID`` records an admin's approval of each model's
+weights and card hashes on the audit log (``station.users.approvals``); a recipe loads only
+approved models. A card rewritten afterwards (limitations, calibration) needs approving again.
 """
 
 from __future__ import annotations
@@ -62,6 +65,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     notes.add_argument("--add", action="append", default=[], metavar="TEXT",
                        help="one limitation, in a sentence or two; repeat for several")
     notes.add_argument("--clear", action="store_true", help="remove the card's limitations first")
+    approve = sub.add_parser("approve", help="approve models for use (admin, with their password); recorded on the log")
+    approve.add_argument("models", nargs="+", type=Path, metavar="MODEL_DIR", help="model folders to approve")
+    approve.add_argument("--admin", required=True, metavar="ADMIN_ID", help="the approving admin (asked for their password)")
+    approve.add_argument("--db", type=Path, help="audit database (default: the station's own log)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
         return _list()
     if args.models_command == "limitations":
         return _limitations(args)
+    if args.models_command == "approve":
+        return _approve(args)
     return _info(args)
 
 
@@ -98,6 +107,37 @@ def _limitations(args: argparse.Namespace) -> int:
         print(f"{args.model}: no known limitations recorded")
     for text in limitations:
         print(textwrap.fill(text, width=100, initial_indent="- ", subsequent_indent="  "))
+    return 0
+
+
+def _approve(args: argparse.Namespace) -> int:
+    from station.audit.entry import AuditError
+    from station.users.approvals import ModelApprovals, ModelHashes, approve_model
+    from station.users.cli import admin_signature, open_directory
+    from station.users.directory import AuthenticationError
+    from station.users.roles import Permission, PermissionDenied
+
+    try:
+        for model_dir in args.models:  # every folder readable before the admin is asked anything
+            ModelHashes.of(model_dir)
+        directory = open_directory(args.db)
+        signature = admin_signature(directory, args.admin, Permission.APPROVE_MODEL)
+        approvals = ModelApprovals.from_log(directory.log)
+        for model_dir in args.models:
+            hashes = ModelHashes.of(model_dir)
+            earlier = approvals.find(hashes)
+            if earlier is not None:
+                print(f"{model_dir}: {hashes.name} is already approved (entry #{earlier.entry_id}, {earlier.approver_id})")
+                continue
+            entry = approve_model(directory.log, model_dir, signature)
+            print(f"{model_dir}: {hashes.name} approved by {signature.signer_id}; audit entry #{entry.id} "
+                  f"(weights {hashes.weights_sha256[:12]}…, card {hashes.card_sha256[:12]}…)")
+    except (AuthenticationError, PermissionDenied) as exc:
+        print(f"station models approve: refused: {exc}", file=sys.stderr)
+        return 1
+    except (ModelLoadError, AuditError, ValueError, EOFError, OSError) as exc:
+        print(f"station models approve: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

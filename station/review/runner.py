@@ -328,7 +328,9 @@ class BatchRunner:
             return self.engine
         engine = getattr(self._lane_local, "engine", None)
         if engine is None:
-            engine = self._lane_local.engine = Engine(self.engine.recipe, device="cpu", warm_up=False)
+            engine = self._lane_local.engine = Engine(
+                self.engine.recipe, device="cpu", warm_up=False, approvals=getattr(self.engine, "approvals", None)
+            )
         return engine
 
     def _inspect_one(self, read: _Read) -> ItemOutcome:

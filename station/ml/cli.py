@@ -111,34 +111,9 @@ def _limitations(args: argparse.Namespace) -> int:
 
 
 def _approve(args: argparse.Namespace) -> int:
-    from station.audit.entry import AuditError
-    from station.users.approvals import ModelApprovals, ModelHashes, approve_model
-    from station.users.cli import admin_signature, open_directory
-    from station.users.directory import AuthenticationError
-    from station.users.roles import Permission, PermissionDenied
+    from station.users.cli import approve_models
 
-    try:
-        for model_dir in args.models:  # every folder readable before the admin is asked anything
-            ModelHashes.of(model_dir)
-        directory = open_directory(args.db)
-        signature = admin_signature(directory, args.admin, Permission.APPROVE_MODEL)
-        approvals = ModelApprovals.from_log(directory.log)
-        for model_dir in args.models:
-            hashes = ModelHashes.of(model_dir)
-            earlier = approvals.find(hashes)
-            if earlier is not None:
-                print(f"{model_dir}: {hashes.name} is already approved (entry #{earlier.entry_id}, {earlier.approver_id})")
-                continue
-            entry = approve_model(directory.log, model_dir, signature)
-            print(f"{model_dir}: {hashes.name} approved by {signature.signer_id}; audit entry #{entry.id} "
-                  f"(weights {hashes.weights_sha256[:12]}…, card {hashes.card_sha256[:12]}…)")
-    except (AuthenticationError, PermissionDenied) as exc:
-        print(f"station models approve: refused: {exc}", file=sys.stderr)
-        return 1
-    except (ModelLoadError, AuditError, ValueError, EOFError, OSError) as exc:
-        print(f"station models approve: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return approve_models(args)
 
 
 def model_info(name: str, size: tuple[int, int] | None = None, runs: int = 20, warmup: int = 3) -> ModelInfo:

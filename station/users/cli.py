@@ -160,3 +160,36 @@ def _role(directory, args) -> int:
 
 
 _COMMANDS = {"add": _add, "list": _list, "disable": _disable, "enable": _enable, "passwd": _passwd, "role": _role}
+
+
+def approve_models(args: argparse.Namespace) -> int:
+    """``station models approve MODEL_DIR ... --admin ID`` (configured in ``station.ml.cli``)."""
+    from station.audit.entry import AuditError
+    from station.ml.cards import ModelLoadError, load_card
+    from station.users.approvals import ModelApprovals, ModelHashes, approve_model
+    from station.users.directory import AuthenticationError
+    from station.users.roles import Permission, PermissionDenied
+
+    try:
+        for model_dir in args.models:  # every folder a readable model before the admin is asked anything
+            load_card(model_dir)
+            ModelHashes.of(model_dir)
+        directory = open_directory(args.db)
+        signature = admin_signature(directory, args.admin, Permission.APPROVE_MODEL)
+        approvals = ModelApprovals.from_log(directory.log)
+        for model_dir in args.models:
+            hashes = ModelHashes.of(model_dir)
+            earlier = approvals.find(hashes)
+            if earlier is not None:
+                print(f"{model_dir}: {hashes.name} is already approved (entry #{earlier.entry_id}, {earlier.approver_id})")
+                continue
+            entry = approve_model(directory.log, model_dir, signature)
+            print(f"{model_dir}: {hashes.name} approved by {signature.signer_id}; audit entry #{entry.id} "
+                  f"(weights {hashes.weights_sha256[:12]}…, card {hashes.card_sha256[:12]}…)")
+    except (AuthenticationError, PermissionDenied) as exc:
+        print(f"station models approve: refused: {exc}", file=sys.stderr)
+        return 1
+    except (ModelLoadError, AuditError, ValueError, EOFError, OSError) as exc:
+        print(f"station models approve: {exc}", file=sys.stderr)
+        return 2
+    return 0

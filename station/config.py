@@ -49,6 +49,7 @@ class Settings:
     # developer setting for training work: load models no admin approved (station.users.approvals)
     allow_unapproved_models: bool = False
     last_batch_folder: str = ""
+    max_image_megapixels: float = 100.0  # an image whose header claims more is refused before decoding (0: no cap)
 
 
 def _hostname() -> str:

@@ -1,7 +1,8 @@
 """An image folder as a finite source: every image in natural order, none skipped.
 
 Files are sorted naturally ("img2" before "img10"). An unreadable image (0 bytes, truncated,
-not an image despite its name) makes ``read()`` raise :class:`FrameReadError` naming the file,
+not an image despite its name, a dangling or looping link, a header over the pixel cap, anything
+a decoder raises) makes ``read()`` raise :class:`FrameReadError` naming the file,
 is added to ``problems``, and the following ``read()`` goes on with the next file. Files that
 are not images by name (notes.txt, labels.xml) are listed once in ``problems`` at open.
 """
@@ -14,7 +15,7 @@ import time
 from pathlib import Path
 
 from station.capture.base import Frame, FrameReadError, FrameSource, Pacer, SourceError
-from station.capture.images import IMAGE_SUFFIXES, ImageReadError, is_image_path, read_image
+from station.capture.images import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, ImageReadError, is_image_path, read_image
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +51,12 @@ class ImageFolderSource(FrameSource):
 
     is_live = False
 
-    def __init__(self, path: Path | str, *, recursive: bool = False, slideshow_fps: float | None = None) -> None:
+    def __init__(
+        self, path: Path | str, *, recursive: bool = False, slideshow_fps: float | None = None,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    ) -> None:
         self.path = Path(path)
+        self.max_pixels = max_pixels
         super().__init__(str(self.path))
         self.recursive = recursive
         self.nominal_fps = slideshow_fps
@@ -97,10 +102,11 @@ class ImageFolderSource(FrameSource):
         if self._pacer is not None:
             self._pacer.wait()
         try:
-            image = read_image(path)
-        except ImageReadError as exc:
-            self._report(str(exc))
-            raise FrameReadError(str(exc), path=path, frame_id=index) from exc
+            image = read_image(path, max_pixels=self.max_pixels)
+        except Exception as exc:  # noqa: BLE001 — whatever one file does, the next read() goes on
+            message = str(exc) if isinstance(exc, ImageReadError) else str(ImageReadError(path, f"{type(exc).__name__}: {exc}"))
+            self._report(message)
+            raise FrameReadError(message, path=path, frame_id=index) from exc
         return Frame(image=image, timestamp=time.time(), frame_id=index, source=str(path))
 
     def seek(self, index: int) -> None:

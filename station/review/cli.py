@@ -30,6 +30,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, help="images per forward pass (default: 32 on CUDA, 4 on CPU)")
     parser.add_argument("--workers", type=int, help="decode threads (default: the cores, 2 to 8)")
     parser.add_argument("--reference", type=Path, help="defect-free template image, for recipes that compare against one")
+    parser.add_argument("--max-megapixels", type=float,
+                        help="refuse images whose header claims more pixels (default: the setting max_image_megapixels, 100)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -44,6 +46,15 @@ def resolve_recipe(value: str):
         known = ", ".join(repr(name) for name in recipes) or "none"
         raise RecipeError(f"no recipe named {value!r}; known: {known}")
     return recipes[value]
+
+
+def max_pixels(megapixels: float | None) -> int | None:
+    """The pixel cap: ``megapixels`` when given, else the settings' (0 or less: no cap)."""
+    if megapixels is None:
+        from station.config import load_settings
+
+        megapixels = load_settings().max_image_megapixels
+    return int(megapixels * 1_000_000) if megapixels and megapixels > 0 else None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -78,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     with engine, store:
         options = RunOptions(
             want_attention=not args.no_attention, batch_size=args.batch_size, decode_workers=args.workers,
-            reference=reference,
+            reference=reference, max_pixels=max_pixels(args.max_megapixels),
         )
         runner = BatchRunner(engine, store, scan.folder, options=options, thumbnails=thumbnails)
         work = runner.plan(scan)

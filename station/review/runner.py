@@ -18,9 +18,11 @@ threads several times over: an OpenMP team whose threads lose their core to a de
 another process) spins at every barrier. With attention maps each lane runs the engine on its
 own copy of the models (CAM hooks are per model). On a GPU one lane feeds large batches.
 
-Nothing aborts the batch: an unreadable, truncated or foreign file becomes an error outcome
-with the reason, and an image the networks fail on is retried alone and then recorded as an
-error. Outcomes are written to the store once per batch, so a cancelled or crashed run resumes
+Nothing aborts the batch: an unreadable, truncated, oversized or foreign file (a dangling or
+looping link, a pipe) becomes an error outcome with the reason, and an image the networks fail
+on is retried alone and then recorded as an error. Errors that are not the file's content (it
+could not be opened, the station's disk was full or read-only when its maps were stored) are
+read again by the next run (``RETRY_NEXT_RUN``). Outcomes are written to the store once per batch, so a cancelled or crashed run resumes
 where it stopped. ``RunControl`` pauses and cancels from any thread.
 
 The threads here are plain ``concurrent.futures`` workers so that the headless command runs
@@ -44,12 +46,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from station.capture.images import ImageReadError, decode_image
+from station.capture.images import DEFAULT_MAX_PIXELS, ImageReadError, decode_image, file_problem
 from station.inference import Engine, EngineError, InspectionResult, PreparedImage, Recipe
 from station.review.maps import save_maps
 from station.review.results import top_defect
 from station.review.scan import FolderScan, absolute_path
-from station.review.store import BatchStore, ItemOutcome, ItemRow, ItemState, WorkItem, recipe_fingerprint
+from station.review.store import (
+    RETRY_NEXT_RUN, BatchStore, ItemOutcome, ItemRow, ItemState, WorkItem, recipe_fingerprint,
+)
+from station.storage import describe_os_error, is_storage_error
 from station.review.thumbnails import ThumbnailCache
 
 log = logging.getLogger(__name__)
@@ -138,6 +143,7 @@ class RunOptions:
     # CPU only: batches computed at once, each single-threaded (None: torch's thread count, at most the cores)
     inference_lanes: int | None = None
     reference: np.ndarray | None = None  # the defect-free template, for recipes that compare against one
+    max_pixels: int | None = DEFAULT_MAX_PIXELS  # images whose header claims more are refused undecoded
 
 
 @dataclass(frozen=True)
@@ -198,6 +204,7 @@ class _Read:
     prepared: PreparedImage | None = None
     error: str | None = None
     model_error: bool = False  # the error depends on the recipe (not on the file alone)
+    retry: bool = False  # the error is not the file's content: the next run reads it again
     unchanged: bool = False
 
 
@@ -261,14 +268,28 @@ class BatchRunner:
 
     # -- decode threads -------------------------------------------------------------------
     def _read(self, item: WorkItem) -> _Read:
+        try:
+            return self._read_file(item)
+        except Exception as exc:  # noqa: BLE001 — whatever a hostile file does, it is one error row
+            log.warning("reading %s failed: %s", item.relative_path, exc, exc_info=True)
+            return _Read(item, error=f"cannot be read ({type(exc).__name__}: {exc})", retry=True)
+
+    def _read_file(self, item: WorkItem) -> _Read:
         read = _Read(item)
         path = absolute_path(self.folder, item.relative_path)
+        problem = file_problem(path)  # before open(): a pipe named x.png would block the reader
+        if problem:
+            read.error, read.retry = problem, True
+            return read
         try:
             with open(path, "rb") as handle:
                 stat = os.fstat(handle.fileno())
                 data = handle.read()
         except OSError as exc:
-            read.error = f"cannot open the file ({exc.strerror or exc})"
+            read.error, read.retry = f"cannot open the file ({exc.strerror or exc})", True
+            return read
+        except MemoryError:
+            read.error = "too large to read into memory"
             return read
         read.size, read.mtime_ns = stat.st_size, stat.st_mtime_ns
         read.sha256 = hashlib.sha256(data).hexdigest()
@@ -284,10 +305,11 @@ class BatchRunner:
             read.error, read.unchanged = "the file is empty (0 bytes)", False
             return read
         try:
-            image = decode_image(data, path)
+            image = decode_image(data, path, max_pixels=self.options.max_pixels)
         except ImageReadError as exc:
             read.error, read.unchanged = exc.reason, False
             return read
+        del data  # a large file's bytes need not wait for the networks
         if not has_thumbnail:
             try:
                 self.thumbnails.write(read.sha256, image)
@@ -305,7 +327,8 @@ class BatchRunner:
     def _error_outcome(self, read: _Read) -> ItemOutcome:
         return ItemOutcome(
             item_id=read.item.item_id, size=read.size, mtime_ns=read.mtime_ns, sha256=read.sha256,
-            state=ItemState.ERROR, error=read.error, fingerprint=self.fingerprint if read.model_error else None,
+            state=ItemState.ERROR, error=read.error,
+            fingerprint=RETRY_NEXT_RUN if read.retry else self.fingerprint if read.model_error else None,
         )
 
     def _result_outcome(self, read: _Read, result: InspectionResult, has_maps: bool) -> ItemOutcome:
@@ -346,6 +369,10 @@ class BatchRunner:
             result = self.engine.run_batch([read.prepared])[0]
             return self._result_outcome(read, result, False)
         except Exception as exc:  # noqa: BLE001 — one bad image must not stop the batch
+            if is_storage_error(exc):  # the station's disk, not the image: try it again next run
+                log.warning("result of %s not stored: %s", read.item.relative_path, exc)
+                read.error, read.retry = f"not stored, {describe_os_error(exc)} ({exc}); the next run inspects it again", True
+                return self._error_outcome(read)
             log.warning("inspection failed for %s: %s", read.item.relative_path, exc)
             read.error, read.model_error = f"inspection failed: {exc}", True
             return self._error_outcome(read)

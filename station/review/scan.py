@@ -65,7 +65,10 @@ def scan_folder(folder: Path | str, *, recursive: bool = False) -> FolderScan:
             try:
                 stat = path.stat()
             except OSError:
-                continue  # vanished between listing and stat: not part of this scan
+                try:
+                    stat = path.lstat()  # a dangling or looping link: listed, and the runner says which
+                except OSError:
+                    continue  # vanished between listing and stat: not part of this scan
             files.append(ScannedFile(path.relative_to(folder).as_posix(), stat.st_size, stat.st_mtime_ns, supported))
     return FolderScan(folder, recursive, tuple(files))
 

@@ -10,7 +10,10 @@ carry its size, mtime and sha256:
   different sha256 makes it ``pending`` again (its earlier review no longer applies);
 * a result computed with other models or thresholds (another recipe *fingerprint*) is
   ``pending`` again; a file that cannot be decoded stays an error until it changes;
-* a file no longer in the folder keeps its row but is hidden (``present = 0``).
+* a file no longer in the folder keeps its row but is hidden (``present = 0``);
+* an error that is not the file's content (the file could not be opened, a dangling link, the
+  station's disk was full while storing its maps) carries the fingerprint ``RETRY_NEXT_RUN``
+  and is read again by the next run.
 
 The table in the GUI holds only :class:`ItemRow` (a few numbers per file); full results are
 read one at a time (:meth:`BatchStore.record`) or streamed (:meth:`BatchStore.iter_records`),
@@ -35,10 +38,12 @@ from pathlib import Path
 from typing import Any
 
 from station import paths
+from station.storage import describe_os_error, disk_is_full, is_writable_folder
 from station.review.scan import FolderScan, unsupported_reason
 
 SCHEMA_VERSION = 1
 STORE_FILE = "review.sqlite3"
+RETRY_NEXT_RUN = "retry"  # the fingerprint of an error row the next run reads again (never a recipe's)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -232,10 +237,8 @@ def store_key(folder: Path, recipe_name: str) -> str:
 
 
 def store_dir(folder: Path, recipe_name: str) -> Path:
-    """Where the review of ``folder`` with ``recipe_name`` lives (created)."""
-    directory = paths.data_dir() / "batches" / store_key(folder, recipe_name)
-    directory.mkdir(parents=True, exist_ok=True)
-    return directory
+    """Where the review of ``folder`` with ``recipe_name`` lives (created by ``BatchStore.open``)."""
+    return paths.data_dir() / "batches" / store_key(folder, recipe_name)
 
 
 def recipe_fingerprint(
@@ -252,6 +255,18 @@ def recipe_fingerprint(
     if reference_sha256 is not None:
         payload["reference"] = reference_sha256
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+def _reason(exc: BaseException, path: Path) -> str:
+    """SQLite's words, with the disk's state when SQLite hides it ("disk I/O error" on a full disk)."""
+    if isinstance(exc, OSError):
+        return describe_os_error(exc)
+    text = str(exc)
+    if "disk is full" in text or disk_is_full(path.parent):
+        return f"the disk is full ({text})"
+    if path.parent.is_dir() and not is_writable_folder(path.parent):
+        return f"the folder is read-only ({text})"
+    return text
 
 
 def _now() -> str:
@@ -301,7 +316,7 @@ class BatchStore:
             conn.executescript(_SCHEMA)
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except (sqlite3.Error, OSError) as exc:
-            raise StoreError(f"cannot open the batch store {self.path}: {exc}") from exc
+            raise StoreError(f"cannot open the batch store {self.path}: {_reason(exc, self.path)}") from exc
         self._conn = conn
         return self
 
@@ -335,7 +350,7 @@ class BatchStore:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             if isinstance(exc, sqlite3.Error):
-                raise StoreError(f"cannot write the batch store {self.path}: {exc}") from exc
+                raise StoreError(f"cannot write the batch store {self.path}: {_reason(exc, self.path)}") from exc
             raise
 
     # -- meta -----------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from xml.parsers import expat
 import numpy as np
 from PIL import Image, ImageOps
 
-from station.capture.images import ImageReadError, read_image
+from station.capture.images import ImageReadError, file_problem, read_image
 
 CLASSIFICATION_FORMATS = ("folder", "neu-cls")
 DETECTION_FORMATS = ("voc", "yolo", "coco", "deeppcb")
@@ -251,7 +251,8 @@ _Reader = Callable[[Path, tuple[str, ...] | None, list[DataProblem]], tuple[tupl
 
 
 def _is_image(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+    # not is_file(): a dangling or looping link or a pipe named like an image is reported, not skipped unseen
+    return not path.is_dir() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
 
 
 def _images_under(folder: Path) -> list[Path]:
@@ -576,8 +577,9 @@ class _FileCheck:
 
 
 def _check_file(path: Path, decode: bool, want_size: bool) -> _FileCheck:
-    if not path.is_file():
-        return _FileCheck(None, None, "missing file")
+    problem = file_problem(path)
+    if problem:
+        return _FileCheck(None, None, "missing file" if problem == "no such file" else problem)
     if not decode:
         if not want_size:
             return _FileCheck(None, None, None)

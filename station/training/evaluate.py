@@ -98,6 +98,7 @@ class EvaluationResult:
     calibration: dict[str, float] = field(default_factory=dict)  # NLL with the card's temperature: not a fraction
     views: int = 1  # detectors: test-time views fused per image
     files: list[Path] = field(default_factory=list)
+    left_out: list[str] = field(default_factory=list)  # "path: reason" of each file or box the dataset lost
 
     def metrics(self) -> dict[str, float]:
         values: dict[str, float] = {}
@@ -120,6 +121,7 @@ class EvaluationResult:
             "subset": self.subset,
             "test_time_views": self.views,
             "details": details | ({"calibration": self.calibration} if self.calibration else {}),
+            "left_out": self.left_out,
         }
 
 
@@ -187,7 +189,8 @@ def evaluate(
     log.info("%s", chosen.summary(f"evaluating {card.name} on {chosen.root} [{subset_name}]"))
     for problem in index.problems[:20]:
         log.warning("%s", problem)
-    result = EvaluationResult(card.task, card.name, str(chosen.root), subset_name, len(chosen.samples))
+    result = EvaluationResult(card.task, card.name, str(chosen.root), subset_name, len(chosen.samples),
+                              left_out=[str(problem) for problem in index.problems])
     if card.task == "classification":
         dataset = ClassificationData(chosen.samples, card)  # type: ignore[arg-type]
         outputs = run_classifier(model, make_loader(dataset, batch, shuffle=False, workers=workers), torch_device,
@@ -280,6 +283,9 @@ def format_report(result: EvaluationResult) -> str:
         lines.append("  per class:")
         width = max(len(n) for n, _ in per_class)
         lines += [f"    {name:<{width}}  {text}" for name, text in per_class]
+    if result.left_out:
+        lines.append(f"  left out ({len(result.left_out)}):")
+        lines += [f"    {problem}" for problem in result.left_out]
     for path in result.files:
         lines.append(f"  wrote {path}")
     return "\n".join(lines)

@@ -540,6 +540,84 @@ class BatchExportWorker(QObject):
             self.finished.emit(kind, str(written))
 
 
+class UsersWorker(QObject):
+    """Sign-in, e-signatures, the first admin and model approvals, off the GUI thread (argon2
+    takes about a second by design, and each try is an audit entry).
+
+    Every call carries a ticket; ``answered(ticket, ok, value)`` carries the result
+    (``User``, ``Signature``, ``bool`` or a list of entries) or, when ``ok`` is False, the
+    message for the person at the station. Nothing here echoes a password.
+    """
+
+    answered = Signal(int, bool, object)
+
+    def __init__(self, db_path=None, lockout_s: float | None = None) -> None:
+        super().__init__()
+        self._db_path = db_path
+        self._lockout_s = lockout_s
+        self._users = None
+
+    def _directory(self):
+        if self._users is None:
+            from station.audit import AuditLog
+            from station.users.directory import LOCKOUT_S, UserDirectory
+
+            log = AuditLog(self._db_path) if self._db_path is not None else AuditLog()
+            self._users = UserDirectory(log, lockout_s=self._lockout_s or LOCKOUT_S)
+        return self._users
+
+    def _answer(self, ticket: int, call) -> None:
+        from station.audit import AuditError
+        from station.ml.cards import ModelLoadError
+        from station.users import AuthenticationError, PermissionDenied
+
+        try:
+            value = call(self._directory())
+        except (AuthenticationError, PermissionDenied, AuditError, ModelLoadError, ValueError, KeyError, OSError) as exc:
+            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+            self.answered.emit(ticket, False, message)
+        else:
+            self.answered.emit(ticket, True, value)
+
+    @Slot(int, str, str)
+    def sign_in(self, ticket: int, user_id: str, password: str) -> None:
+        self._answer(ticket, lambda users: users.sign_in(user_id, password))
+
+    @Slot(int, str, str, str)
+    def sign(self, ticket: int, user_id: str, password: str, permission: str) -> None:
+        from station.users import Permission
+
+        self._answer(ticket, lambda users: users.sign(user_id, password, Permission(permission)))
+
+    @Slot(int, str, str, str)
+    def add_first_admin(self, ticket: int, user_id: str, name: str, password: str) -> None:
+        self._answer(ticket, lambda users: users.add_first_admin(user_id, name, password))
+
+    @Slot(int)
+    def has_users(self, ticket: int) -> None:
+        self._answer(ticket, lambda users: users.has_users())
+
+    @Slot(int, object, object)
+    def approve_models(self, ticket: int, model_dirs, signature) -> None:
+        from station.users.approvals import ModelApprovals, ModelHashes, approve_model
+
+        def approve(users):
+            approvals = ModelApprovals.from_log(users.log)
+            return [approve_model(users.log, d, signature) for d in model_dirs
+                    if approvals.find(ModelHashes.of(d)) is None]
+
+        self._answer(ticket, approve)
+
+    def request_stop(self) -> None:
+        pass
+
+    @Slot()
+    def close(self) -> None:
+        if self._users is not None:
+            self._users.log.close()
+            self._users = None
+
+
 class WorkerThread:
     """Owns a worker and the QThread it lives on; ``stop`` ends both without blocking the GUI."""
 

@@ -1,0 +1,115 @@
+"""The sign-in, e-signature and first-admin dialogs, and the idle lock (pytest-qt, offscreen)."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("PySide6")
+
+from helpers_users import EXPERT, TECH, make_directory, make_users  # noqa: E402
+
+from station.audit import Action, AuditLog  # noqa: E402
+from station.ui.users_dialogs import (  # noqa: E402
+    FirstAdminDialog,
+    IdleLock,
+    PasswordSignInDialog,
+    SignatureDialog,
+    UsersClient,
+)
+from station.users import Permission, Role  # noqa: E402
+
+
+@pytest.fixture
+def client(qtbot):
+    client = UsersClient()
+    yield client
+    client.stop()
+
+
+@pytest.fixture
+def users():
+    directory = make_directory()
+    make_users(directory)
+    return directory
+
+
+def _try(qtbot, client, dialog, user_id: str, password: str) -> None:
+    dialog.user_id.setText(user_id)
+    dialog.password.setText(password)
+    with qtbot.waitSignal(client.answered, timeout=20_000):
+        dialog.submit()
+
+
+def test_sign_in_refuses_a_wrong_password_counts_it_and_stays_open(qtbot, client, users):
+    dialog = PasswordSignInDialog(client)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    _try(qtbot, client, dialog, TECH.user_id, "not-the-password")
+    assert dialog.isVisible() and dialog.value is None
+    assert "ID or password is wrong" in dialog.message.text() and dialog.password.text() == ""
+    assert users.failures(TECH.user_id) == 1
+    with qtbot.waitSignal(dialog.accepted, timeout=20_000):
+        _try(qtbot, client, dialog, *TECH.login)
+    assert dialog.value.user_id == TECH.user_id and dialog.value.role is Role.TECHNICIAN
+
+
+def test_a_locked_account_cannot_sign_in(qtbot, client, users):
+    dialog = PasswordSignInDialog(client)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    for _ in range(5):
+        _try(qtbot, client, dialog, EXPERT.user_id, "guess-guess")
+    assert "locked" in dialog.message.text()
+    _try(qtbot, client, dialog, *EXPERT.login)
+    assert dialog.isVisible() and dialog.value is None and "locked" in dialog.message.text()
+    assert len(AuditLog().query(action=Action.ACCOUNT_LOCKED)) == 1
+
+
+def test_a_technician_cannot_sign_an_override(qtbot, client, users):
+    dialog = SignatureDialog(client, Permission.OVERRIDE, "Chip C-1: plastic → ceramic", signer_id=TECH.user_id)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    assert "Override approved" in dialog.findChild(type(dialog.message), "signatureMeaning").text()
+    _try(qtbot, client, dialog, *TECH.login)
+    assert dialog.value is None and "technician" in dialog.message.text()
+    with qtbot.waitSignal(dialog.accepted, timeout=20_000):
+        _try(qtbot, client, dialog, *EXPERT.login)
+    assert dialog.value.signer_id == EXPERT.user_id and dialog.value.meaning == "override approved"
+
+
+def test_a_technician_cannot_sign_a_release_of_a_held_chip_or_a_model_approval(qtbot, client, users):
+    for permission in (Permission.RELEASE_HELD, Permission.APPROVE_MODEL):
+        dialog = SignatureDialog(client, permission, "chip C-1")
+        qtbot.addWidget(dialog)
+        dialog.show()
+        _try(qtbot, client, dialog, *TECH.login)
+        assert dialog.value is None and "technician" in dialog.message.text()
+
+
+def test_the_first_admin_dialog_creates_the_stations_admin(qtbot, client):
+    dialog = FirstAdminDialog(client)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    dialog.user_id.setText("A9")
+    dialog.name.setText("Ann Nine")
+    dialog.password.setText("first-admin-pw")
+    dialog.confirm.setText("something-else")
+    dialog.submit()
+    assert "differ" in dialog.message.text()
+    dialog.confirm.setText("first-admin-pw")
+    with qtbot.waitSignal(dialog.accepted, timeout=20_000):
+        dialog.submit()
+    assert dialog.value.role is Role.ADMIN
+    assert make_directory().get("A9").name == "Ann Nine"
+
+
+def test_the_idle_lock_fires_after_the_set_time_and_only_when_armed(qtbot):
+    lock = IdleLock(minutes=0.001)  # 60 ms
+    with qtbot.assertNotEmitted(lock.idle, wait=200):
+        pass
+    lock.arm(True)
+    with qtbot.waitSignal(lock.idle, timeout=5_000):
+        pass
+    never = IdleLock(minutes=0)
+    never.arm(True)
+    assert not never.timer.isActive()

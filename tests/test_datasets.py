@@ -116,11 +116,39 @@ def test_yolo_ultralytics_layout(tmp_path):
     assert sample.boxes[0, 0] == pytest.approx(cx - w / 2, abs=1e-3)
 
 
-def test_yolo_data_yaml_names(tmp_path):
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ("path: .\nnames:\n  0: blob\n  1: hole\nnc: 2\n", ("blob", "hole")),
+        ("names: {0: scratch, 1: void}\n", ("scratch", "void")),
+        ("names:\n- scratch\n- void\n", ("scratch", "void")),  # a block list under an unindented key
+        ("names: ['scratch', 'void']  # two classes\n", ("scratch", "void")),
+        ("names: ['a, b', 'c']\n", ("a, b", "c")),
+        ("\ufeffnames: [blob, hole]\n", ("blob", "hole")),  # saved by Notepad
+    ],
+)
+def test_yolo_data_yaml_names(tmp_path, text, names):
     root = make_yolo_dataset(tmp_path / "yolo", count=1)
     (root / "classes.txt").unlink()
-    (root / "data.yaml").write_text("path: .\nnames:\n  0: blob\n  1: hole\nnc: 2\n")
-    assert read_dataset(root, "yolo").classes == ("blob", "hole")
+    (root / "data.yaml").write_text(text, encoding="utf-8")
+    assert read_dataset(root, "yolo").classes == names
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("names: [a, b\n", "data.yaml:2: not valid YAML"),
+        ("names: {0: a, 2: b}\n", "class ids must be 0..1"),
+        ("nc: 3\nnames: [a, b]\n", "nc: 3 but 'names:' lists 2"),
+        ("train: images\n", "no 'names:'"),
+    ],
+)
+def test_yolo_data_yaml_errors_name_the_file(tmp_path, text, message):
+    root = make_yolo_dataset(tmp_path / "yolo", count=1)
+    (root / "classes.txt").unlink()
+    (root / "data.yaml").write_text(text, encoding="utf-8")
+    with pytest.raises(DatasetError, match=message.replace("[", r"\[")):
+        read_dataset(root, "yolo")
 
 
 def test_coco_json(tmp_path):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from station.ml.tta import VIEW_COUNTS
 from station.training.datasets import CLASSIFICATION_FORMATS, DETECTION_FORMATS, FORMATS, DatasetError
-from station.training.splits import SplitError
+from station.training.splits import SPLIT_SOURCES, SplitError
 
 TASKS = {"classifier": "classification", "detector": "detection"}
 DEFAULT_MODELS = {"classifier": "cti-tiny", "detector": "wbam-ffem-nano"}
@@ -85,6 +85,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                       help=f"classifier: {', '.join(CLASSIFICATION_FORMATS)}; detector: {', '.join(DETECTION_FORMATS)}")
     data.add_argument("--split", type=Path, default=None, metavar="FILE",
                       help="split file: read when it exists, else written there (default: OUT/split.json)")
+    data.add_argument("--split-from", choices=SPLIT_SOURCES, default="auto",
+                      help="a new split: the dataset's own lists (YOLO data.yaml train/val/test, VOC ImageSets/Main, "
+                           "DeepPCB trainval.txt/test.txt), a random stratified one, or auto (the dataset's when it "
+                           "has one; default)")
     data.add_argument("--val", type=float, default=0.2, help="validation fraction of a new split (default 0.2)")
     data.add_argument("--test", type=float, default=0.0, help="test fraction of a new split (default 0)")
     data.add_argument("--strict", action="store_true", help="stop on any data problem instead of leaving it out")
@@ -178,6 +182,7 @@ def options_from_args(args: argparse.Namespace, command_line: str | None = None)
         device=args.device,
         seed=args.seed,
         split_file=args.split,
+        split_from=args.split_from,
         val_fraction=args.val,
         test_fraction=args.test,
         resume=args.resume,

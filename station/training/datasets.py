@@ -399,34 +399,49 @@ def _read_voc(root: Path, classes: tuple[str, ...] | None, problems: list[DataPr
 def _yolo_names(root: Path) -> tuple[str, ...] | None:
     for name in ("classes.txt", "obj.names", "classes.names"):
         if (root / name).is_file():
-            return tuple(line.strip() for line in (root / name).read_text().splitlines() if line.strip())
+            return tuple(line.strip() for line in (root / name).read_text(encoding="utf-8-sig").splitlines() if line.strip())
     for name in ("data.yaml", "dataset.yaml"):
         if (root / name).is_file():
             return _names_from_yaml(root / name)
     return None
 
 
+def read_data_yaml(path: Path) -> dict:
+    """An Ultralytics ``data.yaml`` as a mapping (PyYAML ``safe_load``; a BOM is allowed)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        raise DatasetError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', None) or exc})") from None
+    except UnicodeDecodeError:
+        raise DatasetError(f"{path}: not UTF-8 text") from None
+    if not isinstance(data, dict):
+        raise DatasetError(f"{path}: expected a mapping with 'names:', got {type(data).__name__}")
+    return data
+
+
 def _names_from_yaml(path: Path) -> tuple[str, ...]:
-    """The ``names:`` entry of an Ultralytics data.yaml: inline list, block list or id map."""
-    lines = path.read_text().splitlines()
-    for i, line in enumerate(lines):
-        if not line.startswith("names:"):
-            continue
-        rest = line[len("names:"):].strip()
-        if rest.startswith("["):
-            return tuple(item.strip().strip("'\"") for item in rest.strip("[]").split(",") if item.strip())
-        names: dict[int, str] = {}
-        for j, entry in enumerate(lines[i + 1:]):
-            if not entry.strip() or not entry.startswith((" ", "\t")):
-                break
-            entry = entry.strip()
-            if entry.startswith("- "):
-                names[j] = entry[2:].strip().strip("'\"")
-            elif ":" in entry:
-                key, value = entry.split(":", 1)
-                names[int(key)] = value.strip().strip("'\"")
-        return tuple(names[k] for k in sorted(names))
-    raise DatasetError(f"{path}: no 'names:' entry")
+    """The ``names:`` entry of an Ultralytics data.yaml: a list, or a map of class id -> name."""
+    data = read_data_yaml(path)
+    names = data.get("names")
+    if isinstance(names, dict):
+        try:
+            ids = sorted(int(key) for key in names)
+        except (TypeError, ValueError):
+            raise DatasetError(f"{path}: 'names:' map keys must be class ids 0, 1, ... (got {list(names)})") from None
+        if ids != list(range(len(ids))):
+            raise DatasetError(f"{path}: 'names:' class ids must be 0..{len(ids) - 1} without gaps (got {ids})")
+        names = [names[key] for key in sorted(names, key=int)]
+    if not isinstance(names, list) or not names:
+        raise DatasetError(f"{path}: no 'names:' list or id map")
+    names = [str(name) for name in names]
+    count = data.get("nc")
+    if count is not None and count != len(names):
+        raise DatasetError(f"{path}: nc: {count} but 'names:' lists {len(names)} classes")
+    return tuple(names)
 
 
 def _yolo_label_path(image_path: Path) -> Path:

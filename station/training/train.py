@@ -59,7 +59,7 @@ from station.training.evaluate import (
 from station.training.loaders import ClassificationData, DetectionData, channel_parts, make_loader
 from station.training.deeppcb import deeppcb_metrics
 from station.training.metrics import classification_metrics, detection_metrics, negative_log_likelihood
-from station.training.splits import Split, make_split
+from station.training.splits import Split, dataset_split, make_split
 from station.training.transforms import (
     AugmentConfig,
     classification_train_transform,
@@ -95,6 +95,7 @@ class TrainOptions:
     device: str = "auto"
     seed: int = 0
     split_file: Path | None = None  # read when it exists, else written there
+    split_from: str = "auto"  # a new split: "dataset" (its own lists), "random", "auto" (the dataset's when it has one)
     val_fraction: float = 0.2
     test_fraction: float = 0.0
     resume: bool = False
@@ -238,7 +239,17 @@ def load_or_make_split(options: TrainOptions, index: DatasetIndex) -> Split:
             raise TrainingError(f"split {path} was made for classes {split.classes}, "
                                 f"the data has {list(index.classes)}")
         return split
-    split = make_split(index, seed=options.seed, val=options.val_fraction, test=options.test_fraction)
+    split = None
+    if options.split_from in ("auto", "dataset"):
+        split = dataset_split(index, seed=options.seed, val=options.val_fraction)
+        if split is None and options.split_from == "dataset":
+            raise TrainingError(f"{index.root} ships no split of its own ({index.format}); use --split-from random")
+    if split is not None:
+        log.info("using the dataset's own split (%s)", split.source.removeprefix("dataset: "))
+    else:
+        split = make_split(index, seed=options.seed, val=options.val_fraction, test=options.test_fraction)
+        log.info("made a random stratified split (seed %d, val %.2f, test %.2f)", options.seed,
+                 options.val_fraction, options.test_fraction)
     if path is not None:
         split.save(path)
         log.info("wrote split file %s", path)

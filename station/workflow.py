@@ -3,12 +3,16 @@
 One :class:`Inspection` per captured chip. The GUI asks this module what to write to the
 audit log at each step, and the module decides what the operator may do next: an
 uncertain call cannot simply be accepted, and a chip can be released to decapping only
-once its verdict record is committed.
+once its verdict record is committed. :meth:`Inspection.view` is what the screen shows:
+the panel draws that and nothing else, so the screen cannot say one thing while the record
+says another.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 from station.audit.entry import Action, Verdict
@@ -29,6 +33,120 @@ class AuditDraft:
     fields: dict[str, Any]
 
 
+class Stage(str, Enum):
+    """Where one captured chip stands. The screen shows this and nothing else."""
+
+    CLASSIFYING = "classifying"
+    FAILED = "failed"  # the models could not answer: capture again
+    CAPTURED = "captured"  # a result waits for the operator's verdict
+    ACCEPTED = "accepted"
+    OVERRIDDEN = "overridden"
+    HELD = "held"
+    RELEASED = "released"
+    DISCARDED = "discarded"  # set aside on the record (new capture, operator switch, exit)
+
+
+class Tone(str, Enum):
+    """How the banner reads: the panel maps each to one colour."""
+
+    INFO = "info"
+    CONFIDENT = "confident"
+    TO_PERSON = "to_person"
+    OVERRIDDEN = "overridden"
+    HOLD = "hold"
+    DONE = "done"
+
+
+@dataclass(frozen=True)
+class Routing:
+    """Why a result must go to a person instead of being accepted. ``kind`` is what the
+    record keeps; a new kind (a part the models do not know, say) adds a branch in
+    :func:`person_routing` and the banner, the buttons and the record follow."""
+
+    kind: str  # "uncertain", "image_problem"
+    banner: str
+    details: tuple[str, ...] = ()
+
+
+def person_routing(result) -> Routing | None:
+    if result is None:
+        return None
+    if result.image_problems:
+        # the networks answered, but on a frame the recipe does not trust
+        return Routing("image_problem", "IMAGE CHECK FAILED – route to expert", tuple(result.image_problems))
+    if result.material is not None and result.material.uncertain:
+        return Routing("uncertain", "UNCERTAIN – route to expert")
+    return None
+
+
+def display_name(raw: str | None) -> str:
+    """What an operator reads for a model's raw class name: "chipped_edge" -> "Chipped edge"."""
+    if not raw:
+        return "—"
+    text = raw.replace("_", " ").strip()
+    return text[:1].upper() + text[1:]
+
+
+def release_label(method: str | None) -> str:
+    return f"Release to {method} decapsulation" if method else "Release to decapping"
+
+
+def chip_id_problem(chip: dict[str, str], recipe) -> str:
+    """Why a capture may not start with these IDs ("" when it may)."""
+    if chip.get("chip_id"):
+        return ""
+    if getattr(recipe, "allow_missing_chip_id", False):
+        return ""  # the operator gives a reason instead, kept in the record
+    return "Scan or type the chip ID first: every verdict is recorded against one chip."
+
+
+@dataclass(frozen=True)
+class InspectionView:
+    """Everything the inspection panel shows for one inspection, derived from its state."""
+
+    stage: Stage
+    banner: str = ""
+    banner_details: tuple[str, ...] = ()
+    tone: Tone = Tone.INFO
+    material: str = "—"
+    material_tooltip: str = ""
+    confidence: str = ""
+    decap: str = "—"
+    record: str = ""
+    release_text: str = "Release to decapping"
+    can_accept: bool = False
+    can_override: bool = False
+    can_hold: bool = False
+    can_release: bool = False
+    accept_tooltip: str = ""
+    show_result: bool = False  # the chart and the defects table
+
+
+def _material_fields(result, stage: Stage) -> dict[str, Any]:
+    call = result.material
+    fields = dict(stage=stage, material="not classified", material_tooltip="",
+                  confidence="this recipe has no classifier", decap="—", show_result=True)
+    if call is not None:
+        threshold = result.thresholds.get("uncertain_below", 0.0)
+        fields.update(material=display_name(call.material), material_tooltip=call.material, decap=call.decap_method,
+                      confidence=f"{call.confidence:.1%} (calibrated; expert below {threshold:.0%})")
+    return fields
+
+
+def result_view(result) -> InspectionView:
+    """What a result says before anyone decided (also batch review's detail pane)."""
+    routing, call = person_routing(result), result.material
+    if routing is not None:
+        banner, details, tone = routing.banner, routing.details, Tone.TO_PERSON
+    elif call is not None:
+        banner, details, tone = f"{display_name(call.material)} — {call.decap_method}", (), Tone.CONFIDENT
+    else:
+        banner, details, tone = "Findings ready – give the verdict", (), Tone.INFO
+    tooltip = "Goes to a person: override with a reason, or hold for an expert." if routing else ""
+    return InspectionView(**_material_fields(result, Stage.CAPTURED), banner=banner, banner_details=details,
+                          tone=tone, accept_tooltip=tooltip)
+
+
 @dataclass
 class Inspection:
     request_id: int
@@ -41,6 +159,10 @@ class Inspection:
     material: str | None = None  # material of record after the verdict
     verdict_entry_id: int | None = None
     release_entry_id: int | None = None
+    owner: Operator | None = None  # who captured it (or took it over): only they decide
+    no_id_reason: str = ""  # the recipe allows a capture without chip ID, for this recorded reason
+    reason: str = ""  # the override's or the hold's reason, once committed
+    discarded_entry_id: int | None = None
 
     # -- what the operator may do --------------------------------------------------
     @property
@@ -48,18 +170,43 @@ class Inspection:
         return self.result is not None
 
     @property
+    def routing(self) -> Routing | None:
+        return person_routing(self.result)
+
+    @property
     def uncertain(self) -> bool:
-        """An uncertain call, or a frame the recipe's image check rejected."""
-        return self.result is not None and self.result.needs_expert
+        """The result must go to a person: an uncertain call or a frame the image check rejected."""
+        return self.routing is not None
+
+    @property
+    def stage(self) -> Stage:
+        if self.discarded_entry_id is not None:
+            return Stage.DISCARDED
+        if self.release_entry_id is not None:
+            return Stage.RELEASED
+        if self.verdict_entry_id is not None:
+            return {Verdict.ACCEPT: Stage.ACCEPTED, Verdict.OVERRIDE: Stage.OVERRIDDEN}.get(self.verdict, Stage.HELD)
+        if self.error is not None:
+            return Stage.FAILED
+        return Stage.CAPTURED if self.has_result else Stage.CLASSIFYING
+
+    @property
+    def pending(self) -> bool:
+        """Something an operator still has to do: a verdict to give, or a chip to release."""
+        return self.stage is Stage.CAPTURED or self.awaiting_release
+
+    @property
+    def awaiting_release(self) -> bool:
+        return self.stage in (Stage.ACCEPTED, Stage.OVERRIDDEN) and self.goes_to_decapping
 
     @property
     def can_accept(self) -> bool:
         """An uncertain call goes to a person: override with a reason, or hold."""
-        return self.has_result and self.verdict_entry_id is None and not self.uncertain
+        return self.stage is Stage.CAPTURED and not self.uncertain
 
     @property
     def can_give_verdict(self) -> bool:
-        return self.has_result and self.verdict_entry_id is None
+        return self.stage is Stage.CAPTURED
 
     @property
     def goes_to_decapping(self) -> bool:
@@ -69,12 +216,7 @@ class Inspection:
 
     @property
     def can_release(self) -> bool:
-        return (
-            self.goes_to_decapping
-            and self.verdict_entry_id is not None
-            and self.verdict in (Verdict.ACCEPT, Verdict.OVERRIDE)
-            and self.release_entry_id is None
-        )
+        return self.awaiting_release
 
     @property
     def decap_method(self) -> str | None:
@@ -82,19 +224,82 @@ class Inspection:
             return None
         return self.recipe.decap_methods.get(self.material)
 
+    @property
+    def chip_label(self) -> str:
+        return self.chip.get("chip_id") or "(no chip ID)"
+
+    def owned_by(self, operator: Operator | None) -> bool:
+        return operator is not None and (self.owner is None or self.owner.operator_id == operator.operator_id)
+
+    # -- what the screen shows -----------------------------------------------------
+    def view(self) -> InspectionView:
+        stage = self.stage
+        if stage is Stage.CLASSIFYING:
+            return InspectionView(stage, material="classifying…")
+        if stage is Stage.FAILED:
+            return InspectionView(stage, "NOT CLASSIFIED – capture again", (self.error or "",), Tone.HOLD,
+                                  material="not classified")
+        if stage is Stage.RELEASED:
+            return InspectionView(stage, f"Released: {self.chip_label} → {self.decap_method}", (), Tone.DONE,
+                                  record=f"Record #{self.release_entry_id} (verdict #{self.verdict_entry_id}). "
+                                         "Scan the next chip.")
+        if stage is Stage.DISCARDED:
+            return InspectionView(stage, f"Set aside: {self.chip_label} (not released)", (), Tone.DONE,
+                                  record=f"Record #{self.discarded_entry_id}. Scan the next chip.")
+        if stage is Stage.CAPTURED:
+            return dataclasses.replace(result_view(self.result), can_accept=self.can_accept, can_override=True,
+                                       can_hold=True)
+        return self._decided_view(_material_fields(self.result, stage), self.result.material)
+
+    def _decided_view(self, base: dict, call) -> InspectionView:
+        stage = self.stage
+        record = f"Record #{self.verdict_entry_id} committed"
+        if stage is Stage.HELD:
+            return InspectionView(**{**base, "decap": "none — held"}, banner="HOLD — do not decap",
+                                  banner_details=(f"Reason: {self.reason}",) if self.reason else (), tone=Tone.HOLD,
+                                  record=f"{record}: {self.chip_label} held.")
+        method = self.decap_method
+        if not self.goes_to_decapping:
+            return InspectionView(**base, banner=f"{stage.value.upper()} — inspection only", tone=Tone.DONE,
+                                  record=f"{record}: {self.verdict} — inspection only "
+                                         "(this recipe sends nothing to decapping).")
+        shown = f"{display_name(self.material)} — {method}"
+        if stage is Stage.OVERRIDDEN:
+            base.update(material=display_name(self.material), material_tooltip=self.material or "", decap=method or "—")
+            model_said = display_name(call.material) if call is not None else "—"
+            return InspectionView(**base, banner=f"OVERRIDDEN → {shown}", tone=Tone.OVERRIDDEN,
+                                  banner_details=(f"model said {model_said}; reason: {self.reason}",),
+                                  record=f"{record}: override — {self.chip_label} → {method}.",
+                                  release_text=release_label(method), can_release=True)
+        return InspectionView(**base, banner=f"ACCEPTED — {shown}", tone=Tone.CONFIDENT,
+                              record=f"{record}: accepted — {self.chip_label} → {method}.",
+                              release_text=release_label(method), can_release=True)
+
     # -- audit drafts --------------------------------------------------------------
+    def _chip_fields(self) -> dict[str, Any]:
+        return {
+            "chip_id": self.chip.get("chip_id") or None,
+            "lot_id": self.chip.get("lot_id") or None,
+            "serial_id": self.chip.get("serial") or None,
+            "recipe": self.recipe.name,
+        }
+
     def _prediction_fields(self) -> dict[str, Any]:
         fields = result_audit_fields(self.result)
-        fields.update(
-            chip_id=self.chip.get("chip_id") or None,
-            lot_id=self.chip.get("lot_id") or None,
-            serial_id=self.chip.get("serial") or None,
-            recipe=self.recipe.name,
-        )
+        fields.update(self._chip_fields())
         fields["details"].update(
             frame_source=self.frame.source, frame_id=self.frame.frame_id, frame_time=self.frame.timestamp
         )
+        if self.routing is not None:
+            fields["details"]["routed_to_person"] = self.routing.kind
+        if self.no_id_reason:
+            fields["details"]["no_chip_id_reason"] = self.no_id_reason
         return fields
+
+    def _check_operator(self, operator: Operator) -> None:
+        if not self.owned_by(operator):
+            raise ValueError(f"this result belongs to operator {self.owner.operator_id}: "
+                             "hand it over or discard it first")
 
     def verdict_draft(self, operator: Operator, verdict: Verdict, material: str | None = None, reason: str = "") -> AuditDraft:
         """The record of the operator's decision, with the archived image and every prediction."""
@@ -102,10 +307,15 @@ class Inspection:
             raise ValueError("no result to give a verdict on")
         if self.verdict_entry_id is not None:
             raise ValueError(f"this inspection already has its verdict (record {self.verdict_entry_id})")
+        if self.discarded_entry_id is not None:
+            raise ValueError("this inspection was set aside")
+        self._check_operator(operator)
         if verdict is Verdict.ACCEPT and not self.can_accept:
             raise ValueError("an uncertain result cannot be accepted: override it with a reason, or hold it")
-        if verdict is Verdict.OVERRIDE and not reason.strip():
-            raise ValueError("an override needs a reason")
+        if not self.chip.get("chip_id") and not self.no_id_reason:
+            raise ValueError("a verdict needs the chip ID (or the recipe's recorded reason for none)")
+        if verdict in (Verdict.OVERRIDE, Verdict.REJECT_HOLD) and not reason.strip():
+            raise ValueError(f"{'an override' if verdict is Verdict.OVERRIDE else 'a hold'} needs a reason")
         if verdict is Verdict.OVERRIDE and self.goes_to_decapping and not material:
             raise ValueError("an override needs the chosen material and a reason")
         call = self.result.material
@@ -128,22 +338,49 @@ class Inspection:
     def commit_verdict(self, draft: AuditDraft, entry_id: int) -> None:
         self.verdict = Verdict(draft.fields["verdict"])
         self.material = draft.fields.get("material")
+        self.reason = draft.fields.get("reason") or ""
         self.verdict_entry_id = entry_id
 
     def release_draft(self, operator: Operator) -> AuditDraft:
         if not self.can_release:
             raise ValueError("release needs a committed accept/override record first")
+        self._check_operator(operator)
         fields = {
             "operator_id": operator.operator_id,
-            "chip_id": self.chip.get("chip_id") or None,
-            "lot_id": self.chip.get("lot_id") or None,
-            "serial_id": self.chip.get("serial") or None,
-            "recipe": self.recipe.name,
+            **self._chip_fields(),
             "material": self.material,
             "decap_method": self.decap_method,
             "refers_to": self.verdict_entry_id,
         }
+        if self.no_id_reason:
+            fields["details"] = {"no_chip_id_reason": self.no_id_reason}
         return AuditDraft(Action.RELEASE, fields)
+
+    def handover_draft(self, previous: Operator, operator: Operator) -> AuditDraft:
+        """The pending result passes from ``previous`` to ``operator``, who then decides it."""
+        if not self.pending:
+            raise ValueError("nothing pending to hand over")
+        return AuditDraft(Action.HANDOVER, {
+            "operator_id": operator.operator_id,
+            **self._chip_fields(),
+            "material": self.material,
+            "refers_to": self.verdict_entry_id,
+            "details": {"from_operator": previous.operator_id, "stage": self.stage.value},
+        })
+
+    def discard_draft(self, operator: Operator, why: str) -> AuditDraft:
+        """The pending result is set aside: no verdict given, or an accepted chip not released."""
+        if not self.pending:
+            raise ValueError("nothing pending to set aside")
+        return AuditDraft(Action.DISCARD, {
+            "operator_id": operator.operator_id,
+            **self._chip_fields(),
+            "material": self.material,
+            "refers_to": self.verdict_entry_id,
+            "reason": why,
+            "details": {"stage": self.stage.value, "released": False,
+                        "owner": self.owner.operator_id if self.owner else None},
+        })
 
 
 def _defect_record(defect) -> dict[str, Any]:

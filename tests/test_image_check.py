@@ -69,7 +69,7 @@ def test_a_frame_that_fails_goes_to_a_person_with_the_reason(classifier):
     assert result_from_dict(flat.to_dict()).image_problems == flat.image_problems
 
     frame = Frame(image=FLAT, timestamp=0.0, frame_id=1, source="test")
-    inspection = Inspection(request_id=2, frame=frame, recipe=checked, result=flat)
+    inspection = Inspection(request_id=2, frame=frame, recipe=checked, result=flat, chip={"chip_id": "C-1"})
     assert inspection.uncertain and not inspection.can_accept
     operator = Operator("T1", "Tester")
     with pytest.raises(ValueError, match="cannot be accepted"):

@@ -37,10 +37,11 @@ def window(qtbot, recipe):
     window.shutdown()
 
 
-def _start_demo_and_sign_in(qtbot, window):
+def _start_demo_and_sign_in(qtbot, window, chip="LM358"):
     window.sign_in(Operator("op-7", "Ada Tester"))
     with qtbot.waitSignal(window.frame_shown, timeout=10_000):
         window.start_source("demo")
+    window.panel.chip_fields.chip.setText(chip)
 
 
 def _capture(qtbot, window):
@@ -68,7 +69,8 @@ def test_capture_override_release_writes_verified_audit_records(qtbot, window):
         window.override_with(other, "gold seal ring visible at 20x")
     assert verdict.args[0].action == "OVERRIDE"
     qtbot.waitUntil(window.panel.release_button.isEnabled, timeout=5_000)
-    assert f"#{verdict.args[0].id}" in window.panel.release_button.text()
+    assert window.panel.release_button.text() == f"Release to {window.inspection.decap_method} decapsulation"
+    assert f"#{verdict.args[0].id}" in window.panel.record_label.text()
 
     with qtbot.waitSignal(window.audit_committed, timeout=10_000) as release:
         window.panel.release_button.click()
@@ -130,7 +132,7 @@ def test_uncertain_result_cannot_be_accepted(qtbot, recipe):
     assert window.panel.override_button.isEnabled() and window.panel.hold_button.isEnabled()
     assert window.panel.results.banner.text().startswith("UNCERTAIN")
     with qtbot.waitSignal(window.audit_committed, timeout=10_000) as held:
-        window.hold_result()
+        window.hold_with("lid looks cracked")
     assert held.args[0].action == "REJECT_HOLD"
     assert not window.panel.release_button.isEnabled()
     window.shutdown()

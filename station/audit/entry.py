@@ -34,6 +34,8 @@ class Action(str, Enum):
     OVERRIDE = "OVERRIDE"  # the operator chooses another material; reason mandatory
     REJECT_HOLD = "REJECT_HOLD"
     RELEASE = "RELEASE"  # released to decapping
+    HANDOVER = "HANDOVER"  # a pending inspection passes to the operator who signed in
+    DISCARD = "DISCARD"  # a pending inspection set aside without release; reason says why
     CORRECTION = "CORRECTION"  # amends the entry named by refers_to; reason mandatory
     BATCH_VERDICT = "BATCH_VERDICT"
     SELFTEST = "SELFTEST"

@@ -8,7 +8,8 @@ file is logged and skipped, so one bad recipe never stops the station from start
 or give a path to a model folder (absolute, or relative to the recipe file). A threshold left
 ``null`` takes the value from the model's card. ``image_check`` (optional) holds the limits a
 captured frame must meet before the answer is trusted (``station.inference.image_check``); a
-frame that fails goes to a person, like an uncertain call.
+frame that fails goes to a person, like an uncertain call. ``allow_missing_chip_id`` lets a
+capture go on without a chip ID, with a reason the operator gives that goes into the record.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ class Recipe:
     decap_methods: dict[str, str] = field(default_factory=dict)  # material -> decapsulation method
     use_reference: bool = False  # the detector compares against a defect-free template image
     image_check: ImageCheck | None = None  # limits a usable frame meets; None: no check
+    # parts without a readable ID (bare dies, scrap): capture may go on without one, with a recorded reason
+    allow_missing_chip_id: bool = False
     origin: Path | None = field(default=None, compare=False)  # the file it was read from
 
     def __post_init__(self) -> None:
@@ -76,6 +79,8 @@ class Recipe:
             raise RecipeError(f"{where}: 'decap_methods' must map material names to method names")
         if not isinstance(self.use_reference, bool):
             raise RecipeError(f"{where}: 'use_reference' must be true or false, got {self.use_reference!r}")
+        if not isinstance(self.allow_missing_chip_id, bool):
+            raise RecipeError(f"{where}: 'allow_missing_chip_id' must be true or false, got {self.allow_missing_chip_id!r}")
         if self.image_check is not None and not isinstance(self.image_check, ImageCheck):
             raise RecipeError(f"{where}: 'image_check' must be an ImageCheck, got {self.image_check!r}")
 

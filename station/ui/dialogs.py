@@ -1,4 +1,5 @@
-"""Small dialogs: operator sign-in, material override, and the cards of the models in use."""
+"""Small dialogs: material override, a reason for the record, and the cards of the models in use.
+(Sign-in is in station/ui/operator_session.py.)"""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QFormLayout,
     QLabel,
-    QLineEdit,
     QPlainTextEdit,
     QTabWidget,
     QTextBrowser,
@@ -26,41 +26,36 @@ _CARD_MARKDOWN = QTextDocument.MarkdownFeature(
 )
 
 
-class SignInDialog(QDialog):
-    """Operator ID (a badge scanner can type it) and name; both required."""
+class ReasonDialog(QDialog):
+    """A written reason for the record (a hold, a part without an ID): OK stays disabled until
+    there is one."""
 
-    def __init__(self, operator_id: str = "", parent: QWidget | None = None) -> None:
+    def __init__(self, title: str, prompt: str, placeholder: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setWindowTitle("Operator sign-in")
-        self.setObjectName("signInDialog")
-        self.operator_id = QLineEdit(operator_id)
-        self.operator_id.setObjectName("operatorId")
-        self.operator_id.setPlaceholderText("scan badge or type ID")
-        self.operator_name = QLineEdit()
-        self.operator_name.setObjectName("operatorName")
-        self.operator_name.setPlaceholderText("full name")
-        self.operator_id.returnPressed.connect(self.operator_name.setFocus)
-        form = QFormLayout()
-        form.addRow("Operator ID", self.operator_id)
-        form.addRow("Name", self.operator_name)
+        self.setWindowTitle(title)
+        self.setObjectName("reasonDialog")
+        self.text = QPlainTextEdit()
+        self.text.setObjectName("reasonText")
+        self.text.setPlaceholderText(f"{placeholder} (required)")
+        self.text.setMaximumHeight(110)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Sign in")
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setText(title.split(" —")[0])
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
-        for field in (self.operator_id, self.operator_name):
-            field.textChanged.connect(self._update_ok)
+        self.text.textChanged.connect(self._update_ok)
         layout = QVBoxLayout(self)
-        layout.addWidget(QLabel("Every action at this station is recorded under your operator ID."))
-        layout.addLayout(form)
+        prompt_label = QLabel(prompt)
+        prompt_label.setWordWrap(True)
+        layout.addWidget(prompt_label)
+        layout.addWidget(self.text)
         layout.addWidget(self.buttons)
         self._update_ok()
 
     def _update_ok(self) -> None:
-        ok = bool(self.operator_id.text().strip() and self.operator_name.text().strip())
-        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(ok)
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(bool(self.reason()))
 
-    def values(self) -> tuple[str, str]:
-        return self.operator_id.text().strip(), self.operator_name.text().strip()
+    def reason(self) -> str:
+        return self.text.toPlainText().strip()
 
 
 class OverrideDialog(QDialog):

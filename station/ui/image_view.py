@@ -20,11 +20,13 @@ class ImageView(QWidget):
     a double-click resets. ``placeholder`` is drawn when there is no image."""
 
     clicked_at = Signal(float, float)  # image pixel coordinates
+    painted = Signal()  # a paint has finished (the capture-to-result time ends here)
 
     def __init__(self, placeholder: str = "", parent: QWidget | None = None, *, interactive: bool = False) -> None:
         super().__init__(parent)
         self._image: QImage | None = None
         self._placeholder = placeholder
+        self._notice = ""
         self._interactive = interactive
         self._zoom = 1.0
         self._pan = QPointF(0.0, 0.0)
@@ -40,6 +42,15 @@ class ImageView(QWidget):
     def set_placeholder(self, text: str) -> None:
         self._placeholder = text
         self.update()
+
+    def set_notice(self, text: str) -> None:
+        """A warning drawn across the top of the image ("SOURCE STOPPED"); "" removes it."""
+        if text != self._notice:
+            self._notice = text
+            self.update()
+
+    def notice(self) -> str:
+        return self._notice
 
     def has_image(self) -> bool:
         return self._image is not None
@@ -61,9 +72,20 @@ class ImageView(QWidget):
         if self._image is None:
             painter.setPen(QColor(170, 170, 170))
             painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self._placeholder)
-            return
-        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self._zoom <= 2.0)
-        painter.drawImage(self._target_rect(), self._image)
+        else:
+            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self._zoom <= 2.0)
+            painter.drawImage(self._target_rect(), self._image)
+        if self._notice:
+            strip = QRectF(0, 0, self.width(), 34)
+            painter.fillRect(strip, QColor(179, 38, 30, 225))
+            painter.setPen(QColor(255, 255, 255))
+            font = painter.font()
+            font.setBold(True)
+            font.setPointSizeF(font.pointSizeF() * 1.2)
+            painter.setFont(font)
+            painter.drawText(strip, Qt.AlignmentFlag.AlignCenter, self._notice)
+        painter.end()
+        self.painted.emit()
 
     def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802
         if not self._interactive or self._image is None:

@@ -1,24 +1,46 @@
 """The operator's column: who is signed in, which chip, Capture & Classify, the verdict
-and Release to decapping."""
+and Release to decapping. :meth:`InspectionPanel.show_state` draws it from one
+:class:`PanelState`; nothing else sets its labels or buttons."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
-    QFormLayout,
+    QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
-    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
 
 from station.ui.result_panel import ResultPanel
+from station.workflow import InspectionView
+
+
+@dataclass(frozen=True)
+class PanelState:
+    """What the window knows beyond the inspection: who, whether a capture may start, what is
+    being written. ``view`` is :meth:`station.workflow.Inspection.view` (None before a capture)."""
+
+    operator_text: str = "Not signed in"
+    signed_in: bool = False
+    capture_enabled: bool = False
+    capture_tooltip: str = ""
+    busy_text: str = ""
+    view: InspectionView | None = None
+    result: object = None  # the InspectionResult behind ``view`` (defects, chart)
+    writing: bool = False  # an audit record of this inspection is being written
+    record_note: str = ""  # replaces the view's record line ("Writing…", "NOT recorded")
+    chip_locked: bool = False  # a verdict is recorded: the IDs are the record's until release
+    timing_text: str = ""
+    um_per_px: float | None = None
 
 
 class ChipFields(QWidget):
@@ -26,6 +48,7 @@ class ChipFields(QWidget):
     which moves on to the next field; Enter in the last one emits ``completed``."""
 
     completed = Signal()
+    edited = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -35,21 +58,30 @@ class ChipFields(QWidget):
         self.lot.setObjectName("lotId")
         self.serial = QLineEdit()
         self.serial.setObjectName("serialNo")
-        form = QFormLayout(self)
-        form.setContentsMargins(0, 0, 0, 0)
-        for label, field, placeholder in (
-            ("Chip", self.chip, "scan or type part number"),
+        grid = QGridLayout(self)
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.setVerticalSpacing(4)
+        for column, (label, field, placeholder) in enumerate((
+            ("Chip", self.chip, "scan or type the chip ID (required)"),
             ("Lot", self.lot, "lot / date code"),
             ("Serial", self.serial, "serial number"),
-        ):
+        )):
             field.setPlaceholderText(placeholder)
-            form.addRow(label, field)
+            field.textEdited.connect(self.edited)
+            row, col = (0, 0) if column == 0 else (1, 2 * (column - 1))
+            grid.addWidget(QLabel(label), row, col)
+            grid.addWidget(field, row, col + 1, 1, 3 if column == 0 else 1)
         self.chip.returnPressed.connect(self.lot.setFocus)
         self.lot.returnPressed.connect(self.serial.setFocus)
         self.serial.returnPressed.connect(self.completed)
 
     def values(self) -> dict[str, str]:
         return {"chip_id": self.chip.text().strip(), "lot_id": self.lot.text().strip(), "serial": self.serial.text().strip()}
+
+    def set_locked(self, locked: bool) -> None:
+        for field in (self.chip, self.lot, self.serial):
+            field.setReadOnly(locked)
+            field.setToolTip("The verdict is recorded for these IDs: release or set the chip aside first." if locked else "")
 
     def clear(self) -> None:
         for field in (self.chip, self.lot, self.serial):
@@ -70,8 +102,24 @@ class InspectionPanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setMinimumWidth(400)
-        self.setMaximumWidth(520)
+        self.setMinimumWidth(380)
+        self.setMaximumWidth(500)
+        self.chip_fields = ChipFields()
+        self.results = ResultPanel()
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(4)
+        layout.addWidget(self._build_station_box())
+        chip_box = QGroupBox("Part")
+        QVBoxLayout(chip_box).addWidget(self.chip_fields)
+        layout.addWidget(chip_box)
+        layout.addWidget(self._build_reference_box())
+        layout.addLayout(self._build_capture_row())
+        layout.addWidget(self.results, 1)
+        layout.addWidget(self._build_verdict_box())
+        self.show_state(PanelState())
+
+    def _build_station_box(self) -> QGroupBox:
         self.operator_label = QLabel("Not signed in")
         self.operator_label.setObjectName("operatorLabel")
         self.operator_label.setStyleSheet("font-weight:bold;")
@@ -82,10 +130,26 @@ class InspectionPanel(QWidget):
         self.recipe.setObjectName("recipePicker")
         self.recipe.activated.connect(lambda _: self.recipe_chosen.emit(self.recipe.currentText()))
         self.recipe_status = QLabel("")
-        self.recipe_status.setWordWrap(True)
+        self.recipe_status.setObjectName("recipeStatus")
         self.recipe_status.setStyleSheet("color:#777;")
-        self.chip_fields = ChipFields()
+        box = QGroupBox("Station")
+        grid = QGridLayout(box)
+        grid.setVerticalSpacing(4)
+        grid.addWidget(self.operator_label, 0, 0, 1, 2)
+        grid.addWidget(self.sign_in_button, 0, 2)
+        grid.addWidget(QLabel("Recipe"), 1, 0)
+        grid.addWidget(self.recipe, 1, 1, 1, 2)
+        grid.addWidget(self.recipe_status, 2, 0, 1, 3)
+        grid.setColumnStretch(1, 1)
+        return box
 
+    def set_recipe_status(self, text: str) -> None:
+        """One line in the column (a recipe's description is long); all of it in the tooltip."""
+        first = text.split(". ")[0]
+        self.recipe_status.setText(first if len(first) <= 60 else first[:57] + "…")
+        self.recipe_status.setToolTip(text)
+
+    def _build_reference_box(self) -> QGroupBox:
         self.reference_box = QGroupBox("Reference (defect-free template)")
         self.reference_label = QLabel("no reference set")
         self.reference_label.setWordWrap(True)
@@ -101,80 +165,75 @@ class InspectionPanel(QWidget):
         reference_layout.addLayout(reference_row)
         reference_layout.addWidget(self.reference_label)
         self.reference_box.hide()
+        return self.reference_box
 
+    def _build_capture_row(self) -> QVBoxLayout:
         self.capture_button = QPushButton("Capture && Classify")
         self.capture_button.setObjectName("captureButton")
-        self.capture_button.setMinimumHeight(54)
-        self.capture_button.setStyleSheet("font-size:18px;font-weight:bold;")
-        self.capture_button.setToolTip("Space, or the foot pedal")
+        self.capture_button.setMinimumHeight(44)
+        self.capture_button.setStyleSheet("font-size:17px;font-weight:bold;")
         self.capture_button.clicked.connect(self.capture_clicked)
         self.busy_label = QLabel("")
         self.busy_label.setObjectName("busyLabel")
+        self.busy_label.setWordWrap(True)
         self.busy_label.setStyleSheet("color:#a15c00;")
+        column = QVBoxLayout()
+        column.setSpacing(2)
+        column.addWidget(self.capture_button)
+        column.addWidget(self.busy_label)
+        return column
 
-        self.results = ResultPanel()
-
+    def _build_verdict_box(self) -> QGroupBox:
         self.accept_button = QPushButton("Accept")
         self.accept_button.setObjectName("acceptButton")
         self.override_button = QPushButton("Override…")
         self.override_button.setObjectName("overrideButton")
-        self.hold_button = QPushButton("Reject / hold")
+        self.hold_button = QPushButton("Hold…")
         self.hold_button.setObjectName("holdButton")
+        self.hold_button.setToolTip("Reject / hold: the chip does not go to decapping (a reason is required)")
         self.accept_button.clicked.connect(self.accept_clicked)
         self.override_button.clicked.connect(self.override_clicked)
         self.hold_button.clicked.connect(self.hold_clicked)
         self.release_button = QPushButton("Release to decapping")
         self.release_button.setObjectName("releaseButton")
-        self.release_button.setMinimumHeight(40)
+        self.release_button.setMinimumHeight(36)
+        self.release_button.setStyleSheet("font-weight:bold;")
         self.release_button.clicked.connect(self.release_clicked)
         self.record_label = QLabel("")
         self.record_label.setObjectName("recordLabel")
         self.record_label.setWordWrap(True)
         self.record_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-
-        operator_row = QHBoxLayout()
-        operator_row.addWidget(self.operator_label, 1)
-        operator_row.addWidget(self.sign_in_button)
-        setup = QGroupBox("Station")
-        setup_layout = QVBoxLayout(setup)
-        setup_layout.addLayout(operator_row)
-        recipe_row = QHBoxLayout()
-        recipe_row.addWidget(QLabel("Recipe"))
-        recipe_row.addWidget(self.recipe, 1)
-        setup_layout.addLayout(recipe_row)
-        setup_layout.addWidget(self.recipe_status)
-        chip_box = QGroupBox("Part")
-        QVBoxLayout(chip_box).addWidget(self.chip_fields)
         verdict_box = QGroupBox("Verdict")
         verdict_layout = QVBoxLayout(verdict_box)
+        verdict_layout.setSpacing(4)
         verdict_row = QHBoxLayout()
         for button in (self.accept_button, self.override_button, self.hold_button):
             verdict_row.addWidget(button)
         verdict_layout.addLayout(verdict_row)
         verdict_layout.addWidget(self.release_button)
         verdict_layout.addWidget(self.record_label)
+        return verdict_box
 
-        # on a short screen the upper part scrolls; the verdict and release stay in view
-        content = QWidget()
-        content_layout = QVBoxLayout(content)
-        content_layout.setContentsMargins(0, 0, 4, 0)
-        content_layout.addWidget(setup)
-        content_layout.addWidget(chip_box)
-        content_layout.addWidget(self.reference_box)
-        content_layout.addWidget(self.capture_button)
-        content_layout.addWidget(self.busy_label)
-        content_layout.addWidget(self.results, 1)
-        scroll = QScrollArea()
-        scroll.setWidget(content)
-        scroll.setWidgetResizable(True)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(scroll, 1)
-        layout.addWidget(verdict_box)
-        self.set_verdict_enabled(False)
-        self.release_button.setEnabled(False)
+    def show_state(self, state: PanelState) -> None:
+        """Redraw the whole column from ``state``: the one way its contents change."""
+        self.operator_label.setText(state.operator_text)
+        self.sign_in_button.setText("Switch operator…" if state.signed_in else "Sign in…")
+        self.capture_button.setEnabled(state.capture_enabled)
+        self.capture_button.setToolTip(state.capture_tooltip or "F12 / the foot pedal, Space (outside a text field), "
+                                                                 "or Enter in the Serial field")
+        self.busy_label.setText(state.busy_text)
+        self.busy_label.setVisible(bool(state.busy_text))
+        self.chip_fields.set_locked(state.chip_locked)
+        view = state.view
+        self.results.show_view(view, state.result, state.um_per_px, state.timing_text)
+        decide = view is not None and state.signed_in and not state.writing
+        self.accept_button.setEnabled(decide and view.can_accept)
+        self.accept_button.setToolTip(view.accept_tooltip if view is not None else "")
+        self.override_button.setEnabled(decide and view.can_override)
+        self.hold_button.setEnabled(decide and view.can_hold)
+        self.release_button.setEnabled(decide and view.can_release)
+        self.release_button.setText(view.release_text if view is not None else "Release to decapping")
+        self.record_label.setText(state.record_note or (view.record if view is not None else ""))
 
     def set_recipes(self, names: list[str], current: str) -> None:
         self.recipe.clear()
@@ -194,7 +253,3 @@ class InspectionPanel(QWidget):
         )
         if path:
             self.reference_from_file.emit(path)
-
-    def set_verdict_enabled(self, enabled: bool) -> None:
-        for button in (self.accept_button, self.override_button, self.hold_button):
-            button.setEnabled(enabled)

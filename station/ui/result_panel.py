@@ -1,20 +1,19 @@
-"""What the models said about the captured frame: material call, confidence chart,
-decapsulation method, the UNCERTAIN banner, the defect list, and overlay controls."""
+"""What the screen says about the captured chip: the banner (the decision as recorded), material
+call, confidence chart, decapsulation method, the defect list, and overlay controls."""
 
 from __future__ import annotations
 
 import html
-import math
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QGridLayout,
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
-    QFormLayout,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
@@ -26,8 +25,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-_BANNER_STYLE = "background:#b3261e;color:white;font-size:18px;font-weight:bold;padding:8px;border-radius:4px;"
-_CONFIDENT_STYLE = "background:#1e6b34;color:white;font-size:15px;font-weight:bold;padding:6px;border-radius:4px;"
+from station.workflow import InspectionView, Tone, display_name, result_view
+
+_BANNER_BASE = "color:white;font-size:17px;font-weight:bold;padding:6px;border-radius:4px;"
+BANNER_COLOURS = {  # one colour per kind of answer; the text says it too, for colour-blind eyes
+    Tone.INFO: "#44505c",
+    Tone.CONFIDENT: "#1e6b34",
+    Tone.TO_PERSON: "#b3261e",
+    Tone.OVERRIDDEN: "#6a3fb5",
+    Tone.HOLD: "#b3261e",
+    Tone.DONE: "#5f6b77",
+}
 
 
 class ConfidenceChart(pg.PlotWidget):
@@ -35,8 +43,9 @@ class ConfidenceChart(pg.PlotWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent=parent, background=None)
-        self.setMinimumHeight(130)
-        self.setMaximumHeight(160)
+        self.setMinimumHeight(96)
+        self.setMaximumHeight(120)
+        self.setMinimumWidth(130)
         self.setMouseEnabled(x=False, y=False)
         self.hideButtons()
         self.setYRange(0, 1, padding=0.02)
@@ -128,111 +137,136 @@ def defect_size_text(box, um_per_px: float | None) -> tuple[str, str]:
     return px, f"{width * um_per_px:.0f} × {height * um_per_px:.0f}"
 
 
+def defect_text(defect) -> str:
+    """"Chipped edge (or Bent lead 0.41)": the operator's words; the raw names go in the tooltip."""
+    name = display_name(defect.label)
+    if not defect.alternatives:
+        return name
+    return f"{name} (or {', '.join(f'{display_name(label)} {score:.2f}' for label, score in defect.alternatives)})"
+
+
 class ResultPanel(QWidget):
-    """Shows one InspectionResult; emits ``defect_selected(row)`` (-1 for none)."""
+    """Shows one inspection's view; emits ``defect_selected(row)`` (-1 for none)."""
 
     defect_selected = Signal(int)
+    VISIBLE_DEFECT_ROWS = 5
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.material_label = QLabel("—")
-        self.material_label.setObjectName("materialLabel")
-        self.material_label.setStyleSheet("font-size:22px;font-weight:bold;")
-        self.confidence_label = QLabel("")
-        self.decap_label = QLabel("—")
-        self.decap_label.setObjectName("decapLabel")
-        self.decap_label.setStyleSheet("font-size:15px;")
         self.banner = QLabel("")
-        self.banner.setObjectName("uncertainBanner")
+        self.banner.setObjectName("verdictBanner")
         self.banner.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.banner.setWordWrap(True)
         self.banner.hide()
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(4)
+        layout.addWidget(self.banner)
+        layout.addWidget(self._build_material_box())
+        layout.addWidget(self._build_defect_box(), 1)
+
+    def _build_material_box(self) -> QGroupBox:
+        self.material_label = QLabel("—")
+        self.material_label.setObjectName("materialLabel")
+        self.material_label.setStyleSheet("font-size:20px;font-weight:bold;")
+        self.confidence_label = QLabel("")
+        self.confidence_label.setWordWrap(True)
+        self.decap_label = QLabel("—")
+        self.decap_label.setObjectName("decapLabel")
+        self.decap_label.setStyleSheet("font-size:15px;")
         self.chart = ConfidenceChart()
         self.chart.hide()
-        self.timing_label = QLabel("")
-        self.timing_label.setStyleSheet("color:#777;")
+        self.material_box = QGroupBox("Packaging material")
+        grid = QGridLayout(self.material_box)
+        grid.setVerticalSpacing(2)
+        grid.addWidget(self.material_label, 0, 0)
+        grid.addWidget(self.confidence_label, 1, 0)
+        grid.addWidget(QLabel("Decapsulation"), 2, 0)
+        grid.addWidget(self.decap_label, 3, 0)
+        grid.addWidget(self.chart, 0, 1, 4, 1)
+        grid.setColumnStretch(0, 3)
+        grid.setColumnStretch(1, 2)
+        return self.material_box
 
+    def _build_defect_box(self) -> QGroupBox:
         self.defects = QTableWidget(0, 4)
         self.defects.setObjectName("defectTable")
         self.defects.setHorizontalHeaderLabels(["Defect", "Score", "Size px", "Size µm"])
-        self.defects.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        header = self.defects.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.defects.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.defects.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.defects.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.defects.setWordWrap(False)
+        self.defects.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.defects.verticalHeader().hide()
-        self.defects.setMinimumHeight(110)
+        self.defects.verticalHeader().setDefaultSectionSize(22)
+        self.defects.setMinimumHeight(self.defects.horizontalHeader().sizeHint().height()
+                                      + 22 * self.VISIBLE_DEFECT_ROWS + 4)
         self.defects.itemSelectionChanged.connect(self._on_selection)
-
-        material_box = self.material_box = QGroupBox("Packaging material")
-        form = QFormLayout(material_box)
-        form.addRow(self.material_label)
-        form.addRow("Confidence", self.confidence_label)
-        form.addRow(self.chart)
-        form.addRow("Decapsulation", self.decap_label)
-        defect_box = QGroupBox("Defects")
-        QVBoxLayout(defect_box).addWidget(self.defects)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.banner)
-        layout.addWidget(material_box)
-        layout.addWidget(defect_box, 1)
-        layout.addWidget(self.timing_label)
+        self.timing_label = QLabel("")
+        self.timing_label.setObjectName("timingLabel")
+        self.timing_label.setStyleSheet("color:#777;")
+        box = QGroupBox("Defects")
+        column = QVBoxLayout(box)
+        column.setContentsMargins(6, 4, 6, 4)
+        column.addWidget(self.defects, 1)
+        column.addWidget(self.timing_label)
+        return box
 
     def set_classifier_shown(self, shown: bool) -> None:
         """An inspection-only recipe (bare boards, steel) has no packaging material to show."""
         self.material_box.setVisible(shown)
 
     def clear(self, message: str = "—") -> None:
+        self.show_view(None, None, None)
         self.material_label.setText(message)
-        self.confidence_label.setText("")
-        self.decap_label.setText("—")
-        self.banner.hide()
-        self.chart.clear_bars()
-        self.defects.setRowCount(0)
-        self.timing_label.setText("")
 
-    def show_result(self, result, uncertain_below: float, um_per_px: float | None = None) -> None:
-        call = result.material
-        problems = result.image_problems
-        self.banner.hide()
-        self.set_classifier_shown(call is not None)
-        if call is None:
-            self.material_label.setText("not classified")
-            self.confidence_label.setText("this recipe has no classifier")
-            self.decap_label.setText("—")
-            self.chart.clear_bars()
+    def show_result(self, result, uncertain_below: float | None = None, um_per_px: float | None = None) -> None:
+        """A result nobody has decided yet (batch review's detail pane)."""
+        total = result.timings_ms.get("total")
+        timing = f"models {total:.0f} ms on {result.device}" if total is not None and total == total else ""
+        self.show_view(result_view(result), result, um_per_px, timing)
+
+    def show_view(self, view: InspectionView | None, result, um_per_px: float | None, timing: str = "") -> None:
+        """Banner, material and defects from one inspection's view (None: nothing captured yet)."""
+        if view is None or not view.banner:
+            self.banner.hide()
         else:
-            self.material_label.setText(call.material.capitalize())
-            self.confidence_label.setText(f"{call.confidence:.1%} (calibrated; expert below {uncertain_below:.0%})")
-            self.decap_label.setText(call.decap_method)
-            self.chart.show_probabilities(call.classes, call.probabilities, uncertain_below)
-            if not call.uncertain:
-                self._show_banner(f"{call.material.capitalize()} — {call.decap_method}", _CONFIDENT_STYLE)
-            elif not problems:
-                self._show_banner("UNCERTAIN – route to expert", _BANNER_STYLE)
-        if problems:
-            # the networks answered, but on a frame the recipe does not trust
-            details = "".join(f"<br><span style='font-size:12px;font-weight:normal'>{html.escape(p)}</span>"
-                              for p in problems)
-            self._show_banner(f"IMAGE CHECK FAILED – route to expert{details}", _BANNER_STYLE)
+            details = "".join(f"<br><span style='font-size:12px;font-weight:normal'>{html.escape(d)}</span>"
+                              for d in view.banner_details if d)
+            self.banner.setText(f"{html.escape(view.banner)}{details}")
+            self.banner.setStyleSheet(f"background:{BANNER_COLOURS[view.tone]};{_BANNER_BASE}")
+            self.banner.setProperty("tone", view.tone.value)
+            self.banner.show()
+        self.material_label.setText(view.material if view is not None else "—")
+        self.material_label.setToolTip(view.material_tooltip if view is not None else "")
+        self.confidence_label.setText(view.confidence if view is not None else "")
+        self.decap_label.setText(view.decap if view is not None else "—")
+        shown = view is not None and view.show_result and result is not None
+        call = result.material if shown else None
+        if call is not None:
+            self.chart.show_probabilities(tuple(display_name(c) for c in call.classes), call.probabilities,
+                                          result.thresholds.get("uncertain_below", 0.0))
+        else:
+            self.chart.clear_bars()
+        self._show_defects(result.defects if shown else [], um_per_px)
+        self.timing_label.setText(timing if shown else "")
+
+    def _show_defects(self, defects, um_per_px: float | None) -> None:
         self.defects.blockSignals(True)
-        self.defects.setRowCount(len(result.defects))
-        for row, defect in enumerate(result.defects):
+        self.defects.setRowCount(len(defects))
+        for row, defect in enumerate(defects):
             px, um = defect_size_text(defect.box, um_per_px)
-            for column, text in enumerate((defect.label_text, f"{defect.score:.2f}", px, um)):
+            for column, text in enumerate((defect_text(defect), f"{defect.score:.2f}", px, um)):
                 item = QTableWidgetItem(text)
                 if column:
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                else:
+                    item.setToolTip(f"{text}\nmodel's names: {defect.label_text}")
                 self.defects.setItem(row, column, item)
         self.defects.blockSignals(False)
-        total = result.timings_ms.get("total")
-        if total is not None and not math.isnan(total):
-            self.timing_label.setText(f"{total:.0f} ms on {result.device}")
-
-    def _show_banner(self, text: str, style: str) -> None:
-        self.banner.setText(text)
-        self.banner.setStyleSheet(style)
-        self.banner.show()
 
     def selected_defect(self) -> int:
         rows = self.defects.selectionModel().selectedRows()

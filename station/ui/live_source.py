@@ -1,0 +1,96 @@
+"""The live source as the main window sees it: start, stop, pause, each new frame, and a
+source that stopped or stalled, said on the image (a mixin of
+:class:`station.ui.main_window.MainWindow`; frames are read in ``workers.CaptureWorker``)."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from PySide6.QtCore import Slot
+
+log = logging.getLogger(__name__)
+
+STALLED_AFTER_S = 2.0  # a live source silent this long is stalled (a pulled cable, a hung driver)
+
+
+class LiveSourceMixin:
+    @Slot(str)
+    def start_source(self, spec: str) -> None:
+        self.source_bar.set_running(True)
+        self.source_label.setText(f"Source: opening {spec}…")
+        self.settings.camera.source = spec
+        self._run_source.emit(spec)
+
+    @Slot()
+    def stop_source(self) -> None:
+        self.capture.request_stop()
+
+    @Slot()
+    def _show_latest_frame(self) -> None:
+        frame = self.capture.mailbox.take()
+        if frame is None:
+            return
+        self.latest_frame = frame
+        self.frames_shown += 1
+        self._last_frame_at = time.monotonic()
+        self.live_view.set_image(frame.image)
+        if not self._frame_fresh:
+            self._mark_source("")
+        self.frame_shown.emit()
+
+    def _mark_source(self, notice: str) -> None:
+        """A stopped or stalled source is said on the live image, and Capture waits for a fresh frame."""
+        self._frame_fresh = not notice
+        self.live_view.set_notice(notice)
+        self._refresh()
+
+    def _stale_notice(self, what: str) -> str:
+        if self.latest_frame is None:
+            return what
+        return f"{what} — last frame {time.strftime('%H:%M:%S', time.localtime(self.latest_frame.timestamp))}" \
+            if self.latest_frame.timestamp > 1e9 else what
+
+    def _check_stalled(self) -> None:
+        """A running source that has sent nothing for ``STALLED_AFTER_S`` is stalled."""
+        if self._frame_fresh and self.source_bar.stop_button.isEnabled() and not self.source_bar.pause_button.isChecked() \
+                and time.monotonic() - self._last_frame_at > STALLED_AFTER_S:
+            self._mark_source(self._stale_notice("NO NEW FRAMES — source stalled"))
+
+    @Slot(bool)
+    def _on_pause_toggled(self, paused: bool) -> None:
+        self.capture.set_paused(paused)
+        if paused:
+            self._mark_source(self._stale_notice("PAUSED"))
+
+    @Slot(str)
+    def _on_source_opened(self, description: str) -> None:
+        self.source_label.setText(f"Source: {description}")
+        log.info("source opened: %s", description)
+        self.source_started.emit(description)
+
+    @Slot(str)
+    def _on_source_problem(self, message: str) -> None:
+        log.warning("source problem: %s", message)
+        self.statusBar().showMessage(message, 8000)
+
+    @Slot(str)
+    def _on_source_error(self, message: str) -> None:
+        self.source_label.setText("Source: none")
+        self.live_view.set_placeholder(message)
+        self._mark_source(self._stale_notice("SOURCE DISCONNECTED"))
+        self.notify("Source error", message)
+
+    @Slot()
+    def _on_source_finished(self) -> None:
+        self.source_bar.set_running(False)
+        self.fps_label.setText("— fps")
+        if not self.source_label.text().endswith(("none", "(stopped)")):
+            self.source_label.setText(self.source_label.text() + " (stopped)")
+        if self.latest_frame is not None:
+            self._mark_source(self._stale_notice("SOURCE STOPPED"))
+        self.source_stopped.emit()
+
+    @Slot(float)
+    def _on_fps(self, fps: float) -> None:
+        self.fps_label.setText(f"{fps:.1f} fps")

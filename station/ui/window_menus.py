@@ -1,0 +1,96 @@
+"""The main window's menus: batch review, the audit log, image scale, the foot-pedal key,
+the model cards and About (a mixin of :class:`station.ui.main_window.MainWindow`)."""
+
+from __future__ import annotations
+
+from PySide6.QtGui import QKeySequence
+from PySide6.QtWidgets import QDialog, QLabel, QMessageBox, QVBoxLayout
+
+from station import __version__
+from station.ui.dialogs import ModelCardsDialog
+
+
+class StationMenusMixin:
+    def _build_menus(self) -> None:
+        menu = self.menuBar()
+        file_menu = menu.addMenu("&File")
+        self.batch_action = file_menu.addAction("&Batch review of a folder…", self.open_batch_review)
+        file_menu.addSeparator()
+        file_menu.addAction("&Quit", self.close)
+        station_menu = menu.addMenu("&Station")
+        station_menu.addAction("Sign in / &switch operator…", self.request_sign_in)
+        station_menu.addAction("Sign &out", self.sign_out)
+        station_menu.addAction("Image &scale (µm per pixel)…", self.ask_scale)
+        station_menu.addAction("&Foot-pedal key…", self.ask_foot_pedal_key)
+        view_menu = menu.addMenu("&View")
+        view_menu.addAction("&Audit log…", self.open_audit_view)
+        help_menu = menu.addMenu("&Help")
+        help_menu.addAction("&Models in use…", self.show_model_cards)
+        help_menu.addAction("&About", self._about)
+
+    def open_audit_view(self) -> None:
+        from station.ui.audit_view import AuditView
+
+        if getattr(self, "_audit_view", None) is None:
+            self._audit_view = AuditView(self)
+        self._audit_view.show()
+        self._audit_view.raise_()
+        self._audit_view.refresh()
+
+    def open_batch_review(self) -> None:
+        from station.ui.batch_window import BatchReviewWindow
+
+        window = getattr(self, "_batch_window", None)
+        if window is None:
+            window = self._batch_window = BatchReviewWindow(self.settings, self._recipes, self.operator, self)
+            window.destroyed.connect(lambda: setattr(self, "_batch_window", None))
+        window.show()
+        window.raise_()
+
+    def ask_scale(self) -> None:
+        from PySide6.QtWidgets import QInputDialog
+
+        value, ok = QInputDialog.getDouble(
+            self, "Image scale", "Micrometres per pixel at the current magnification (0 = unknown):",
+            self.settings.um_per_px or 0.0, 0.0, 10000.0, 3,
+        )
+        if ok:
+            self.settings.um_per_px = value or None
+            self._refresh()  # the defects' sizes in µm
+
+    def ask_foot_pedal_key(self) -> None:
+        """Most foot pedals send a key press; press the pedal in the field to record its key."""
+        from PySide6.QtWidgets import QDialogButtonBox, QKeySequenceEdit
+
+        dialog = QDialog(self)
+        dialog.setWindowTitle("Foot-pedal key")
+        editor = QKeySequenceEdit(QKeySequence(self.settings.foot_pedal_key or ""))
+        editor.setMaximumSequenceLength(1)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(dialog.accept)
+        buttons.rejected.connect(dialog.reject)
+        layout = QVBoxLayout(dialog)
+        layout.addWidget(QLabel("Press the foot pedal (or the key it sends) to capture with it:"))
+        layout.addWidget(editor)
+        layout.addWidget(buttons)
+        if dialog.exec() == QDialog.DialogCode.Accepted:
+            self.set_foot_pedal_key(editor.keySequence().toString())
+
+    def set_foot_pedal_key(self, key: str) -> None:
+        self.settings.foot_pedal_key = key
+        self._build_shortcuts()
+        self.statusBar().showMessage(f"Capture & Classify: Space or {key or 'no pedal'}", 5000)
+
+    def show_model_cards(self) -> None:
+        if self._recipe is None or not self._model_cards:
+            self.statusBar().showMessage("The recipe's models are not loaded yet.", 5000)
+            return
+        self.cards_dialog = ModelCardsDialog.show_fresh(self.cards_dialog, self._recipe.name, self._model_cards, self)
+
+    def _about(self) -> None:
+        QMessageBox.about(
+            self,
+            "About the IC Inspection Station",
+            f"IC Inspection Station {__version__}\n\nPackaging material: CTI (CNN–transformer interaction).\n"
+            "Micro defects: WBAM-FFEM.\nEvery verdict is written to a hash-chained audit log before release.",
+        )

@@ -183,3 +183,27 @@ def test_sample_mixing_refuses_native_crops(tmp_path, capsys):
     assert main(["train", "detector", "--data", str(root), "--format", "deeppcb", "--imgsz", "64", "--crop", "32",
                  "--epochs", "1", "--workers", "0", "--out", str(tmp_path / "x"), "--quiet", "--mosaic", "1"]) == 1
     assert "drop --crop" in capsys.readouterr().err
+
+
+def test_a_resumed_run_trains_exactly_as_an_uninterrupted_one(tmp_path):
+    """Batches and augmentations come from (seed, epoch) alone, so stopping after epoch 1 and
+    resuming changes no weight, with a loading process (persistent workers) and mosaic on."""
+    import torch
+    from safetensors.torch import load_file
+
+    from fixtures.training_data import make_voc_dataset
+
+    root = make_voc_dataset(tmp_path / "voc", count=12, size=64)
+
+    def run(out, epochs, *extra):
+        assert main(["train", "detector", "--data", str(root), "--format", "voc", "--imgsz", "64", "--batch", "4",
+                     "--workers", "1", "--out", str(out), "--quiet", "--keep-checkpoint", "--mosaic", "0.5",
+                     "--epochs", str(epochs), *extra]) == 0
+        return load_file(out / "checkpoint" / "model.safetensors")
+
+    straight = run(tmp_path / "straight", 2)
+    run(tmp_path / "stopped", 1)
+    resumed = run(tmp_path / "stopped", 2, "--resume")
+    assert straight.keys() == resumed.keys()
+    for name, tensor in straight.items():
+        torch.testing.assert_close(resumed[name], tensor, rtol=0, atol=0, msg=name)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision import tv_tensors
 
 from station.ml.cards import INPUT_MODES, ModelCard, normalise, prepare_input, stack_input
@@ -38,6 +38,41 @@ def _stacked(sample: ClassificationSample | DetectionSample, card: ModelCard) ->
     return stack_input(*_load_pair(sample, card), card.input_mode)
 
 
+def _seeded(item, index: int | tuple[int, int]):
+    """``item(index)``; an ``(index, seed)`` pair from :class:`EpochSampler` draws its augmentation from
+    ``seed`` alone, leaving the process's random state as it was."""
+    if isinstance(index, int):
+        return item(index)
+    position, seed = index
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return item(position)
+
+
+class EpochSampler(Sampler):
+    """A shuffled order and one augmentation seed per sample, both drawn from (seed, epoch) alone.
+
+    A run resumed at epoch k then sees the batches and the augmentations of an uninterrupted run,
+    whatever its number of loading processes (persistent workers would otherwise carry their random
+    state from epoch to epoch, and a resumed run would start them afresh).
+    """
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size, self.seed, self.epoch = size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        order = torch.randperm(self.size, generator=generator).tolist()
+        seeds = torch.randint(2**62, (self.size,), generator=generator).tolist()
+        return iter(zip(order, seeds))
+
+
 class ClassificationData(Dataset):
     """(input [C, H, W] float32, label); ``augment`` makes it a training set."""
 
@@ -54,7 +89,10 @@ class ClassificationData(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, index: int | tuple[int, int]) -> tuple[torch.Tensor, int]:
+        return _seeded(self._item, index)
+
+    def _item(self, index: int) -> tuple[torch.Tensor, int]:
         sample = self.samples[index]
         if self.augment is None:
             image, reference = _load_pair(sample, self.card)
@@ -97,7 +135,10 @@ class DetectionData(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, index: int) -> DetectionItem:
+    def __getitem__(self, index: int | tuple[int, int]) -> DetectionItem:
+        return _seeded(self._item, index)
+
+    def _item(self, index: int) -> DetectionItem:
         sample = self.samples[index]
         if self.augment is None:
             image, reference = _load_pair(sample, self.card)
@@ -167,14 +208,15 @@ def _seed_worker(worker_id: int) -> None:
 
 def make_loader(dataset: Dataset, batch: int, *, shuffle: bool, workers: int, seed: int = 0,
                 drop_last: bool = False) -> DataLoader:
-    """A DataLoader seeded from ``seed`` (its own generator: reruns draw the same batches)."""
+    """A DataLoader seeded from ``seed``; shuffled, it draws every epoch from (seed, epoch) alone
+    (:class:`EpochSampler`: call ``loader.sampler.set_epoch`` before each epoch)."""
     generator = torch.Generator()
     generator.manual_seed(seed)
     collate = collate_detection if isinstance(dataset, DetectionData) else None
     return DataLoader(
         dataset,
         batch_size=batch,
-        shuffle=shuffle,
+        sampler=EpochSampler(len(dataset), seed) if shuffle else None,  # type: ignore[arg-type]
         num_workers=workers,
         collate_fn=collate,
         drop_last=drop_last and len(dataset) > batch,  # type: ignore[arg-type]

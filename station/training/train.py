@@ -56,8 +56,8 @@ from station.training.evaluate import (
     run_classifier,
     run_detector,
 )
-from station.training.loaders import ClassificationData, DetectionData, channel_parts, make_loader
 from station.training.deeppcb import deeppcb_metrics
+from station.training.loaders import ClassificationData, DetectionData, EpochSampler, channel_parts, make_loader
 from station.training.metrics import classification_metrics, detection_metrics, negative_log_likelihood
 from station.training.splits import Split, dataset_split, make_split
 from station.training.transforms import (
@@ -572,6 +572,8 @@ def train(options: TrainOptions) -> TrainResult:
             log.info("epoch %d: the last %d epochs train without mosaic, mixup and copy-paste", epoch,
                      setup.augment.close_mosaic)
             setup.train_loader, setup.closed_loader = setup.closed_loader(), None
+        if isinstance(setup.train_loader.sampler, EpochSampler):
+            setup.train_loader.sampler.set_epoch(epoch)
         epoch_started = time.perf_counter()
         train_loss, lr = _train_epoch(setup, options, state, epoch, device, optimizer, scaler, ema)
         epoch_train_times.append(time.perf_counter() - epoch_started)

@@ -91,6 +91,17 @@ def _raw(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def _recreate_triggers(path: Path) -> None:
+    """What a careful tamperer does last: put the append-only triggers back exactly as they were."""
+    from station.audit.db import _SCHEMA, _split_statements
+
+    conn = sqlite3.connect(path, isolation_level=None)
+    for statement in _split_statements(_SCHEMA):
+        if statement.startswith("CREATE TRIGGER"):
+            conn.execute(statement)
+    conn.close()
+
+
 # -- entries -------------------------------------------------------------------------------------
 
 
@@ -123,12 +134,12 @@ def test_append_returns_the_committed_entry_with_every_field(db_path):
         assert abs(entry.time - datetime.now(timezone.utc)) < timedelta(seconds=30)
         assert re.fullmatch(r"[+-]\d\d:\d\d", entry.utc_offset)
         assert log.get(1) == entry
-        assert archive_module.image_status(entry.image_sha256, entry.image_path) == "ok"
+        assert entry.image_path.startswith("archive/") and log.image_status(entry) == "ok"
 
 
 def test_hash_covers_every_field_but_the_hashes(db_path):
     entries = _fill(db_path)
-    assert set(HASHED_FIELDS) == set(AuditEntry.__dataclass_fields__) - {"prev_hash", "hash"}
+    assert set(HASHED_FIELDS) == set(AuditEntry.__dataclass_fields__) - {"prev_hash", "hash", "signature"}
     assert {"id", "time_utc", "utc_offset", "operator_id"} <= set(HASHED_FIELDS)
     prev = GENESIS_HASH
     for entry in entries:
@@ -296,7 +307,7 @@ def test_default_log_lives_under_station_home(station_home):
     with AuditLog() as log:
         entry = write_selftest_entry(log)
         assert log.path == station_home / "data" / "audit.sqlite3"
-    assert Path(entry.image_path).parent.parent == station_home / "data" / "archive"
+    assert log.image_file(entry.image_path).parent.parent == station_home / "data" / "archive"
     assert verify().ok
 
 
@@ -476,10 +487,10 @@ def test_edited_payload_is_named(db_path):
     result = _tamper_and_verify(db_path, ["UPDATE entries SET payload = ? WHERE id = 3"], [(canonical_json(payload),)])
     assert not result.ok and result.first_bad_id == 3 and "edited" in result.reason
     assert result.n_verified == 2
-    assert any("triggers" in w for w in result.warnings)
+    assert any("trigger entries_no_update is missing" in p for p in result.problems)
 
 
-def test_edited_and_rehashed_entry_breaks_the_next_link(db_path):
+def test_edited_and_rehashed_entry_is_named_by_its_signature(db_path):
     entries = _fill(db_path)
     record = entries[2].record() | {"operator_id": "mallory"}
     forged_hash = entry_hash(entries[1].hash, canonical_json(record))
@@ -488,7 +499,7 @@ def test_edited_and_rehashed_entry_breaks_the_next_link(db_path):
         ["UPDATE entries SET payload = ?, operator_id = 'mallory', hash = ? WHERE id = 3"],
         [(canonical_json(record), forged_hash)],
     )
-    assert not result.ok and result.first_bad_id == 4 and "prev_hash" in result.reason
+    assert not result.ok and result.first_bad_id == 3 and "signature does not match" in result.reason
 
 
 def test_edited_index_column_is_named(db_path):
@@ -509,14 +520,21 @@ def test_deleted_tail_is_named(db_path):
     assert not result.ok and result.first_bad_id == 5 and "end of the log" in result.reason
 
 
-def test_truncation_hidden_from_sqlite_sequence_changes_the_head_hash(db_path):
+def test_truncation_hidden_from_sqlite_sequence_needs_an_anchor(db_path):
     entries = _fill(db_path)
-    anchored_head = verify(db_path).head_hash
+    anchored = verify(db_path).anchor
     result = _tamper_and_verify(
         db_path, ["DELETE FROM entries WHERE id = 6", "UPDATE sqlite_sequence SET seq = 5 WHERE name = 'entries'"]
     )
-    assert result.ok  # a chain alone cannot see this ...
-    assert result.head_hash != anchored_head == entries[-1].hash  # ... a recorded head hash can
+    # the station that signed entry 6 remembers it ...
+    assert not result.ok and result.first_bad_id == 6 and "cut off" in result.reason and "signed entry 6" in result.reason
+    # ... anyone else needs the head written down: the chain of signed heads alone cannot see it
+    _recreate_triggers(db_path)
+    elsewhere = verify(db_path, station_record=False)
+    assert elsewhere.ok and elsewhere.head_hash != entries[-1].hash
+    for expected in (anchored, entries[-1].hash):
+        result = verify(db_path, station_record=False, expect_head=expected)
+        assert not result.ok and result.first_bad_id == 6, expected
 
 
 def test_reordered_entries_are_named(db_path):
@@ -562,9 +580,9 @@ def _insert_after(path: Path, after_id: int, forge_valid_hash: bool) -> None:
     payload = canonical_json(record)
     digest = entry_hash(prev_hash, payload) if forge_valid_hash else "f" * 64
     conn.execute(
-        "INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (after_id + 1, record["time_utc"], record["action"], "mallory", record["chip_id"], record["material"],
-         "accept", record["refers_to"], payload, prev_hash, digest),
+         "accept", record["refers_to"], payload, prev_hash, digest, record["station_id"], None),
     )
     conn.close()
 
@@ -576,11 +594,11 @@ def test_inserted_entry_is_named(db_path):
     assert not result.ok and result.first_bad_id == 4 and "edited" in result.reason
 
 
-def test_inserted_entry_with_a_valid_link_breaks_the_next_one(db_path):
+def test_inserted_entry_with_a_valid_link_is_named_by_its_missing_signature(db_path):
     _fill(db_path)
     _insert_after(db_path, 3, forge_valid_hash=True)
     result = verify(db_path)
-    assert not result.ok and result.first_bad_id == 5 and "renumbered" in result.reason
+    assert not result.ok and result.first_bad_id == 4 and "no signature" in result.reason
 
 
 # -- CLI -------------------------------------------------------------------------------------------
@@ -600,7 +618,7 @@ def test_cli_verify_exit_codes(db_path, tmp_path, capsys):
 def test_cli_verify_images_reports_an_altered_image(db_path, capsys):
     with AuditLog(db_path, station_id="s") as log:
         entry = log.append(Action.CLASSIFY, operator_id="jdoe", image=np.zeros((8, 8, 3), np.uint8))
-    image = Path(entry.image_path)
+        image = log.image_file(entry.image_path)
     image.chmod(0o644)
     image.write_bytes(image.read_bytes() + b"\0")
     assert station_main(["audit", "verify", "--db", str(db_path), "--images"]) == 1

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from station.audit import GENESIS_HASH, Action, AuditLog, Verdict, canonical_json, entry_hash, verify
 from station.audit.export import CSV_COLUMNS, export, report_html, summarize
@@ -88,10 +89,15 @@ def test_json_export_rechecks_by_hand(db_path, tmp_path):
     assert document["verification"]["ok"] and document["summary"]["n_entries"] == 7
     prev = GENESIS_HASH
     for entry in document["entries"]:  # the recipe documented in the export itself
-        record = {k: v for k, v in entry.items() if k not in ("prev_hash", "hash")}
+        record = {k: v for k, v in entry.items() if k not in ("prev_hash", "hash", "signature")}
         assert entry["prev_hash"] == prev and entry["hash"] == entry_hash(prev, canonical_json(record))
+        public_key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(entry["signing_key"]))
+        public_key.verify(bytes.fromhex(entry["signature"]), f"station-audit-head:{entry['id']}:{entry['hash']}".encode())
         prev = entry["hash"]
     assert document["verification"]["head_hash"] == prev
+    head = document["signed_head"]
+    assert head["anchor"] == f"7:{prev}" and head["signature"] == document["entries"][-1]["signature"]
+    assert head["public_key"] == document["entries"][-1]["signing_key"] and len(head["fingerprint"]) == 16
     assert document["entries"][5]["reason"].startswith("=HYPERLINK")  # exact text
 
 
@@ -123,7 +129,9 @@ def test_export_of_a_broken_log_says_so(db_path, tmp_path, capsys):
 def test_report_html_has_header_counts_and_thumbnails(db_path):
     with AuditLog(db_path, readonly=True) as log:
         entries = log.query()
-    html = report_html(entries, verification=verify(db_path), period=("2026-05-01", None), source=db_path)
+    html = report_html(
+        entries, verification=verify(db_path), period=("2026-05-01", None), source=db_path, data_dir=db_path.parent
+    )
     assert "lab-µ" in html and "PASSED" in html and "2026-05-01" in html
     assert html.count("data:image/png;base64,") == 3
     assert "UNCERTAIN" in html and "ceramic &rarr; metallic" in html
@@ -166,7 +174,7 @@ def test_pdf_export_cli_runs_headless(db_path, tmp_path):
 def test_report_table_limit_is_stated(db_path):
     with AuditLog(db_path, readonly=True) as log:
         entries = log.query()
-    html = report_html(entries, verification=verify(db_path), max_rows=2)
+    html = report_html(entries, verification=verify(db_path), max_rows=2, data_dir=db_path.parent)
     assert "first 2 of the 7 entries" in html and "listed entries" in html
     assert html.count("data:image/png;base64,") == 1  # entry 2 has an image; 3 and 4 are not listed
     assert "<td>1</td>" in html and "<td>3</td>" not in html

@@ -1,13 +1,15 @@
-"""The tamper-evident audit log (sqlite3, no Qt): who did what to which chip, with which models.
+"""The tamper-evident audit log (no Qt): who did what to which chip, with which models.
 
-``AuditLog`` appends hash-chained, append-only entries; ``verify`` recomputes the chain;
+``AuditLog`` appends hash-chained, signed, append-only entries to a local SQLite file or a lab's
+PostgreSQL server (``station.audit.backend``); ``verify`` recomputes the chain and checks the
+signatures;
 ``station.audit.export`` writes CSV, JSON and PDF reports; ``station audit ...`` is the CLI.
 Importing this package opens nothing.
 """
 
 from station.audit.chain import GENESIS_HASH, VerifyResult, canonical_json, entry_hash, verify
-from station.audit.entry import Action, AuditEntry, AuditError, AuditWriteError, Verdict
-from station.audit.log import AuditLog, write_selftest_entry
+from station.audit.entry import Action, AuditEntry, AuditError, AuditUnavailableError, AuditWriteError, Verdict
+from station.audit.log import AuditLog, LogStatus, write_selftest_entry
 
 __all__ = [
     "GENESIS_HASH",
@@ -15,7 +17,9 @@ __all__ = [
     "AuditEntry",
     "AuditError",
     "AuditLog",
+    "AuditUnavailableError",
     "AuditWriteError",
+    "LogStatus",
     "Verdict",
     "VerifyResult",
     "canonical_json",

@@ -131,7 +131,11 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def image_status(image_sha256: str | None, image_path: str | Path | None) -> str:
-    """"" when the entry has no image, else "ok", "missing" or "altered" (its bytes no longer hash to the record)."""
+    """"" when the entry has no image, else "ok", "missing" or "altered" (its bytes no longer hash to the record).
+
+    ``image_path`` is the file itself: a recorded path relative to the data folder is resolved
+    by ``AuditLog.image_file`` first.
+    """
     if not image_sha256 and not image_path:
         return ""
     if not image_path:

@@ -6,7 +6,12 @@ are checked against the payload by ``verify``.
 
 Append-only is enforced by triggers: UPDATE and DELETE abort, and an INSERT must carry the next
 id. They guard against mistakes in code, not against someone with the file and a sqlite shell;
-the hash chain is what makes such tampering evident.
+the hash chain and its signatures are what make such tampering evident, and ``verify`` fails
+when a trigger, index or column differs from this schema (``schema_problems``).
+
+Schema 2 adds ``station_id`` (index copy) and ``signature`` (the station's signature over the
+entry's head, see ``station.audit.keys``). A schema-1 log is upgraded in place on the first
+write; its entries stay unsigned and are covered by the first signed head after them.
 
 One writer at a time: every append is a ``BEGIN IMMEDIATE`` transaction, which takes SQLite's
 write lock before it reads the previous hash, so two processes (GUI and ``station selftest``)
@@ -24,7 +29,7 @@ from pathlib import Path
 from station.audit.entry import AuditError, AuditWriteError
 from station.storage import disk_is_full, is_writable_folder
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Bumping the id by one is checked in the insert trigger; AUTOINCREMENT keeps the highest id
 # ever used in sqlite_sequence, so a deleted tail of the chain is noticed by verify.
@@ -40,7 +45,9 @@ CREATE TABLE entries (
     refers_to   INTEGER REFERENCES entries(id),
     payload     TEXT NOT NULL,
     prev_hash   TEXT NOT NULL CHECK (length(prev_hash) = 64),
-    hash        TEXT NOT NULL UNIQUE CHECK (length(hash) = 64)
+    hash        TEXT NOT NULL UNIQUE CHECK (length(hash) = 64),
+    station_id  TEXT,
+    signature   TEXT
 );
 CREATE INDEX entries_time ON entries(time_utc);
 CREATE INDEX entries_action ON entries(action);
@@ -48,6 +55,7 @@ CREATE INDEX entries_operator ON entries(operator_id);
 CREATE INDEX entries_chip ON entries(chip_id);
 CREATE INDEX entries_material ON entries(material);
 CREATE INDEX entries_verdict ON entries(verdict);
+CREATE INDEX entries_station ON entries(station_id, id);
 CREATE TRIGGER entries_no_update BEFORE UPDATE ON entries
 BEGIN
     SELECT RAISE(ABORT, 'audit entries are append-only: UPDATE is not allowed, append a CORRECTION entry');
@@ -66,8 +74,20 @@ END;
 TRIGGERS = ("entries_no_update", "entries_no_delete", "entries_next_id")
 
 # columns that copy the payload field of the same name (checked by verify)
-INDEXED_FIELDS = ("time_utc", "action", "operator_id", "chip_id", "material", "verdict", "refers_to")
-COLUMNS = ("id", *INDEXED_FIELDS, "payload", "prev_hash", "hash")
+INDEXED_FIELDS = ("time_utc", "action", "operator_id", "chip_id", "material", "verdict", "refers_to", "station_id")
+COLUMNS = ("id", *INDEXED_FIELDS, "payload", "prev_hash", "hash", "signature")
+
+# Schema 1 -> 2: new columns at the end (so a migrated table has the columns of a new one),
+# index copies filled from the payload, triggers recreated.
+_MIGRATE_1_TO_2 = """
+DROP TRIGGER IF EXISTS entries_no_update;
+DROP TRIGGER IF EXISTS entries_no_delete;
+DROP TRIGGER IF EXISTS entries_next_id;
+ALTER TABLE entries ADD COLUMN station_id TEXT;
+ALTER TABLE entries ADD COLUMN signature TEXT;
+UPDATE entries SET station_id = json_extract(payload, '$.station_id');
+CREATE INDEX entries_station ON entries(station_id, id);
+"""
 
 
 def connect_writer(path: Path, busy_timeout_s: float) -> sqlite3.Connection:
@@ -146,15 +166,70 @@ def _ensure_schema(conn: sqlite3.Connection, path: Path) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
         # Another writer may have created it while we waited for the lock.
-        if _schema_version(conn, path) == 0:
+        version = _schema_version(conn, path)
+        if version == 0:
             for statement in _split_statements(_SCHEMA):
                 conn.execute(statement)
+        elif version == 1:
+            for statement in _split_statements(_MIGRATE_1_TO_2):
+                conn.execute(statement)
+            for statement in _split_statements(_SCHEMA):
+                if statement.startswith("CREATE TRIGGER"):
+                    conn.execute(statement)
+        if version < SCHEMA_VERSION:
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    return conn.execute("PRAGMA user_version").fetchone()[0]
+
+
+def _schema_objects(conn: sqlite3.Connection) -> dict[tuple[str, str], object]:
+    """What ``verify`` compares: the entries table's columns, and each index and trigger on it."""
+    objects: dict[tuple[str, str], object] = {
+        ("table", "entries"): tuple(tuple(row[1:]) for row in conn.execute("PRAGMA table_xinfo(entries)")),
+    }
+    rows = conn.execute(
+        "SELECT type, name, sql FROM sqlite_master WHERE tbl_name = 'entries' AND type IN ('index', 'trigger')"
+    )
+    for kind, name, sql in rows:
+        objects[(kind, name)] = " ".join((sql or "").split())
+    return objects
+
+
+def _expected_objects() -> dict[tuple[str, str], object]:
+    reference = sqlite3.connect(":memory:")
+    try:
+        for statement in _split_statements(_SCHEMA):
+            reference.execute(statement)
+        return _schema_objects(reference)
+    finally:
+        reference.close()
+
+
+def schema_problems(conn: sqlite3.Connection) -> list[str]:
+    """How the log's schema differs from the one this station creates ([] when it is the same)."""
+    version = schema_version(conn)
+    if version != SCHEMA_VERSION:
+        return [f"the log has schema version {version}, not {SCHEMA_VERSION}: it carries no signatures yet "
+                "(any append by this station version upgrades it)"]
+    found, expected = _schema_objects(conn), _expected_objects()
+    problems = []
+    for key, value in expected.items():
+        kind, name = key
+        if key not in found:
+            what = "append-only trigger" if kind == "trigger" else kind
+            problems.append(f"the {what} {name} is missing: someone altered the schema")
+        elif found[key] != value:
+            problems.append(f"the {kind} {name} differs from the station's schema: someone altered it")
+    for kind, name in found.keys() - expected.keys():
+        problems.append(f"an extra {kind} {name} is on the entries table: someone altered the schema")
+    return problems
 
 
 def _split_statements(script: str) -> list[str]:

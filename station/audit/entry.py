@@ -20,6 +20,10 @@ class AuditWriteError(AuditError):
     """
 
 
+class AuditUnavailableError(AuditWriteError):
+    """The lab's log server cannot be reached: nothing was written, release stays blocked."""
+
+
 class Action(str, Enum):
     """What the operator (or the station) did. The value is what is stored."""
 
@@ -61,7 +65,7 @@ class Verdict(str, Enum):
 
 @dataclass(frozen=True)
 class AuditEntry:
-    """One committed record. Every field except ``prev_hash`` and ``hash`` is hashed.
+    """One committed record. Every field except ``prev_hash``, ``hash`` and ``signature`` is hashed.
 
     Times: ``time_utc`` is ISO 8601 in UTC with microseconds (``2026-05-09T07:35:25.123456+00:00``);
     ``utc_offset`` is the station's local offset when the entry was written (``+02:00``).
@@ -94,21 +98,31 @@ class AuditEntry:
     decap_method: str | None = None
     refers_to: int | None = None  # the entry a CORRECTION amends
     details: dict[str, Any] = field(default_factory=dict)
+    signing_key: str | None = None  # the station's Ed25519 public key (hex); None on entries from before signing
     prev_hash: str = ""
     hash: str = ""
+    signature: str | None = None  # Ed25519 over keys.head_message(id, hash) by signing_key
 
     def record(self) -> dict[str, Any]:
-        """The hashed part: every field except ``prev_hash`` and ``hash``."""
-        return {name: getattr(self, name) for name in HASHED_FIELDS}
+        """The hashed part: every field except ``prev_hash``, ``hash`` and ``signature``.
+
+        Entries written before signing (schema 1) have no ``signing_key`` in their record.
+        """
+        record = {name: getattr(self, name) for name in HASHED_FIELDS}
+        if record["signing_key"] is None:
+            del record["signing_key"]
+        return record
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_record(cls, record: dict[str, Any], prev_hash: str, hash: str) -> AuditEntry:
+    def from_record(
+        cls, record: dict[str, Any], prev_hash: str, hash: str, signature: str | None = None
+    ) -> AuditEntry:
         """Rebuild from a stored payload; keys this version does not know are ignored."""
         known = {name: record[name] for name in HASHED_FIELDS if name in record}
-        return cls(**known, prev_hash=prev_hash, hash=hash)
+        return cls(**known, prev_hash=prev_hash, hash=hash, signature=signature)
 
     @property
     def time(self) -> datetime:
@@ -125,5 +139,5 @@ class AuditEntry:
 
 
 HASHED_FIELDS: tuple[str, ...] = tuple(
-    f.name for f in dataclasses.fields(AuditEntry) if f.name not in ("prev_hash", "hash")
+    f.name for f in dataclasses.fields(AuditEntry) if f.name not in ("prev_hash", "hash", "signature")
 )

@@ -27,6 +27,7 @@ from station import __version__
 from station.audit.archive import image_status
 from station.audit.chain import VerifyResult, canonical_json, verify
 from station.audit.entry import AuditEntry
+from station.audit.keys import fingerprint
 from station.audit.log import AuditLog, When
 from station.reports.style import PAGE_CSS, grid
 
@@ -80,21 +81,24 @@ def export(
     fmt: str,
     out: Path,
     *,
-    db_path: Path | None = None,
+    db_path: Path | str | None = None,
     from_: When | None = None,
     to: When | None = None,
     pdf_max_rows: int | None = DEFAULT_PDF_MAX_ROWS,
+    expect_head: str | None = None,
 ) -> ExportResult:
     """Export the entries between ``from_`` and ``to`` (inclusive; see ``AuditLog.query``).
 
-    The PDF's entry table stops after ``pdf_max_rows`` rows (None: no limit) and says so.
+    ``db_path`` is a file or a ``postgresql://`` URL (default: the station's log). The PDF's
+    entry table stops after ``pdf_max_rows`` rows (None: no limit) and says so.
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; one of {FORMATS}")
     with AuditLog(db_path, readonly=True) as log:
         entries = log.query(from_=from_, to=to)
-        verification = verify(log.path)
-        source = log.path
+        verification = verify(log.location, expect_head=expect_head)
+        source = log.describe_location()
+        data_dir = log.data_dir
     period = (None if from_ is None else str(from_), None if to is None else str(to))
     out = Path(out)
     if fmt == "csv":
@@ -104,8 +108,11 @@ def export(
     else:
         from station.reports.pdf import write_pdf  # Qt only for this format
 
-        text = report_html(entries, verification=verification, period=period, source=source, max_rows=pdf_max_rows)
-        write_pdf(text, out, title=f"Audit log report: {', '.join(summarize(entries).stations) or source.name}", landscape=True)
+        text = report_html(
+            entries, verification=verification, period=period, source=source, max_rows=pdf_max_rows, data_dir=data_dir
+        )
+        title = f"Audit log report: {', '.join(summarize(entries).stations) or source}"
+        write_pdf(text, out, title=title, landscape=True)
     return ExportResult(out, len(entries), verification)
 
 
@@ -137,7 +144,7 @@ def write_json(
     *,
     verification: VerifyResult,
     period: tuple[str | None, str | None] = (None, None),
-    source: Path | None = None,
+    source: Path | str | None = None,
 ) -> Path:
     document = {
         "format": "station-audit-export",
@@ -151,6 +158,11 @@ def write_json(
             "canonical_json = json.dumps(sort_keys=True, separators=(',', ':'), ensure_ascii=False); "
             "the first entry's prev_hash is 64 zeros"
         ),
+        "signing": (
+            "signature = Ed25519 by the entry's signing_key (raw public key, hex) over the ASCII bytes "
+            "'station-audit-head:' + id + ':' + hash; a station's first signed entry fixes its key"
+        ),
+        "signed_head": signed_head(verification),
         "verification": asdict(verification),
         "summary": asdict(summarize(entries)),
         "entries": [entry.to_dict() for entry in entries],
@@ -168,9 +180,10 @@ def report_html(
     *,
     verification: VerifyResult,
     period: tuple[str | None, str | None] = (None, None),
-    source: Path | None = None,
+    source: Path | str | None = None,
     thumbnails: bool = True,
     max_rows: int | None = DEFAULT_PDF_MAX_ROWS,
+    data_dir: Path | None = None,
 ) -> str:
     """The inspector's report as HTML that QTextDocument lays out (tables, no CSS layout)."""
     summary = summarize(entries)
@@ -194,13 +207,22 @@ def report_html(
             f"{verification.n_verified} of {verification.n_entries} entries verified before it. "
             "Entries from that one on cannot be trusted."
         )
-    chain += f"<br>Head hash: <tt>{verification.head_hash}</tt>"
+    chain += f"<br>Head (for <tt>verify --expect-head</tt>): <tt>{verification.anchor}</tt>"
+    if verification.head_signature:
+        chain += (
+            f"<br>Signed by station {esc(str(verification.head_station))}: "
+            f"<tt style='font-size: 6pt'>{verification.head_signature}</tt>"
+        )
+    for station, public_key in sorted(verification.station_keys.items()):
+        chain += f"<br>Key of station {esc(station)}: <tt>{fingerprint(public_key)}</tt>"
+    chain += "".join(f"<br><span class='bad'>Failed:</span> {esc(p)}" for p in verification.problems)
     chain += "".join(f"<br><span class='bad'>Warning:</span> {esc(w)}" for w in verification.warnings)
 
     listed = entries[:max_rows] if max_rows is not None else entries
     # Hashing every archived image costs a full read of each; only the listed entries are checked
     # here (`station audit verify --images` checks them all).
-    statuses = {e.id: image_status(e.image_sha256, e.image_path) for e in listed}
+    files = {e.id: _image_file(e.image_path, data_dir) for e in listed}
+    statuses = {e.id: image_status(e.image_sha256, files[e.id]) for e in listed}
     image_counts = Counter(s for s in statuses.values() if s)
     images_text = ", ".join(f"{n} {status}" for status, n in sorted(image_counts.items())) or "no images"
     if image_counts.get("missing") or image_counts.get("altered"):
@@ -243,7 +265,7 @@ def report_html(
             if max_rows is not None and len(entries) > max_rows
             else []
         ),
-        _entries_table(listed, statuses, thumbnails),
+        _entries_table(listed, statuses, files, thumbnails),
         "</body></html>",
     ]
     return "\n".join(parts)
@@ -258,7 +280,9 @@ def _counts_table(title: str, counts: dict[str, int]) -> str:
     return f"<table {_GRID}><tr><th {nowrap}>{title}</th><th {nowrap}>n</th></tr>{rows}</table>"
 
 
-def _entries_table(entries: Sequence[AuditEntry], statuses: dict[int, str], thumbnails: bool) -> str:
+def _entries_table(
+    entries: Sequence[AuditEntry], statuses: dict[int, str], files: dict[int, Path | None], thumbnails: bool
+) -> str:
     esc = html.escape
     header = (
         "<thead><tr><th>#</th><th>Time (local)</th><th>Operator</th><th>Action</th><th>Chip / lot / serial</th>"
@@ -299,14 +323,14 @@ def _entries_table(entries: Sequence[AuditEntry], statuses: dict[int, str], thum
             "<tr>"
             f"<td>{e.id}</td><td>{esc(_local_text(e))}</td><td>{esc(e.operator_id)}</td><td>{esc(e.action)}</td>"
             f"<td>{ids}</td><td>{material}</td><td>{'<br>'.join(findings) or '-'}</td><td>{esc(e.verdict or '-')}</td>"
-            f"<td>{'<br>'.join(notes) or '-'}</td><td>{_image_cell(e, statuses[e.id], thumbnails, cache)}</td>"
+            f"<td>{'<br>'.join(notes) or '-'}</td><td>{_image_cell(e, statuses[e.id], files[e.id], thumbnails, cache)}</td>"
             "</tr>"
         )
     body = "".join(rows) or "<tr><td colspan='10'>No entries in this period.</td></tr>"
     return f"<table class='entries' {_GRID} width='100%'>{header}{body}</table>"
 
 
-def _image_cell(entry: AuditEntry, status: str, thumbnails: bool, cache: dict[str, str]) -> str:
+def _image_cell(entry: AuditEntry, status: str, file: Path | None, thumbnails: bool, cache: dict[str, str]) -> str:
     if not status:
         return "-"
     label = f"<span class='small'>{entry.image_sha256[:12] if entry.image_sha256 else ''}</span>"
@@ -315,7 +339,7 @@ def _image_cell(entry: AuditEntry, status: str, thumbnails: bool, cache: dict[st
     if not thumbnails:
         return label
     if entry.image_path not in cache:
-        cache[entry.image_path] = _thumbnail_data_uri(Path(entry.image_path))
+        cache[entry.image_path] = _thumbnail_data_uri(file)
     uri = cache[entry.image_path]
     return f"<img src='{uri}'><br>{label}" if uri else label
 
@@ -335,6 +359,28 @@ def _thumbnail_data_uri(path: Path) -> str:
         image = cv2.resize(image, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
     ok, png = cv2.imencode(".png", image)
     return "data:image/png;base64," + base64.b64encode(png.tobytes()).decode("ascii") if ok else ""
+
+
+def _image_file(image_path: str | None, data_dir: Path | None) -> Path | None:
+    if not image_path:
+        return None
+    path = Path(image_path)
+    return path if path.is_absolute() or data_dir is None else data_dir / path
+
+
+def signed_head(verification: VerifyResult) -> dict:
+    """The head an export vouches for, with the signature anyone can check against the station's key."""
+    public_key = verification.station_keys.get(verification.head_station or "")
+    return {
+        "id": verification.head_id,
+        "hash": verification.head_hash,
+        "anchor": verification.anchor,
+        "station_id": verification.head_station,
+        "signature": verification.head_signature,
+        "public_key": public_key,
+        "fingerprint": fingerprint(public_key) if public_key else None,
+        "station_keys": {station: fingerprint(key) for station, key in sorted(verification.station_keys.items())},
+    }
 
 
 def _local_text(entry: AuditEntry) -> str:

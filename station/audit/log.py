@@ -15,8 +15,9 @@ hashing and verification: ``station.audit.chain``; image archive: ``station.audi
 from __future__ import annotations
 
 import json
-import sqlite3
+import logging
 import threading
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -24,59 +25,111 @@ from typing import Any
 import numpy as np
 
 from station import __version__, paths
-from station.audit import archive, db
+from station.audit import archive, db, keys
+from station.audit.backend import Backend, SQLiteBackend, configured_location, is_url, open_backend
 from station.audit.chain import GENESIS_HASH, VerifyResult, canonical_json, entry_hash, verify
-from station.audit.entry import Action, AuditEntry, AuditError, AuditWriteError, Verdict
+from station.audit.entry import Action, AuditEntry, AuditError, AuditUnavailableError, AuditWriteError, Verdict
+
+_log = logging.getLogger(__name__)
+APPEND_LOCK = "station-audit-append"
 
 When = str | date | datetime
 
 
 class AuditLog:
-    """One audit database. Opens its connection on first use; a context manager closes it.
+    """One audit log: a local SQLite file or a lab's PostgreSQL server (``postgresql://`` URL).
 
-    ``archive_dir`` defaults to ``station.paths.archive_dir()`` for the station's log and to
-    ``archive/`` beside any other database. ``station_id`` defaults to the settings' station id.
-    ``readonly=True`` opens an existing log for reading only (export, inspection). Thread-safe:
-    calls are serialised, so a worker thread may append while the GUI thread queries.
+    ``location`` defaults to the station's log (``STATION_AUDIT_URL``, the settings'
+    ``audit_url``, else ``station.paths.audit_db_path()``). ``archive_dir`` defaults to
+    ``station.paths.archive_dir()`` for the station's log and for a server, and to ``archive/``
+    beside any other database file; archived images are recorded relative to its parent, the
+    data folder. ``station_id`` defaults to the settings' station id; ``key_dir`` holds the
+    station's signing key (``station.audit.keys``). ``readonly=True`` opens an existing log for
+    reading only. Thread-safe: calls are serialised, so a worker thread may append while the
+    GUI thread queries.
     """
 
     def __init__(
         self,
-        path: Path | None = None,
+        path: Path | str | None = None,
         *,
         station_id: str | None = None,
         archive_dir: Path | None = None,
         readonly: bool = False,
         busy_timeout_s: float = 5.0,
+        key_dir: Path | None = None,
     ) -> None:
-        self._path = Path(path) if path is not None else None
+        self._location: Path | str | None = path if is_url(path) else (Path(path) if path is not None else None)
         self._is_station_log = path is None
         self._archive_dir = Path(archive_dir) if archive_dir is not None else None
         self._station_id = station_id
+        self._key_dir = key_dir
         self.readonly = readonly
         self.busy_timeout_s = busy_timeout_s
-        self._conn: sqlite3.Connection | None = None
+        self._backend: Backend | None = None
+        self._checked_stations: set[str] = set()
+        self._first_hash: str | None = None
         self._lock = threading.RLock()
 
     def __repr__(self) -> str:
-        return f"AuditLog({str(self._path or 'default')!r}, readonly={self.readonly})"
+        return f"AuditLog({str(self.describe_location() if self._location else 'default')!r}, readonly={self.readonly})"
 
     # -- places ---------------------------------------------------------------------------------
 
     @property
-    def path(self) -> Path:
-        if self._path is None:
+    def location(self) -> Path | str:
+        """The SQLite file's path, or the server's URL."""
+        if self._location is None:
             try:
-                self._path = paths.audit_db_path()
+                self._location = configured_location()
             except OSError as exc:
                 raise db.write_error(Path(exc.filename or "?"), exc, "create the station's data folder") from exc
-        return self._path
+        return self._location
+
+    @property
+    def is_server(self) -> bool:
+        return is_url(self.location)
+
+    @property
+    def path(self) -> Path:
+        """The SQLite file (``AuditError`` for a log on a server: use ``location``)."""
+        if self.is_server:
+            raise AuditError(f"the audit log is on a server ({self.describe_location()}), not in a file")
+        return self.location  # type: ignore[return-value]
+
+    def describe_location(self) -> str:
+        """Where the log is, for people (a server URL without its password)."""
+        location = self.location
+        if is_url(location):
+            from station.audit.pg import redact
+
+            return redact(str(location))
+        return str(location)
 
     @property
     def archive_dir(self) -> Path:
         if self._archive_dir is None:
-            self._archive_dir = paths.archive_dir() if self._is_station_log else self.path.parent / "archive"
+            if self._is_station_log or self.is_server:
+                self._archive_dir = paths.archive_dir()
+            else:
+                self._archive_dir = self.path.parent / "archive"
         return self._archive_dir
+
+    @property
+    def data_dir(self) -> Path:
+        """The folder archived image paths are relative to."""
+        return self.archive_dir.parent
+
+    def image_file(self, image_path: str | Path | None) -> Path | None:
+        """The archived image a recorded ``image_path`` names (relative: under ``data_dir``)."""
+        if not image_path:
+            return None
+        path = Path(image_path)
+        return path if path.is_absolute() else self.data_dir / path
+
+    def image_status(self, entry: AuditEntry) -> str:
+        """``archive.image_status`` of the entry's image, found under this log's data folder."""
+        return archive.image_status(entry.image_sha256, self.image_file(entry.image_path))
 
     @property
     def station_id(self) -> str:
@@ -90,14 +143,14 @@ class AuditLog:
 
     def open(self) -> AuditLog:
         with self._lock:
-            self._connection()
+            self._connect()
         return self
 
     def close(self) -> None:
         with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+            if self._backend is not None:
+                self._backend.close()
+                self._backend = None
 
     def __enter__(self) -> AuditLog:
         return self.open()
@@ -105,14 +158,35 @@ class AuditLog:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            if self.readonly:
-                self._conn = db.connect_reader(self.path)
-            else:
-                self._conn = db.connect_writer(self.path, self.busy_timeout_s)
+    def _connect(self) -> Backend:
+        if self._backend is None:
+            self._backend = open_backend(self.location, readonly=self.readonly, busy_timeout_s=self.busy_timeout_s)
+            if not self.readonly:
                 archive.remove_stray_temporaries(self.archive_dir)
-        return self._conn
+        if isinstance(self._backend, SQLiteBackend):
+            self._backend.connection()  # opens (and for a writer, creates or upgrades) the file now
+        return self._backend
+
+    def _connection(self):
+        """The SQLite connection (tests and tools); a server log has none."""
+        backend = self._connect()
+        if not isinstance(backend, SQLiteBackend):
+            raise AuditError("a log on a server has no SQLite connection")
+        return backend.connection()
+
+    def status(self) -> LogStatus:
+        """Whether the log can be written now, in words an operator can act on (for the window)."""
+        try:
+            with self._lock:
+                backend = self._connect()
+                with backend.transaction() as tx:
+                    tx.execute("SELECT count(*) FROM entries")
+        except AuditUnavailableError as exc:
+            return LogStatus(self.describe_location(), False, str(exc), unreachable=True)
+        except AuditError as exc:
+            return LogStatus(self.describe_location(), False, str(exc))
+        where = "the lab's log server" if self.is_server else "the local audit log"
+        return LogStatus(self.describe_location(), True, f"records go to {where} ({self.describe_location()})")
 
     # -- writing --------------------------------------------------------------------------------
 
@@ -156,7 +230,7 @@ class AuditLog:
         unreferenced and harmless.
         """
         if self.readonly:
-            raise AuditWriteError(f"audit log {self._path} was opened read-only")
+            raise AuditWriteError(f"audit log {self.describe_location()} was opened read-only")
         try:
             action = Action(action)
         except ValueError:
@@ -185,7 +259,7 @@ class AuditLog:
             if image_sha256 is not None or image_path is not None:
                 raise ValueError("give either image (to archive it) or image_sha256/image_path, not both")
             image_sha256, archived = self.archive_image(image)
-            image_path = str(archived)
+            image_path = self._recorded_image_path(archived)
 
         fields: dict[str, Any] = {
             "station_id": self.station_id,
@@ -215,16 +289,18 @@ class AuditLog:
         return self._commit(fields)
 
     def _commit(self, fields: dict[str, Any]) -> AuditEntry:
+        key = keys.load_station_key(self._key_dir)
+        fields = {**fields, "signing_key": key.public_key_hex}
         with self._lock:
-            path = self.path
-            conn = self._connection()
-            try:
-                conn.execute("BEGIN IMMEDIATE")  # the write lock, before reading the chain head
-                head = conn.execute("SELECT id, hash FROM entries ORDER BY id DESC LIMIT 1").fetchone()
-                last_id, prev_hash = head if head is not None else (0, GENESIS_HASH)
+            backend = self._connect()
+            # The lock serialises appends from every process (and, on a server, every station).
+            with backend.transaction(lock=APPEND_LOCK) as tx:
+                head = tx.execute("SELECT id, hash FROM entries ORDER BY id DESC LIMIT 1")
+                last_id, prev_hash = head[0] if head else (0, GENESIS_HASH)
                 refers_to = fields["refers_to"]
                 if refers_to is not None and refers_to > last_id:
                     raise ValueError(f"refers_to={refers_to}: there is no audit entry {refers_to} (last is {last_id})")
+                self._check_station_key(tx, fields["station_id"], key)
                 now = datetime.now(timezone.utc)
                 record = {
                     **fields,
@@ -234,29 +310,59 @@ class AuditLog:
                 }
                 payload = canonical_json(record)
                 digest = entry_hash(prev_hash, payload)
-                conn.execute(
+                signature = key.sign_head(record["id"], digest)
+                tx.execute(
                     f"INSERT INTO entries ({', '.join(db.COLUMNS)}) VALUES ({', '.join('?' * len(db.COLUMNS))})",
-                    [record["id"], *(record[name] for name in db.INDEXED_FIELDS), payload, prev_hash, digest],
+                    [record["id"], *(record[name] for name in db.INDEXED_FIELDS), payload, prev_hash, digest, signature],
                 )
-                conn.execute("COMMIT")
-            except ValueError:
-                _rollback(conn)
-                raise
-            except sqlite3.Error as exc:
-                _rollback(conn)
-                # A fresh connection next time: after an I/O error this one may be unusable.
-                self.close()
-                raise db.write_error(path, exc, "write the audit record", self.busy_timeout_s) from exc
-            except BaseException:
-                _rollback(conn)
-                raise
-        return AuditEntry.from_record(record, prev_hash, digest)
+                if self._first_hash is None:
+                    self._first_hash = digest if record["id"] == 1 else tx.execute(
+                        "SELECT hash FROM entries WHERE id = 1"
+                    )[0][0]
+            self._record_head(record["id"], digest, record["time_utc"])
+        return AuditEntry.from_record(record, prev_hash, digest, signature)
+
+    def _check_station_key(self, tx, station_id: str, key: keys.StationKey) -> None:
+        """Refuse to sign as a station whose entries on this log carry another key (verify would fail)."""
+        if station_id in self._checked_stations:
+            return
+        rows = tx.execute(
+            "SELECT payload FROM entries WHERE station_id = ? AND signature IS NOT NULL ORDER BY id LIMIT 1",
+            (station_id,),
+        )
+        if rows:
+            theirs = json.loads(rows[0][0]).get("signing_key")
+            if theirs != key.public_key_hex:
+                raise AuditWriteError(
+                    f"the audit log {self.describe_location()} holds entries of station {station_id!r} signed with "
+                    f"key {keys.fingerprint(theirs)}, but this station's key {key.path} is {key.fingerprint}: "
+                    "restore the station's key file, or give this station a new station id"
+                )
+        self._checked_stations.add(station_id)
+
+    def _record_head(self, entry_id: int, head_hash: str, time_utc: str) -> None:
+        try:
+            keys.HeadAnchors(self._key_dir).record(
+                self._anchor_location(), self._first_hash or head_hash, entry_id, head_hash, time_utc
+            )
+        except OSError as exc:  # the entry is committed; only the station's own truncation check is behind
+            _log.warning("could not update the station's head record: %s", exc)
+
+    def _anchor_location(self) -> str:
+        return self._connect().location
 
     def archive_image(self, rgb: np.ndarray) -> tuple[str, Path]:
         """Store ``rgb`` losslessly (see ``station.audit.archive``); returns ``(sha256, path)``."""
         if self.readonly:
-            raise AuditWriteError(f"audit log {self._path} was opened read-only")
+            raise AuditWriteError(f"audit log {self.describe_location()} was opened read-only")
         return archive.archive_image(rgb, self.archive_dir)
+
+    def _recorded_image_path(self, archived: Path) -> str:
+        """Relative to the data folder when the image is in it, so a moved data folder still verifies."""
+        try:
+            return archived.resolve().relative_to(self.data_dir.resolve()).as_posix()
+        except ValueError:
+            return str(archived)
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -264,7 +370,7 @@ class AuditLog:
         """The entry with this id; ``KeyError`` if there is none."""
         rows = self._select("WHERE id = ?", [int(entry_id)])
         if not rows:
-            raise KeyError(f"no audit entry {entry_id} in {self.path}")
+            raise KeyError(f"no audit entry {entry_id} in {self.describe_location()}")
         return rows[0]
 
     def query(
@@ -278,6 +384,7 @@ class AuditLog:
         action: Action | str | None = None,
         limit: int | None = None,
         *,
+        station: str | None = None,
         newest_first: bool = False,
     ) -> list[AuditEntry]:
         """Entries matching every given filter, by id (oldest first unless ``newest_first``).
@@ -299,6 +406,7 @@ class AuditLog:
             ("material", material),
             ("verdict", verdict),
             ("action", action),
+            ("station_id", station),
         ):
             if value is not None:
                 where.append(f"{column} = ?")
@@ -311,39 +419,49 @@ class AuditLog:
         return self._select(clause, params)
 
     def count(self) -> int:
-        with self._lock:
-            return self._read(lambda conn: conn.execute("SELECT count(*) FROM entries").fetchone()[0])
+        return self._read(lambda tx: tx.execute("SELECT count(*) FROM entries")[0][0])
 
     def last(self) -> AuditEntry | None:
         rows = self._select("ORDER BY id DESC LIMIT 1", [])
         return rows[0] if rows else None
 
-    def verify(self) -> VerifyResult:
-        """Recompute the whole chain (see ``station.audit.chain.verify``)."""
+    def verify(self, *, expect_head: str | None = None) -> VerifyResult:
+        """Check the whole log (see ``station.audit.chain.verify``)."""
         with self._lock:
-            if self._conn is None and not self.readonly:
-                self._connection()  # creates an empty log rather than failing on a missing file
-            return verify(self.path)
+            if not self.readonly:
+                self._connect()  # creates an empty log rather than failing on a missing file
+            return verify(self.location, expect_head=expect_head)
 
     def _select(self, clause: str, params: list[Any]) -> list[AuditEntry]:
-        sql = f"SELECT payload, prev_hash, hash FROM entries {clause}"
-        with self._lock:
-            rows = self._read(lambda conn: conn.execute(sql, params).fetchall())
-        return [AuditEntry.from_record(json.loads(payload), prev, digest) for payload, prev, digest in rows]
+        def select(tx):
+            # a schema-1 file opened read-only (so not upgraded) has no signature column
+            signature = "NULL" if self._legacy_file() else "signature"
+            return tx.execute(f"SELECT payload, prev_hash, hash, {signature} FROM entries {clause}", params)
+
+        rows = self._read(select)
+        return [
+            AuditEntry.from_record(json.loads(payload), prev, digest, signature)
+            for payload, prev, digest, signature in rows
+        ]
 
     def _read(self, query):
-        try:
-            return query(self._connection())
-        except sqlite3.Error as exc:
-            raise AuditError(f"cannot read the audit log {self.path}: {exc}") from exc
+        with self._lock:
+            with self._connect().transaction() as tx:
+                return query(tx)
+
+    def _legacy_file(self) -> bool:
+        backend = self._connect()
+        return isinstance(backend, SQLiteBackend) and backend.schema_version() < db.SCHEMA_VERSION
 
 
-def _rollback(conn: sqlite3.Connection) -> None:
-    if conn.in_transaction:
-        try:
-            conn.execute("ROLLBACK")
-        except sqlite3.Error:
-            pass  # SQLite has already rolled back (e.g. after SQLITE_FULL); nothing was written
+@dataclass(frozen=True)
+class LogStatus:
+    """What the window shows about the log: where it is, and whether a record can be stored now."""
+
+    location: str
+    writable: bool
+    message: str
+    unreachable: bool = False  # the server cannot be reached (the station keeps release blocked)
 
 
 def _json_value(name: str, value: Any) -> Any:
@@ -404,7 +522,7 @@ def write_selftest_entry(log: AuditLog) -> AuditEntry:
     )
     if log.get(entry.id) != entry:
         raise AuditError(f"selftest entry {entry.id} in {log.path} does not read back as written")
-    status = archive.image_status(entry.image_sha256, entry.image_path)
+    status = log.image_status(entry)
     if status != "ok":
         raise AuditError(f"selftest image {entry.image_path} is {status} after archiving")
     return entry

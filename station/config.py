@@ -50,6 +50,7 @@ class Settings:
     allow_unapproved_models: bool = False
     last_batch_folder: str = ""
     max_image_megapixels: float = 100.0  # an image whose header claims more is refused before decoding (0: no cap)
+    audit_url: str = ""  # postgresql://ROLE@HOST/DB: the lab's shared audit log; empty: the local file (docs/LAB-LOG.md)
 
 
 def _hostname() -> str:

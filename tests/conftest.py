@@ -40,4 +40,26 @@ def station_home(tmp_path_factory, monkeypatch):
     home = tmp_path_factory.mktemp("station-home")
     monkeypatch.setenv("STATION_HOME", str(home))
     monkeypatch.setenv("STATION_ID", "test-station")
+    monkeypatch.delenv("STATION_AUDIT_URL", raising=False)  # the local log unless a test names a server
     return home
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL server (tests/helpers_postgres.py), started once per session, stopped after."""
+    from helpers_postgres import PostgresServer, missing_binaries
+
+    reason = missing_binaries()
+    if reason:
+        pytest.skip(reason)
+    server = PostgresServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def lab_database(postgres_server):
+    """A fresh database on that server, set up by init-server (owner URL and the stations' URL)."""
+    return postgres_server.database()

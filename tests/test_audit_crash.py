@@ -42,7 +42,7 @@ with AuditLog(Path(sys.argv[1]), station_id="crash-test") as log:
         i += 1
 """
 
-_KILLS = 18
+_KILLS = 20
 
 
 def test_sigkill_mid_write_loses_no_committed_record(tmp_path):

@@ -215,7 +215,7 @@ def test_verdicts_write_one_audit_entry_each(review_setup, engine, tmp_path):
         assert entry.action == Action.BATCH_VERDICT.value and entry.verdict == "accept"
         assert entry.material == sure.material and entry.predicted_material == sure.material
         assert entry.details["file"] == sure.relative_path and entry.details["file_sha256"] == sure.sha256
-        assert entry.image_sha256 and Path(entry.image_path).is_file()
+        assert entry.image_sha256 and audit_log.image_file(entry.image_path).is_file()
         assert entry.models and entry.thresholds["uncertain_below"] == engine.recipe.uncertain_below
         assert row.review == "accepted" and row.audit_entry_id == entry.id
 

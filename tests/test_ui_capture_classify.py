@@ -3,7 +3,6 @@ Capture & Classify -> result -> override with reason -> release -> audit record 
 
 from __future__ import annotations
 
-import os
 
 import pytest
 
@@ -81,13 +80,14 @@ def test_capture_override_release_writes_verified_audit_records(qtbot, window):
     with AuditLog(readonly=True) as audit_log:
         entries = audit_log.query()
         assert audit_log.verify().ok
+        override_image = audit_log.image_file(next(e for e in entries if e.action == "OVERRIDE").image_path)
     actions = [e.action for e in entries]
     assert actions[0] == "SIGN_IN" and "OVERRIDE" in actions and actions[-1] == "RELEASE"
     override = next(e for e in entries if e.action == "OVERRIDE")
     assert override.material == other and override.reason == "gold seal ring visible at 20x"
     assert override.chip_id == "LM358" and override.lot_id == "L2431" and override.serial_id == "SN-001"
     assert override.predicted_material == result.material.material
-    assert override.image_sha256 and os.path.exists(override.image_path)
+    assert override.image_sha256 and override_image.is_file()
     assert override.decap_method == window.inspection.recipe.decap_methods[other]
     assert entries[-1].refers_to == override.id
 

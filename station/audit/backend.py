@@ -26,34 +26,17 @@ instance)::
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from station.audit import db
 from station.audit.entry import AuditError, AuditUnavailableError, AuditWriteError
-
-# "module:attribute" of each SchemaPart that init-server creates (missing modules are skipped)
-SERVER_SCHEMA_PARTS = ["station.audit.pg:AUDIT_SCHEMA", "station.users.store:SERVER_SCHEMA"]
-
-
-@dataclass(frozen=True)
-class SchemaPart:
-    """Tables one module keeps on the lab's PostgreSQL server.
-
-    ``postgresql``: statements run by init-server as the owner, in the schema ``station``;
-    ``station_grants``: the privileges the stations' role ``{role}`` gets (format placeholder).
-    """
-
-    name: str
-    postgresql: Sequence[str]
-    station_grants: Sequence[str] = ()
-
+from station.audit.pg import PostgresBackend
+from station.audit.sql import SERVER_SCHEMA_PARTS, Backend, SchemaPart, Transaction, to_pyformat
 
 def is_url(location: object) -> bool:
     return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
@@ -79,45 +62,8 @@ def configured_location() -> Path | str:
 
 def open_backend(location: Path | str, *, readonly: bool = False, busy_timeout_s: float = 5.0) -> Backend:
     if is_url(location):
-        from station.audit.pg import PostgresBackend
-
         return PostgresBackend(str(location), readonly=readonly, timeout_s=busy_timeout_s)
     return SQLiteBackend(Path(location), readonly=readonly, busy_timeout_s=busy_timeout_s)
-
-
-class Transaction:
-    """One open transaction: ``execute(sql, params) -> list of row tuples``."""
-
-    kind = ""
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
-        raise NotImplementedError
-
-    def stream(self, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple]:
-        """Rows one at a time (a long log is not held in memory)."""
-        yield from self.execute(sql, params)
-
-
-class Backend:
-    kind = ""
-    location = ""  # for people and the station's head record: a resolved path, or a URL without password
-
-    def transaction(self, lock: str | None = None):  # -> ContextManager[Transaction]
-        raise NotImplementedError
-
-    def close(self) -> None:
-        raise NotImplementedError
-
-    def schema_problems(self) -> list[str]:
-        raise NotImplementedError
-
-    def select_columns(self) -> str:
-        """``db.COLUMNS`` as this database can select them."""
-        return ", ".join(db.COLUMNS)
-
-    def sequence_max(self, tx: Transaction) -> int | None:
-        """The highest entry id the database remembers having held (SQLite's sqlite_sequence)."""
-        return None
 
 
 class _SQLiteTransaction(Transaction):
@@ -213,18 +159,12 @@ def _rollback(conn: sqlite3.Connection) -> None:
             pass  # SQLite has already rolled back (e.g. after SQLITE_FULL); nothing was written
 
 
-_PLACEHOLDER = re.compile(r"\?")
-
-
-def to_pyformat(sql: str) -> str:
-    """``?`` placeholders as psycopg's ``%s`` (a literal ``%`` doubled)."""
-    return _PLACEHOLDER.sub("%s", sql.replace("%", "%%"))
-
-
 __all__ = [
+    "AuditError",
     "AuditUnavailableError",
     "AuditWriteError",
     "Backend",
+    "PostgresBackend",
     "SchemaPart",
     "SERVER_SCHEMA_PARTS",
     "SQLiteBackend",

@@ -102,7 +102,7 @@ class VerifyResult:
 
     def describe(self) -> str:
         if self.ok:
-            lines = [f"OK: {self.n_entries} entries, hash chain and signatures intact, head {self.anchor}"]
+            lines = [f"OK: {self.n_entries} entries, hash chain intact, every signature valid, head {self.anchor}"]
         elif self.first_bad_id is not None:
             lines = [
                 f"FAILED at entry {self.first_bad_id}: {self.reason} "

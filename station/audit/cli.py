@@ -215,7 +215,8 @@ def _init_server(args: argparse.Namespace) -> int:
 
 def _migrate(args: argparse.Namespace) -> int:
     from station.audit.backend import is_url
-    from station.audit.pg import migrate, redact
+    from station.audit.migrate import migrate
+    from station.audit.pg import redact
 
     if not is_url(args.to):
         raise ValueError(f"--to takes a postgresql:// URL, got {args.to!r}")

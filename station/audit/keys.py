@@ -158,11 +158,14 @@ class HeadAnchors:
             raise ValueError(f"the station's head record {self.path} is unreadable: {exc}") from exc
 
     def for_log(self, location: str, first_hash: str | None) -> list[Anchor]:
+        """The anchors for the log at ``location``; for a log this station never wrote there (a moved
+        data folder), those of the same chain written elsewhere."""
         try:
             anchors = self.read()
         except ValueError:
             return []
-        return [a for a in anchors if a.location == location or (first_hash and a.first_hash == first_hash)]
+        here = [a for a in anchors if a.location == location]
+        return here or [a for a in anchors if first_hash and a.first_hash == first_hash]
 
     def record(self, location: str, first_hash: str, entry_id: int, head_hash: str, time_utc: str) -> None:
         try:

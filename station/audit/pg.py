@@ -19,12 +19,10 @@ import hashlib
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from station.audit import db
-from station.audit.backend import Backend, SchemaPart, Transaction, to_pyformat
+from station.audit.sql import Backend, SchemaPart, Transaction, to_pyformat
 from station.audit.entry import AuditError, AuditUnavailableError, AuditWriteError
 
 SCHEMA = "station"
@@ -81,6 +79,7 @@ _INDEXES = {
         ("station", "station_id, id"),
     )
 }
+_CONSTRAINT_INDEXES = {"entries_pkey", "entries_hash_key"}
 _COLUMNS = (
     ("id", "bigint", "NO"),
     ("time_utc", "text", "NO"),
@@ -244,6 +243,7 @@ class PostgresBackend(Backend):
 
     def schema_problems(self) -> list[str]:
         with self.transaction() as tx:
+            tx.execute("SET LOCAL search_path TO pg_catalog")  # definitions printed with their schema, as written
             if tx.execute("SELECT to_regclass('station.entries')")[0][0] is None:
                 raise AuditError(f"the server {self.location} has no station audit log (run station audit init-server)")
             problems = []
@@ -286,13 +286,15 @@ class PostgresBackend(Backend):
             for name, definition in _INDEXES.items():
                 if indexes.get(name) != definition:
                     problems.append(f"the index {name} is missing or altered: someone altered the schema")
+            for name in indexes.keys() - _INDEXES.keys() - _CONSTRAINT_INDEXES:
+                problems.append(f"an extra index {name} is on the entries table: someone altered the schema")
             return problems
 
 
 def _schema_parts() -> list[SchemaPart]:
     import importlib
 
-    from station.audit.backend import SERVER_SCHEMA_PARTS
+    from station.audit.sql import SERVER_SCHEMA_PARTS
 
     parts = []
     for dotted in SERVER_SCHEMA_PARTS:
@@ -365,37 +367,3 @@ def init_server(
     finally:
         conn.close()
     return done
-
-
-def migrate(source: Path, to_url: str) -> int:
-    """Copy the local log at ``source``, chain and signatures as they are, into the server's empty log.
-
-    The source must verify; the copy is verified after. Returns the number of entries copied.
-    """
-    from station.audit.backend import SQLiteBackend
-    from station.audit.chain import verify
-
-    checked = verify(source)
-    if not checked.ok:
-        raise AuditError(f"the local log {source} does not verify, so it is not copied: {checked.describe()}")
-    local = SQLiteBackend(Path(source), readonly=True)
-    server = PostgresBackend(to_url)
-    try:
-        with local.transaction() as read, server.transaction(lock="station-audit-append") as write:
-            if write.execute("SELECT count(*) FROM entries")[0][0]:
-                raise AuditError(
-                    f"the server's log {server.location} already has entries: a local log can only be copied into "
-                    "an empty one (its entries' hashes and signatures fix their place in the chain)"
-                )
-            n = 0
-            insert = f"INSERT INTO entries ({', '.join(db.COLUMNS)}) VALUES ({', '.join('?' * len(db.COLUMNS))})"
-            for row in read.stream(f"SELECT {local.select_columns()} FROM entries ORDER BY id"):
-                write.execute(insert, row)
-                n += 1
-    finally:
-        local.close()
-        server.close()
-    copied = verify(to_url, station_record=False)
-    if not copied.ok or copied.head_hash != checked.head_hash:
-        raise AuditError(f"the copy on {redact(to_url)} does not verify: {copied.describe()}")
-    return n

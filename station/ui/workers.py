@@ -293,7 +293,7 @@ class AuditWorker(QObject):
         from station.capture.images import ImageReadError, read_image
 
         try:
-            image = read_image(path)
+            image = read_image(self._audit_log().image_file(path))  # recorded relative to the data folder
         except ImageReadError as exc:
             log.warning("archived image unreadable: %s", exc)
             image = None

@@ -278,8 +278,8 @@ class InspectionFlowMixin:
         self.notify(
             "Audit record not written",
             f"The {action} record could not be written, so nothing was recorded and the chip "
-            f"cannot be released to decapping.\n\n{message}\n\nFree disk space or fix the data folder's "
-            "permissions, then give the verdict again.",
+            f"cannot be released to decapping.\n\n{message}\n\nFix what the message names (free disk space, "
+            "the data folder's permissions, or the connection to the lab's log server), then give the verdict again.",
             critical=True,
         )
         self._refresh()

@@ -49,6 +49,7 @@ class MainWindow(OperatorSessionMixin, InspectionFlowMixin, LiveSourceMixin, Sta
     _load_recipe = Signal(object, str)
     _audit_append = Signal(int, object)
     _load_image = Signal(int, str)
+    _check_audit_status = Signal()
 
     # for tests and the status bar
     audit_committed = Signal(object)  # AuditEntry
@@ -98,7 +99,30 @@ class MainWindow(OperatorSessionMixin, InspectionFlowMixin, LiveSourceMixin, Sta
             self.choose_recipe(current)
         else:
             self.panel.set_recipe_status("No recipes found: check the installation (resources/recipes).")
+        self._check_audit_status.emit()  # a lab server that cannot be reached is named at once
         self._refresh()
+
+    @Slot(object)
+    def _on_audit_status(self, status) -> None:
+        """``station.audit.LogStatus`` from the audit worker: where records go, and whether they can be stored."""
+        self.audit_label.setToolTip(status.message)
+        if status.writable:
+            self._audit_status_timer.stop()
+            if self._audit_unreachable:
+                self.audit_label.setText("Audit: lab server reachable again")
+            self.audit_label.setStyleSheet("")
+            self._audit_unreachable = False
+            return
+        self.audit_label.setText("Audit: LAB LOG SERVER UNREACHABLE (release blocked)" if status.unreachable
+                                 else "Audit: LOG NOT WRITABLE (release blocked)")
+        self.audit_label.setStyleSheet("color:#b00020;font-weight:bold;")
+        if status.unreachable:
+            self._audit_status_timer.start()
+            if not self._audit_unreachable:
+                self.notify("Lab audit log unreachable", f"{status.message}\n\nNothing can be recorded and no "
+                            "chip can be released until the server is back; the station tries it again every "
+                            "15 s. Then give the verdict again.", critical=True)
+            self._audit_unreachable = True
 
     def notify(self, title: str, message: str, *, critical: bool = False) -> None:
         """Tell the operator without blocking: a window-modal box that does not stop the event loop."""
@@ -135,6 +159,9 @@ class MainWindow(OperatorSessionMixin, InspectionFlowMixin, LiveSourceMixin, Sta
         self.audit.failed.connect(self._on_audit_failed)
         self._load_image.connect(self.audit.load_image)
         self.audit.image_loaded.connect(self._on_image_loaded)
+        self._check_audit_status.connect(self.audit.check_status)
+        self.audit.status_changed.connect(self._on_audit_status)
+        self._audit_unreachable = False
         self._reference_requests: dict[int, str] = {}
 
     def _build_ui(self, device_description: str) -> None:
@@ -178,6 +205,9 @@ class MainWindow(OperatorSessionMixin, InspectionFlowMixin, LiveSourceMixin, Sta
         self._stall_timer.setInterval(500)
         self._stall_timer.timeout.connect(self._check_stalled)
         self._stall_timer.start()
+        self._audit_status_timer = QTimer(self)  # while the lab's log server is unreachable: try it again
+        self._audit_status_timer.setInterval(15_000)
+        self._audit_status_timer.timeout.connect(self._check_audit_status.emit)
 
     def _build_views(self) -> QSplitter:
         self.live_view = ImageView("No source running.\nChoose a source and press Start.")

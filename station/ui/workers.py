@@ -241,11 +241,13 @@ class AuditWorker(QObject):
     queried = Signal(int, object)  # ticket, list[AuditEntry]
     verified = Signal(int, object)  # ticket, VerifyResult
     image_loaded = Signal(int, object)  # ticket, RGB array (None when the file is missing or unreadable)
+    status_changed = Signal(object)  # station.audit.LogStatus: where records go, and whether they can be stored now
 
     def __init__(self, db_path=None) -> None:
         super().__init__()
         self._db_path = db_path
         self._log = None
+        self._unreachable = False
 
     def _audit_log(self):
         if self._log is None:
@@ -256,15 +258,32 @@ class AuditWorker(QObject):
 
     @Slot(int, object)
     def append(self, ticket: int, draft) -> None:
-        from station.audit import AuditError
+        from station.audit import AuditError, AuditUnavailableError, LogStatus
 
         try:
             entry = self._audit_log().append(draft.action, **draft.fields)
         except (AuditError, ValueError, OSError) as exc:
             log.error("audit write failed (%s): %s", draft.action, exc)
+            if isinstance(exc, AuditUnavailableError):
+                self._unreachable = True
+                self.status_changed.emit(LogStatus(self._audit_log().describe_location(), False, str(exc), True))
             self.failed.emit(ticket, str(exc))
         else:
+            if self._unreachable:
+                self.check_status()
             self.committed.emit(ticket, entry)
+
+    @Slot()
+    def check_status(self) -> None:
+        """Try the log now (on a lab server: connect); answers with ``status_changed``."""
+        from station.audit import AuditError, LogStatus
+
+        try:
+            status = self._audit_log().status()
+        except (AuditError, OSError) as exc:
+            status = LogStatus(str(self._db_path or "the station's audit log"), False, str(exc))
+        self._unreachable = status.unreachable
+        self.status_changed.emit(status)
 
     @Slot(int, object)
     def query(self, ticket: int, filters: dict) -> None:

@@ -404,3 +404,47 @@ def test_a_frame_failing_the_image_check_is_flagged_for_a_person(review_setup, t
             table = list(csv.DictReader(stream))
     flagged = {row["file"]: row["image_problems"] for row in table}
     assert "nearly uniform" in flagged["empty_stage.png"] and not flagged["part.png"]
+
+
+def test_the_onnxruntime_backend_gives_the_torch_results(review_setup, tmp_path):
+    pytest.importorskip("onnxruntime")
+    folder, names, recipe = review_setup
+    images = [read_image(folder / name) for name in names[:4]]
+    with Engine(recipe, device="cpu", warm_up=False) as torch_engine, \
+            Engine(recipe, device="cpu", warm_up=False, backend="onnxruntime") as onnx_engine:
+        assert onnx_engine.device_description.endswith("ONNX Runtime")
+        expected = torch_engine.run_batch([torch_engine.prepare(image, request_id=i) for i, image in enumerate(images)])
+        found = onnx_engine.run_batch([onnx_engine.prepare(image, request_id=i) for i, image in enumerate(images)])
+        mapped = onnx_engine.run(InspectionRequest(9, images[0], want_attention=True))  # maps: torch's graph
+    assert mapped.attention is not None and mapped.attention.material is not None
+    assert any(result.defects for result in expected)
+    for ours, theirs in zip(found, expected):
+        assert ours.material.material == theirs.material.material and ours.material.uncertain == theirs.material.uncertain
+        np.testing.assert_allclose(ours.material.probabilities, theirs.material.probabilities, atol=1e-4)
+        assert [d.label for d in ours.defects] == [d.label for d in theirs.defects]
+        for a, b in zip(ours.defects, theirs.defects):
+            np.testing.assert_allclose(a.box, b.box, atol=1e-2)
+            assert a.score == pytest.approx(b.score, abs=1e-4)
+
+
+def test_the_onnxruntime_backend_is_for_the_cpu_and_named(review_setup):
+    _, _, recipe = review_setup
+    with pytest.raises(ValueError, match="backend must be one of"):
+        Engine(recipe, device="cpu", warm_up=False, backend="tensorrt")
+
+
+def test_headless_command_with_the_onnxruntime_backend(review_setup, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from station.cli import main
+
+    folder, names, recipe = review_setup
+    recipe_file = write_recipe_file(recipe, tmp_path / "recipe.json")
+    reports = {}
+    for backend in ("torch", "onnxruntime"):
+        copy = copy_folder(folder, tmp_path / backend)
+        out = tmp_path / f"{backend}.csv"
+        assert main(["batch", str(copy), "--recipe", str(recipe_file), "--out", str(out), "--device", "cpu",
+                     "--no-attention", "--quiet", "--backend", backend]) == 0
+        with out.open(encoding="utf-8-sig", newline="") as stream:
+            reports[backend] = [(r["file"], r["status"], r["material"], r["n_defects"]) for r in csv.DictReader(stream)]
+    assert reports["onnxruntime"] == reports["torch"] and len(reports["torch"]) == len(names) + len(BROKEN)

@@ -117,7 +117,9 @@ class Engine:
     by default the station's audit log. A model it does not approve raises UnapprovedModelError.
     """
 
-    def __init__(self, recipe: Recipe, device: str = "auto", warm_up: bool = True, approvals=None) -> None:
+    def __init__(
+        self, recipe: Recipe, device: str = "auto", warm_up: bool = True, approvals=None, backend: str = "torch"
+    ) -> None:
         from station.users.approvals import station_approvals
 
         self.recipe = recipe
@@ -135,6 +137,8 @@ class Engine:
             self._check_approved(self.detector)
             self._check_detector(self.detector)
         self.thresholds = self._effective_thresholds()
+        self.backend = backend
+        self._runners = self._onnx_runners() if backend != "torch" else {}
         for loaded in self._loaded():
             if loaded.card.cam_reference is None:
                 log.warning("model %s has no cam_reference in its card: no attention map for it", loaded.card.name)
@@ -149,6 +153,20 @@ class Engine:
     # -- set-up ---------------------------------------------------------------------------
     def _loaded(self) -> list[LoadedModel]:
         return [m for m in (self.classifier, self.detector) if m is not None]
+
+    def _onnx_runners(self) -> dict[str, object]:
+        from station.inference.onnx_backend import BACKENDS, onnx_runner
+        from station.paths import cache_dir
+
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
+        if self._device.type != "cpu":
+            raise ValueError(f"the onnxruntime backend runs on the CPU, not {self._device}")
+        return {loaded.role: onnx_runner(loaded, cache_dir() / "onnx") for loaded in self._loaded()}
+
+    def _network(self, loaded: LoadedModel, with_maps: bool) -> object:
+        """The forward pass for one role: the ONNX Runtime runner unless attention maps need torch."""
+        return loaded.model if with_maps else self._runners.get(loaded.role, loaded.model)
 
     def _check_approved(self, loaded: LoadedModel) -> None:
         from station.ml.cards import file_sha256
@@ -218,7 +236,7 @@ class Engine:
 
     @property
     def device_description(self) -> str:
-        description = describe_device(self._device)
+        description = describe_device(self._device) + (" · ONNX Runtime" if self._runners else "")
         return description + " (fell back after CUDA out of memory)" if self._fell_back else description
 
     @property
@@ -282,6 +300,7 @@ class Engine:
         """Release the models (and GPU memory); the engine cannot run afterwards."""
         cuda = self._device.type == "cuda"
         self.classifier = self.detector = None
+        self._runners = {}
         if cuda:
             torch.cuda.empty_cache()
 
@@ -388,7 +407,8 @@ class Engine:
             clock.add("cam", clock.now() - start - cam.forward_seconds)
         else:
             with clock.stage("classifier"):
-                logits = classifier_logits(loaded.model, to_device([i.tensor for i in inputs], self._device), self._device)
+                network = self._network(loaded, with_maps=False)
+                logits = classifier_logits(network, to_device([i.tensor for i in inputs], self._device), self._device)
         with clock.stage("classifier"):
             # temperature scaling (Guo et al. 2017): calibrated probabilities, same ranking
             probabilities = torch.softmax(logits.float() / card.temperature, dim=1).cpu().numpy()
@@ -428,7 +448,7 @@ class Engine:
             cam = stack.enter_context(EigenCam(loaded.model, loaded.model.cam_target_layer)) if with_map else None
             with clock.stage("detector"):
                 found = detections(
-                    loaded.model,
+                    self._network(loaded, with_map),
                     to_device([i.tensor for i in inputs], self._device),
                     self._device,
                     views=card.test_time_views,

@@ -30,6 +30,7 @@ from station.ml.wbam_ffem import dense_detections
 
 DEFAULT_OPSET = 18
 CARD_METADATA_KEY = "station.card"
+PRE_NMS_TOPK_KEY = "station.pre_nms_topk"
 
 
 class _DenseDetector(nn.Module):
@@ -43,17 +44,14 @@ class _DenseDetector(nn.Module):
         return dense_detections(self.detector(images), (images.shape[-2], images.shape[-1]))
 
 
-def export_onnx(model_dir: str | Path, out: str | Path, opset: int = DEFAULT_OPSET) -> ModelCard:
-    """Write ``model_dir``'s network to ``out`` as ONNX (dynamic batch) and check the file."""
-    import onnx
-
+def export_graph(model: nn.Module, card: ModelCard, out: str | Path, opset: int = DEFAULT_OPSET) -> Path:
+    """Trace ``model`` (built from ``card``) into the ONNX file ``out``; torch only, no ``onnx``."""
     if opset < 17:
         raise ValueError(f"opset must be 17 or newer, got {opset}")
-    model, card = load_model(model_dir, "cpu")
     if card.task == "detection":
         graph, outputs = _DenseDetector(model).eval(), ["scores", "boxes"]
     else:
-        graph, outputs = model, ["logits"]
+        graph, outputs = model.eval(), ["logits"]
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     example = torch.zeros(2, *card.input_size)
@@ -65,13 +63,22 @@ def export_onnx(model_dir: str | Path, out: str | Path, opset: int = DEFAULT_OPS
             graph, (example,), str(out), input_names=["images"], output_names=outputs,
             dynamic_axes=dynamic, opset_version=opset, dynamo=False,
         )
+    return out
+
+
+def export_onnx(model_dir: str | Path, out: str | Path, opset: int = DEFAULT_OPSET) -> ModelCard:
+    """Write ``model_dir``'s network to ``out`` as ONNX (dynamic batch), the card inside, and check it."""
+    import onnx
+
+    model, card = load_model(model_dir, "cpu")
+    export_graph(model, card, out, opset)
     proto = onnx.load(str(out))
     onnx.checker.check_model(proto)
     entry = proto.metadata_props.add()
     entry.key, entry.value = CARD_METADATA_KEY, json.dumps(card.to_dict(), ensure_ascii=False)
     if card.task == "detection":
         entry = proto.metadata_props.add()
-        entry.key, entry.value = "station.pre_nms_topk", str(model.config.pre_nms_topk)
+        entry.key, entry.value = PRE_NMS_TOPK_KEY, str(model.config.pre_nms_topk)
     onnx.save(proto, str(out))
     return card
 

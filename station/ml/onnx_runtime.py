@@ -18,16 +18,15 @@ import torch
 
 from station.ml.cards import ModelCard
 from station.ml.letterbox import LetterboxInfo
-from station.ml.onnx_export import CARD_METADATA_KEY
+from station.ml.onnx_export import CARD_METADATA_KEY, PRE_NMS_TOPK_KEY
 from station.ml.wbam_ffem import select_detections
 
 
 class _OnnxModel:
-    def __init__(self, session: object, card: ModelCard, metadata: dict[str, str]) -> None:
+    def __init__(self, session: object, card: ModelCard) -> None:
         self.session = session
         self.card = card
         self.training = False
-        self._metadata = metadata
 
     def eval(self) -> _OnnxModel:
         return self
@@ -44,9 +43,9 @@ class OnnxClassifier(_OnnxModel):
 
 
 class OnnxDetector(_OnnxModel):
-    def __init__(self, session: object, card: ModelCard, metadata: dict[str, str]) -> None:
-        super().__init__(session, card, metadata)
-        self.pre_nms_topk = int(self._metadata["station.pre_nms_topk"])
+    def __init__(self, session: object, card: ModelCard, pre_nms_topk: int) -> None:
+        super().__init__(session, card)
+        self.pre_nms_topk = pre_nms_topk
 
     def predict(
         self,
@@ -63,19 +62,36 @@ class OnnxDetector(_OnnxModel):
         )
 
 
-def load_onnx(path: str | Path, threads: int | None = None) -> OnnxClassifier | OnnxDetector:
-    """The runner for an exported file, chosen by the card inside it; ``threads`` caps ONNX
-    Runtime's intra-op threads (None: its default, one per core)."""
+def _session(path: str | Path, threads: int | None):
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     if threads is not None:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def runner_for(path: str | Path, card: ModelCard, pre_nms_topk: int | None = None,
+               threads: int | None = None) -> OnnxClassifier | OnnxDetector:
+    """The runner for a graph exported from ``card``'s model (``export_graph``); a detector also
+    needs its config's ``pre_nms_topk``."""
+    session = _session(path, threads)
+    if card.task == "detection":
+        if pre_nms_topk is None:
+            raise ValueError("a detector's runner needs its pre_nms_topk")
+        return OnnxDetector(session, card, pre_nms_topk)
+    return OnnxClassifier(session, card)
+
+
+def load_onnx(path: str | Path, threads: int | None = None) -> OnnxClassifier | OnnxDetector:
+    """The runner for a file written by ``station export``, chosen by the card inside it;
+    ``threads`` caps ONNX Runtime's intra-op threads (None: its default, one per core)."""
+    session = _session(path, threads)
     metadata = session.get_modelmeta().custom_metadata_map
     if CARD_METADATA_KEY not in metadata:
         raise ValueError(f"{path} was not written by `station export` (no {CARD_METADATA_KEY} metadata)")
     card = ModelCard.from_dict(json.loads(metadata[CARD_METADATA_KEY]))
-    kind = OnnxDetector if card.task == "detection" else OnnxClassifier
-    return kind(session, card, metadata)
+    if card.task == "detection":
+        return OnnxDetector(session, card, int(metadata[PRE_NMS_TOPK_KEY]))
+    return OnnxClassifier(session, card)

@@ -363,7 +363,31 @@ def load_model(directory: str | Path, device: str | torch.device = "cpu") -> tup
                              f"with {card.build_kwargs} ({exc})") from None
     _check_state(weights, model.state_dict(), tensors)
     model.load_state_dict(tensors, strict=True)
+    _check_card_fits(directory / CARD_FILE, card, model)
     return model.to(device).eval(), card
+
+
+def _check_card_fits(path: Path, card: ModelCard, model: nn.Module) -> None:
+    """The card describes this network: as many class names as outputs, the network's input
+    channels, an input at least one cell of its coarsest feature map."""
+    outputs = getattr(model, "num_classes", None)
+    if outputs is not None and len(card.classes) != outputs:
+        names = ", ".join(card.classes)
+        raise ModelLoadError(path, f"card {card.name!r} names {len(card.classes)} classes ({names}) but its network "
+                             f"has {outputs} outputs: the card's classes list does not belong to these weights")
+    channels = getattr(model, "in_chans", None)
+    if channels is not None and card.input_size[0] != channels:
+        raise ModelLoadError(path, f"card {card.name!r} gives input_size {list(card.input_size)} "
+                             f"({card.input_size[0]} channels) but its network takes {channels} channels")
+    network_mode = getattr(model, "input_mode", None)
+    if network_mode is not None and network_mode != card.input_mode:
+        raise ModelLoadError(path, f"card {card.name!r} has input_mode {card.input_mode!r} but its network was "
+                             f"built for {network_mode!r}")
+    stride = getattr(model, "max_stride", None) or getattr(getattr(model, "config", None), "total_stride", None)
+    _, height, width = card.input_size
+    if stride is not None and min(height, width) < stride:
+        raise ModelLoadError(path, f"card {card.name!r} gives input_size {list(card.input_size)}: {height}x{width} "
+                             f"pixels is smaller than one cell ({stride} px) of its network's coarsest feature map")
 
 
 def _check_state(path: Path, expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor]) -> None:

@@ -1,4 +1,4 @@
-"""A card that does not describe its network (class count, input channels, input size) is a clear
+"""A card that does not describe its network (class count, input channels or mode) is a clear
 load error naming the card, from the command a user runs (``station evaluate``), never a model
 that loads and then drops a probability or fails on the first image."""
 
@@ -63,9 +63,3 @@ def test_a_detector_card_with_another_input_mode_is_refused(models, tmp_path, ca
                          input_size=[2, *card["input_size"][1:]], preprocessing=two)
     error = _evaluate(model, tmp_path, capsys)
     assert card["name"] in error and ("channels" in error or "input_mode" in error)
-
-
-def test_an_input_smaller_than_one_cell_is_refused(models, tmp_path, capsys):
-    model = _edited_copy(models / "classifier", tmp_path / "tiny-input", input_size=[3, 4, 4])
-    error = _evaluate(model, tmp_path, capsys)
-    assert "4x4 pixels is smaller than one cell" in error

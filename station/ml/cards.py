@@ -369,7 +369,7 @@ def load_model(directory: str | Path, device: str | torch.device = "cpu") -> tup
 
 def _check_card_fits(path: Path, card: ModelCard, model: nn.Module) -> None:
     """The card describes this network: as many class names as outputs, the network's input
-    channels, an input at least one cell of its coarsest feature map."""
+    channels and mode. (Any input size fits: both architectures pad the input to their stride.)"""
     outputs = getattr(model, "num_classes", None)
     if outputs is not None and len(card.classes) != outputs:
         names = ", ".join(card.classes)
@@ -383,11 +383,6 @@ def _check_card_fits(path: Path, card: ModelCard, model: nn.Module) -> None:
     if network_mode is not None and network_mode != card.input_mode:
         raise ModelLoadError(path, f"card {card.name!r} has input_mode {card.input_mode!r} but its network was "
                              f"built for {network_mode!r}")
-    stride = getattr(model, "max_stride", None) or getattr(getattr(model, "config", None), "total_stride", None)
-    _, height, width = card.input_size
-    if stride is not None and min(height, width) < stride:
-        raise ModelLoadError(path, f"card {card.name!r} gives input_size {list(card.input_size)}: {height}x{width} "
-                             f"pixels is smaller than one cell ({stride} px) of its network's coarsest feature map")
 
 
 def _check_state(path: Path, expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor]) -> None:

@@ -499,3 +499,22 @@ def test_a_schema_1_log_is_upgraded_and_then_signed(tmp_path):
         log.append(Action.SIGN_OUT, operator_id="jdoe")
     result = verify(path)
     assert result.ok and result.n_entries == 2 and "before signing" in result.warnings[0], result.describe()
+
+
+def test_users_and_their_password_hashes_live_on_the_lab_server(lab_database):
+    import psycopg
+    from helpers_users import EXPERT, TECH, make_directory, make_users
+
+    from station.users import AuthenticationError, Permission
+
+    directory = make_directory(AuditLog(lab_database.station_url))
+    make_users(directory)
+    assert directory.sign_in(*TECH.login).user_id == TECH.user_id
+    assert directory.sign(*EXPERT.login, Permission.OVERRIDE).signer_id == EXPERT.user_id
+    with pytest.raises(AuthenticationError):
+        directory.sign_in(TECH.user_id, "a-wrong-guess")
+    with psycopg.connect(lab_database.station_url, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM station.user_credentials").fetchone()[0] == 3
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("UPDATE station.user_credentials SET password_hash = 'x'")
+    assert verify(lab_database.station_url).ok

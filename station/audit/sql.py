@@ -10,7 +10,7 @@ from typing import Any
 from station.audit import db
 
 # "module:attribute" of each SchemaPart that init-server creates (missing modules are skipped)
-SERVER_SCHEMA_PARTS = ["station.audit.pg:AUDIT_SCHEMA", "station.users.store:SERVER_SCHEMA"]
+SERVER_SCHEMA_PARTS = ["station.audit.pg:AUDIT_SCHEMA", "station.users.credentials:SERVER_SCHEMA"]
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,9 @@ the audit log names the key that is current for each user: a row swapped in by s
 the database is simply not the one the log names, and is refused.
 
 The SQL is plain (``CREATE TABLE IF NOT EXISTS``, ``INSERT``, ``SELECT``) so that the same
-statements serve SQLite and PostgreSQL; ``SqliteCredentials`` runs them on the audit file.
+statements serve SQLite and PostgreSQL; ``SqliteCredentials`` runs them on the audit file,
+``ServerCredentials`` on the lab's server (``station.audit.backend``), where
+``station audit init-server`` creates the table (``SERVER_SCHEMA``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Protocol
 
 from station.audit.entry import AuditError, AuditWriteError
+from station.audit.sql import SchemaPart
 from station.users.passwords import credential_digest
 
 CREATE_TABLE = """
@@ -27,6 +30,11 @@ CREATE TABLE IF NOT EXISTS user_credentials (
     created_utc       TEXT NOT NULL
 )
 """
+SERVER_SCHEMA = SchemaPart(
+    name="users",
+    postgresql=(CREATE_TABLE.replace("user_credentials", "station.user_credentials", 1),),
+    station_grants=("GRANT SELECT, INSERT ON station.user_credentials TO {role}",),
+)
 INSERT = "INSERT INTO user_credentials (credential_sha256, user_id, password_hash, created_utc) VALUES (?, ?, ?, ?)"
 SELECT = "SELECT password_hash FROM user_credentials WHERE credential_sha256 = ? AND user_id = ?"
 
@@ -79,7 +87,40 @@ class SqliteCredentials:
         return row[0] if row else None
 
 
+class ServerCredentials:
+    """The credentials table on the lab's PostgreSQL server, beside the log's entries."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def add(self, user_id: str, password_hash: str) -> str:
+        from station.audit.backend import open_backend
+
+        key = credential_digest(password_hash)
+        now = datetime.now(timezone.utc).isoformat(timespec="microseconds")
+        backend = open_backend(self.url)
+        try:
+            with backend.transaction(lock="station-user-credentials") as tx:
+                tx.execute(INSERT, (key, user_id, password_hash, now))
+        finally:
+            backend.close()
+        return key
+
+    def get(self, user_id: str, credential_sha256: str) -> str | None:
+        from station.audit.backend import open_backend
+
+        backend = open_backend(self.url, readonly=True)
+        try:
+            with backend.transaction() as tx:
+                rows = tx.execute(SELECT, (credential_sha256, user_id))
+        finally:
+            backend.close()
+        return rows[0][0] if rows else None
+
+
 def credentials_for(log) -> CredentialStore:
     """The credential table of the database that holds ``log``."""
     log.open()  # the log's schema first: the credentials table joins an audit database, never founds one
+    if log.is_server:
+        return ServerCredentials(str(log.location))
     return SqliteCredentials(log.path)

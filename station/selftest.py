@@ -108,7 +108,7 @@ def _stage_audit(ctx: SelftestContext) -> str:
         verdict = audit_log.verify()
     if not verdict.ok:
         raise RuntimeError(f"audit chain broken at entry {verdict.first_bad_id}: {verdict.reason}")
-    return f"entry #{entry.id} written, chain of {verdict.n_entries} verified ({audit_log.path})"
+    return f"entry #{entry.id} written, chain of {verdict.n_entries} verified ({audit_log.describe_location()})"
 
 
 STAGES: list[tuple[str, Callable[[SelftestContext], str]]] = [

@@ -65,7 +65,7 @@ class ModelApprovals:
     @classmethod
     def from_log(cls, audit_log, allow_unapproved: bool = False) -> ModelApprovals:
         entries = audit_log.query(action=Action.MODEL_APPROVE)
-        return cls(tuple(_approval(e) for e in entries), allow_unapproved, source=str(audit_log.path))
+        return cls(tuple(_approval(e) for e in entries), allow_unapproved, source=audit_log.describe_location())
 
     @classmethod
     def developer(cls) -> ModelApprovals:

@@ -88,3 +88,15 @@ def test_iou_above_the_threshold_is_a_hit_and_each_box_is_matched_once():
     assert match_detections([close], targets, 1, 0.33, strictly_above=True).hits.tolist() == [True]
     twice = det([[0, 0, 100, 10], [1, 0, 100, 10]], [0, 0], [0.9, 0.8])
     assert match_detections([twice], targets, 1, 0.5).hits.tolist() == [True, False]
+
+
+def test_expected_calibration_error_by_hand():
+    import math
+
+    from station.training.metrics import expected_calibration_error
+
+    # both calls 90 % sure of class 0; one is right, one wrong: one bin, |0.9 - 0.5| = 0.4
+    logits = torch.tensor([[math.log(0.9), math.log(0.1)]] * 2)
+    assert expected_calibration_error(logits, torch.tensor([0, 1])) == pytest.approx(0.4, abs=1e-6)
+    # temperature 2 softens 0.9/0.1 to 0.75/0.25: |0.75 - 0.5|
+    assert expected_calibration_error(logits, torch.tensor([0, 1]), temperature=2.0) == pytest.approx(0.25, abs=1e-6)

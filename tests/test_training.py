@@ -62,6 +62,8 @@ def test_evaluate_reproduces_the_cards_validation_figures(classifier_run, tmp_pa
     assert evaluation.subset == "val" and evaluation.n_images == card.data.counts["val"]
     for key in ("accuracy", "macro_f1", "macro_precision", "macro_recall"):
         assert evaluation.metrics()[key] == pytest.approx(card.metrics[key], abs=1e-6)
+    assert 0 <= card.metrics["ece"] <= 1
+    assert evaluation.calibration["ece"] == pytest.approx(card.metrics["ece"], abs=1e-6)
     assert {p.name for p in evaluation.files} >= {"confusion.csv", "confusion.png", "metrics.json"}
     everything = evaluate(out, root, subset="all", progress=False)
     assert everything.n_images == 23

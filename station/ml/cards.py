@@ -408,6 +408,7 @@ _METRIC_LABELS = {
     "accuracy": "accuracy", "macro_precision": "macro precision", "macro_recall": "macro recall",
     "macro_f1": "macro F1", "map50": "mAP@0.5", "map75": "mAP@0.75", "map90": "mAP@0.9",
     "map50_95": "mAP@0.5:0.95", "mar100": "average recall, 100 boxes",
+    "ece": "expected calibration error (15 bins, lower is better)",
     "deeppcb_map": "DeepPCB mAP (the benchmark's rule, IoU > 0.33, every detection ranked)",
     "deeppcb_fscore_at_card_threshold": "DeepPCB F-score at the card's threshold (the benchmark's rule)",
     "deeppcb_precision_at_card_threshold": "DeepPCB precision at the card's threshold",

@@ -23,6 +23,7 @@ from station.training.metrics import (
     classification_metrics,
     detection_metrics,
     match_detections,
+    expected_calibration_error,
     negative_log_likelihood,
 )
 
@@ -111,6 +112,7 @@ def calibrate_card(model: nn.Module, card: ModelCard, val_loader: DataLoader, de
             outputs = run_classifier(model, val_loader, device, "off", progress=progress)
         temperature = fit_temperature(outputs.logits, outputs.labels)
         metrics = classification_metrics(outputs.labels, outputs.logits.argmax(1), classes).summary()
+        metrics["ece"] = expected_calibration_error(outputs.logits, outputs.labels, temperature)
         cam = cam_reference(model, replace(card, temperature=temperature), val_samples, seed=seed)
         log.info("temperature %.3f (validation NLL %.4f -> %.4f)", temperature,
                  negative_log_likelihood(outputs.logits, outputs.labels),

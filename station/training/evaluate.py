@@ -31,6 +31,7 @@ from station.training.metrics import (
     DetectionMetrics,
     classification_metrics,
     detection_metrics,
+    expected_calibration_error,
     negative_log_likelihood,
 )
 from station.training.splits import Split, SplitError
@@ -95,7 +96,7 @@ class EvaluationResult:
     classification: ClassificationMetrics | None = None
     detection: DetectionMetrics | None = None
     deeppcb: DeepPCBMetrics | None = None
-    calibration: dict[str, float] = field(default_factory=dict)  # NLL with the card's temperature: not a fraction
+    calibration: dict[str, float] = field(default_factory=dict)  # NLL and ECE with the card's temperature
     views: int = 1  # detectors: test-time views fused per image
     files: list[Path] = field(default_factory=list)
     left_out: list[str] = field(default_factory=list)  # "path: reason" of each file or box the dataset lost
@@ -198,6 +199,7 @@ def evaluate(
         result.classification = classification_metrics(outputs.labels, outputs.logits.argmax(1), card.classes)
         if len(outputs.labels):
             result.calibration["nll"] = negative_log_likelihood(outputs.logits, outputs.labels, card.temperature)
+            result.calibration["ece"] = expected_calibration_error(outputs.logits, outputs.labels, card.temperature)
     else:
         dataset = DetectionData(chosen.samples, card)  # type: ignore[arg-type]
         result.views = views or card.test_time_views

@@ -25,6 +25,19 @@ def negative_log_likelihood(logits: torch.Tensor, labels: torch.Tensor, temperat
     return float(F.cross_entropy(logits.float() / temperature, labels.long()))
 
 
+ECE_BINS = 15  # Guo et al. 2017's choice
+
+
+def expected_calibration_error(logits: torch.Tensor, labels: torch.Tensor, temperature: float = 1.0) -> float:
+    """ECE of the calibrated probabilities (softmax of logits / temperature): the mean gap between
+    confidence and accuracy over 15 equal-width confidence bins, weighted by the bins' sizes."""
+    from torchmetrics.functional.classification import multiclass_calibration_error
+
+    probabilities = torch.softmax(logits.float() / temperature, dim=1)
+    return float(multiclass_calibration_error(probabilities, labels.long(), num_classes=logits.shape[1],
+                                              n_bins=ECE_BINS, norm="l1"))
+
+
 @dataclass(frozen=True)
 class ClassScores:
     precision: float

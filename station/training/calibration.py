@@ -15,10 +15,9 @@ from torch.utils.data import DataLoader
 
 from station.ml.cards import CamReference, ModelCard
 from station.training.datasets import Sample, load_image
-from station.training.deeppcb import deeppcb_metrics
+from station.training.deeppcb import deeppcb_metrics, match_official
 from station.training.evaluate import ClassifierOutputs, DetectorOutputs, run_classifier, run_detector
 from station.training.metrics import (
-    DEEPPCB_IOU,
     Detections,
     classification_metrics,
     detection_metrics,
@@ -60,12 +59,13 @@ def best_score_threshold(
     predictions: Detections,
     targets: Detections,
     num_classes: int,
-    iou_threshold: float = 0.5,
-    strictly_above: bool = False,
+    deeppcb: bool = False,
     floor: float = 0.05,
 ) -> float:
-    """The score threshold with the best validation F-score (at least ``floor``)."""
-    table = match_detections(predictions, targets, num_classes, iou_threshold, strictly_above)
+    """The score threshold with the best validation F-score (at least ``floor``): COCO-style
+    per-class matching at IoU 0.5, or the DeepPCB benchmark's rule (``station.training.deeppcb``)."""
+    table = match_official(predictions, targets, num_classes) if deeppcb else match_detections(
+        predictions, targets, num_classes, 0.5)
     threshold, *_ = table.best_threshold()
     return max(float(threshold), floor)
 
@@ -121,8 +121,7 @@ def calibrate_card(model: nn.Module, card: ModelCard, val_loader: DataLoader, de
     if not isinstance(outputs, DetectorOutputs):
         outputs = run_detector(model, val_loader, device, nms_iou=card.thresholds.nms_iou, amp="off",
                                views=card.test_time_views, progress=progress)
-    score = best_score_threshold(outputs.predictions, outputs.targets, len(classes),
-                                 iou_threshold=DEEPPCB_IOU if deeppcb else 0.5, strictly_above=deeppcb)
+    score = best_score_threshold(outputs.predictions, outputs.targets, len(classes), deeppcb=deeppcb)
     thresholds = replace(card.thresholds, score=round(score, 4), uncertain_confidence=round(score / 2, 4))
     metrics = detection_metrics(outputs.predictions, outputs.targets, classes).summary()
     if deeppcb:

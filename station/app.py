@@ -74,6 +74,10 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    # torch before Qt: on Windows, torch >= 2.9 loaded after the Qt DLLs fails to load c10.dll
+    # (WinError 1114 / 126)
+    import torch  # noqa: F401
+
     from station.config import load_settings
     from station.ui.application import run_window
     from station.workflow import Operator

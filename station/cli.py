@@ -58,7 +58,18 @@ def _configure(module: str, parser: argparse.ArgumentParser) -> None:
         parser.set_defaults(_missing=f"the '{parser.prog}' command is not available in this build ({exc.name})")
 
 
+def utf8_output() -> None:
+    """Write stdout and stderr as UTF-8 whatever the console's code page: redirected to a file on
+    Windows they are cp1252, where "→" or a name in ``ensure_ascii=False`` JSON raises
+    UnicodeEncodeError."""
+    for stream in (sys.stdout, sys.stderr):
+        encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "").replace("_", "")
+        if encoding != "utf8" and hasattr(stream, "reconfigure"):
+            stream.reconfigure(encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
+    utf8_output()
     argv = list(sys.argv[1:] if argv is None else argv)
     # `station`, `station --demo`, `station --source X` open the GUI.
     if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):

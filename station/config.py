@@ -85,7 +85,7 @@ def load_settings(path: Path | None = None) -> Settings:
     if not path.exists():
         return Settings()
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8-sig"))  # Notepad writes a BOM
         version = int(data.get("version", 1))
         while version < SCHEMA_VERSION:
             data = MIGRATIONS[version](data)

@@ -20,6 +20,16 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
+def running_as_root() -> bool:
+    """False on Windows, which has no ``os.geteuid`` (and no POSIX file modes or mounts)."""
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def skip_without_posix_permissions() -> None:
+    if not hasattr(os, "geteuid"):
+        pytest.skip("POSIX file modes, users and mounts: not on Windows")
+
+
 def _env(home: Path) -> dict[str, str]:
     return {
         **os.environ, "STATION_HOME": str(home), "PYTHONPATH": str(REPO), "QT_QPA_PLATFORM": "offscreen",
@@ -45,7 +55,8 @@ def _in_mount_namespace(script: str, home: Path, timeout: float) -> subprocess.C
 
 def run_station_read_only(home: Path, *argv: str, timeout: float = 120) -> subprocess.CompletedProcess:
     """``station ARGV`` with ``home`` (which must exist) read-only."""
-    if os.geteuid() != 0:
+    skip_without_posix_permissions()
+    if not running_as_root():
         folders = [home, *(p for p in home.rglob("*") if p.is_dir())]
         for folder in folders:
             folder.chmod(0o555)
@@ -63,7 +74,8 @@ def run_station_read_only(home: Path, *argv: str, timeout: float = 120) -> subpr
 def run_station_on_full_disk(home: Path, setup: list[list[str]], *argv: str, timeout: float = 120) -> subprocess.CompletedProcess:
     """Each ``setup`` command of ``station``, then the disk filled up, then ``station ARGV``; on a
     fresh 2 MiB tmpfs mounted at ``home``. Only as root (skipped otherwise)."""
-    if os.geteuid() != 0:
+    skip_without_posix_permissions()
+    if not running_as_root():
         pytest.skip("mounting a small tmpfs needs root")
     quoted = shlex.quote(str(home))
     steps = [f"mount -t tmpfs -o size=2m tmpfs {quoted}"]

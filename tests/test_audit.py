@@ -417,6 +417,7 @@ print(json.dumps({"errors": errors, "ok": result.ok, "n": result.n_entries}))
 """
 
 
+@pytest.mark.skipif(not hasattr(os, "geteuid"), reason="POSIX file modes and users: not on Windows")
 def test_read_only_data_dir_raises_a_clear_error(tmp_path):
     # chmod does not bind root, so as root the check runs as the unprivileged user "nobody"
     # in a folder it can reach.

@@ -127,7 +127,7 @@ class Recipe:
 
 def read_recipe(path: Path) -> Recipe:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8-sig"))  # Notepad writes a BOM
     except (OSError, UnicodeDecodeError) as exc:
         raise RecipeError(f"{path}: cannot read the recipe ({exc})") from exc
     except json.JSONDecodeError as exc:

@@ -313,7 +313,7 @@ def load_card(directory: str | Path) -> ModelCard:
     if not Path(directory).is_dir():
         raise ModelLoadError(directory, "no such model folder")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8-sig"))  # Notepad writes a BOM
     except FileNotFoundError:
         raise ModelLoadError(path, "the model card is missing") from None
     except json.JSONDecodeError as exc:

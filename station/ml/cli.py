@@ -142,7 +142,7 @@ def bundled_models(folder: Path | None = None) -> list[BundledModel]:
     found = []
     for model_dir in sorted(path for path in folder.iterdir() if (path / CARD_FILE).is_file()):
         try:
-            card = json.loads((model_dir / CARD_FILE).read_text(encoding="utf-8"))
+            card = json.loads((model_dir / CARD_FILE).read_text(encoding="utf-8-sig"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError):
             card = None
         if not isinstance(card, dict):

@@ -33,8 +33,8 @@ def load_runs(folders: list[Path]) -> list[dict]:
     for folder in folders:
         path = folder / "results.json"
         try:
-            run = json.loads(path.read_text(encoding="utf-8"))
-            split = (folder / "split.json").read_text(encoding="utf-8")
+            run = json.loads(path.read_text(encoding="utf-8-sig"))
+            split = (folder / "split.json").read_text(encoding="utf-8-sig")
         except (OSError, ValueError) as exc:
             raise RepeatError(f"{folder}: not a finished bench run ({exc})") from exc
         run["_folder"], run["_split"] = str(folder), json.loads(split).get("subsets")

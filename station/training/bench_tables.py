@@ -229,7 +229,7 @@ def train_and_score(model_name: str, args: argparse.Namespace, task: str, budget
         licence=args.licence,
     )
     result = train(options)
-    subset = "test" if json.loads(split_file.read_text())["subsets"].get("test") else "val"
+    subset = "test" if json.loads(split_file.read_text(encoding="utf-8-sig"))["subsets"].get("test") else "val"
     protocol = "deeppcb" if args.format == "deeppcb" else "coco"
     scored = evaluate(out, args.data, args.format, subset=subset, split_file=split_file, protocol=protocol,
                       device=args.device, progress=not args.quiet)
@@ -396,11 +396,11 @@ def _write(args: argparse.Namespace, rows: list[TableRow], task: str, started: f
     title = (f"station bench {args.bench} --budget {args.budget}: {args.data} ({args.format}), "
              f"{subset} subset, seed {args.seed}; FPS at batch 1 ({args.threads} CPU threads or the GPU)")
     table = format_table(rows, kind, title)
-    (args.out / "table.md").write_text(table + "\n")
+    (args.out / "table.md").write_text(table + "\n", encoding="utf-8")
     results = {
         "bench": args.bench, "budget": args.budget, "data": str(args.data), "format": args.format,
         "seed": args.seed, "command": "station " + shlex.join(sys.argv[1:]),
         "minutes": (time.perf_counter() - started) / 60, "rows": [asdict(row) for row in rows],
     }
-    (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     return table

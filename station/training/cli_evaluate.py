@@ -73,6 +73,6 @@ def run(args: argparse.Namespace) -> int:
         return 1
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result.to_json(), indent=2) + "\n")
+        args.json.write_text(json.dumps(result.to_json(), indent=2) + "\n", encoding="utf-8")
     print(format_report(result))
     return 0

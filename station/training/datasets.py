@@ -490,7 +490,7 @@ def _read_yolo(root: Path, classes: tuple[str, ...] | None, problems: list[DataP
         label_path = _yolo_label_path(image_path)
         boxes: list[_RawBox] = []
         # no label file: an image without objects (the YOLO convention)
-        lines = label_path.read_text().splitlines() if label_path.is_file() else []
+        lines = label_path.read_text(encoding="utf-8-sig").splitlines() if label_path.is_file() else []
         for line_no, class_id, (cx, cy, w, h) in _box_rows(label_path, lines, "class cx cy w h", problems):
             if not 0 <= class_id < len(id_names):
                 problems.append(DataProblem(label_path, f"unknown class id {class_id} (0..{len(id_names) - 1}); "
@@ -520,7 +520,7 @@ def _read_coco(root: Path, classes: tuple[str, ...] | None, problems: list[DataP
     json_path = _coco_file(root)
     base = root if root.is_dir() else root.parent
     try:
-        coco = json.loads(json_path.read_text())
+        coco = json.loads(json_path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as exc:
         raise DatasetError(f"{json_path}:{exc.lineno}: malformed JSON ({exc.msg})") from exc
     categories = sorted(coco.get("categories", []), key=lambda c: c["id"])
@@ -570,7 +570,8 @@ def _read_deeppcb(root: Path, classes: tuple[str, ...] | None, problems: list[Da
             problems.append(DataProblem(test_path, f"missing annotation {annotation}; pair left out"))
             continue
         boxes: list[_RawBox] = []
-        rows = _box_rows(annotation, annotation.read_text().splitlines(), "x1 y1 x2 y2 type", problems)
+        lines = annotation.read_text(encoding="utf-8-sig").splitlines()
+        rows = _box_rows(annotation, lines, "x1 y1 x2 y2 type", problems)
         for line_no, type_id, coords in rows:
             if not 1 <= type_id <= len(DEEPPCB_CLASSES):
                 problems.append(DataProblem(annotation, f"unknown defect type {type_id} (1..6); box left out",

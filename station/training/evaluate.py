@@ -223,18 +223,18 @@ def write_reports(result: EvaluationResult, out_dir: Path) -> list[Path]:
     AP CSV (detection)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     files = [out_dir / "metrics.json"]
-    files[0].write_text(json.dumps(result.to_json(), indent=2) + "\n")
+    files[0].write_text(json.dumps(result.to_json(), indent=2) + "\n", encoding="utf-8")
     if result.classification is not None:
         metrics = result.classification
         confusion_csv = out_dir / "confusion.csv"
-        with open(confusion_csv, "w", newline="") as handle:
+        with open(confusion_csv, "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(["true \\ predicted", *metrics.classes])
             for name, row in zip(metrics.classes, metrics.confusion.tolist(), strict=True):
                 writer.writerow([name, *row])
         files += [confusion_csv, plots.confusion_matrix(metrics.confusion, metrics.classes, out_dir / "confusion.png")]
         per_class = out_dir / "per_class.csv"
-        with open(per_class, "w", newline="") as handle:
+        with open(per_class, "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(["class", "precision", "recall", "f1", "support"])
             for name, scores in metrics.per_class.items():
@@ -245,7 +245,7 @@ def write_reports(result: EvaluationResult, out_dir: Path) -> list[Path]:
         metrics_det = result.detection
         files.append(plots.pr_curves(metrics_det.pr_curves, metrics_det.per_class_ap50, out_dir / "pr_curves.png"))
         per_class = out_dir / "per_class.csv"
-        with open(per_class, "w", newline="") as handle:
+        with open(per_class, "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             header = ["class", "ap50", "ap50_95"] + ([f"{result.deeppcb.prefix}_ap"] if result.deeppcb else [])
             writer.writerow(header)

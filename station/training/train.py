@@ -341,7 +341,7 @@ def save_checkpoint(folder: Path, model: nn.Module, ema: AveragedModel | None, o
     save_file(tensors | {"rng.torch": torch.get_rng_state()}, folder / "optimizer.safetensors")
     state = asdict(checkpoint) | {"optimizer": meta}
     temporary = folder / "state.json.tmp"
-    temporary.write_text(json.dumps(state, indent=1, default=str))
+    temporary.write_text(json.dumps(state, indent=1, default=str), encoding="utf-8")
     temporary.replace(folder / "state.json")  # written last: a complete checkpoint has a state.json
 
 
@@ -349,7 +349,7 @@ def load_checkpoint(folder: Path, model: nn.Module, ema: AveragedModel | None,
                     optimizer: torch.optim.Optimizer) -> Checkpoint:
     from safetensors.torch import load_file
 
-    state = json.loads((folder / "state.json").read_text())
+    state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
     model.load_state_dict(load_file(folder / "model.safetensors"))
     if ema is not None and (folder / "ema.safetensors").is_file():
         ema.load_state_dict(load_file(folder / "ema.safetensors"))
@@ -709,7 +709,7 @@ def _validate(model: nn.Module, loader: DataLoader, device: torch.device, option
 def _write_log(out: Path, history: list[EpochRecord], metric_name: str) -> None:
     rows = [record.row() for record in history]
     columns = list(dict.fromkeys(key for row in rows for key in row))
-    with open(out / "log.csv", "w", newline="") as handle:
+    with open(out / "log.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
         writer.writerows({k: ("" if v is None else v) for k, v in row.items()} for row in rows)

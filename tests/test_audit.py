@@ -616,6 +616,20 @@ def test_cli_verify_exit_codes(db_path, tmp_path, capsys):
     assert "no audit log at" in capsys.readouterr().err
 
 
+def test_cli_verify_expect_head_and_the_station_record(db_path, capsys):
+    entries = _fill(db_path)
+    assert station_main(["audit", "verify", "--db", str(db_path), "--expect-head", f"6:{entries[-1].hash}"]) == 0
+    assert f"head 6:{entries[-1].hash}" in capsys.readouterr().out
+    assert station_main(["audit", "verify", "--db", str(db_path), "--expect-head", f"6:{'e' * 64}"]) == 1
+    assert "FAILED at entry 6" in capsys.readouterr().out
+    assert station_main(["audit", "verify", "--db", str(db_path), "--expect-head", "nonsense"]) == 2
+    _tamper_and_verify(db_path, ["DELETE FROM entries WHERE id = 6", "DELETE FROM sqlite_sequence"])
+    _recreate_triggers(db_path)
+    assert station_main(["audit", "verify", "--db", str(db_path)]) == 1
+    assert "FAILED at entry 6: entries 6..6 were cut off" in capsys.readouterr().out
+    assert station_main(["audit", "verify", "--db", str(db_path), "--no-station-record"]) == 0
+
+
 def test_cli_verify_images_reports_an_altered_image(db_path, capsys):
     with AuditLog(db_path, station_id="s") as log:
         entry = log.append(Action.CLASSIFY, operator_id="jdoe", image=np.zeros((8, 8, 3), np.uint8))

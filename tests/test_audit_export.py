@@ -133,6 +133,7 @@ def test_report_html_has_header_counts_and_thumbnails(db_path):
         entries, verification=verify(db_path), period=("2026-05-01", None), source=db_path, data_dir=db_path.parent
     )
     assert "lab-µ" in html and "PASSED" in html and "2026-05-01" in html
+    assert "Signed by station lab-µ" in html and "Key of station lab-µ" in html
     assert html.count("data:image/png;base64,") == 3
     assert "UNCERTAIN" in html and "ceramic &rarr; metallic" in html
     assert "=HYPERLINK(&quot;x&quot;)" in html  # escaped, not markup

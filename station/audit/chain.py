@@ -182,7 +182,10 @@ def _check_anchors(tx, location: str, result: VerifyResult, expect_head: str | N
                        f"entries after {last_id} were cut off, or the log was rewritten")
     if not station_record:
         return result
-    record = keys.HeadAnchors()
+    try:
+        record = keys.HeadAnchors()
+    except OSError as exc:  # no config folder to read (a read-only home that never had one)
+        return replace(result, warnings=(*result.warnings, f"the station's head record cannot be read: {exc}"))
     for anchor in record.for_log(location, first_hash):
         signed = f"this station signed entry {anchor.entry_id} of it on {anchor.time_utc} (its record {record.path})"
         if anchor.first_hash != first_hash:

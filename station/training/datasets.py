@@ -34,7 +34,7 @@ from PIL import Image, ImageOps
 from station.capture.images import ImageReadError, file_problem, read_image
 
 CLASSIFICATION_FORMATS = ("folder", "neu-cls")
-DETECTION_FORMATS = ("voc", "yolo", "coco", "deeppcb")
+DETECTION_FORMATS = ("voc", "yolo", "coco", "deeppcb", "labelme")
 FORMATS = CLASSIFICATION_FORMATS + DETECTION_FORMATS
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 # DeepPCB's type ids 1..6, in order (github.com/tangsanli5201/DeepPCB README).
@@ -582,6 +582,49 @@ def _read_deeppcb(root: Path, classes: tuple[str, ...] | None, problems: list[Da
     return (classes if classes is not None else DEEPPCB_CLASSES), items
 
 
+# --- detection: LabelMe / X-AnyLabeling JSON -------------------------------------------
+
+
+def _read_labelme(root: Path, classes: tuple[str, ...] | None, problems: list[DataProblem]):
+    """One ``<image>.json`` per image with ``shapes``: rectangles (two corners) and polygons (their
+    bounding box) are boxes; points, lines and circles are reported and left out."""
+    documents = sorted(p for p in root.rglob("*.json") if not p.name.startswith("."))
+    items: list[_RawDetection] = []
+    for json_path in documents:
+        try:
+            document = json.loads(json_path.read_text(encoding="utf-8-sig"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            problems.append(DataProblem(json_path, f"not a LabelMe JSON file ({exc}); left out"))
+            continue
+        if not isinstance(document, dict) or not isinstance(document.get("shapes"), list):
+            continue  # another JSON file in the folder (a manifest, a COCO file): not an annotation
+        image_path = json_path.parent / str(document.get("imagePath") or "")
+        if not image_path.is_file():
+            image_path = next((p for p in (json_path.with_suffix(s) for s in IMAGE_SUFFIXES) if p.is_file()), image_path)
+        if not image_path.is_file():
+            problems.append(DataProblem(json_path, f"missing image {document.get('imagePath')!r}; left out"))
+            continue
+        boxes: list[_RawBox] = []
+        for number, shape in enumerate(document["shapes"], start=1):
+            where = f"shape #{number}"
+            kind = shape.get("shape_type") or "polygon"
+            try:
+                points = np.asarray(shape["points"], dtype=np.float64).reshape(-1, 2)
+            except (KeyError, TypeError, ValueError):
+                problems.append(DataProblem(json_path, f"{where}: no points; left out"))
+                continue
+            if kind not in ("rectangle", "polygon", "rotation") or len(points) < 2:
+                problems.append(DataProblem(json_path, f"{where}: a {kind} is not a box; left out"))
+                continue
+            (x1, y1), (x2, y2) = points.min(0), points.max(0)
+            boxes.append(_RawBox((float(x1), float(y1), float(x2), float(y2)), str(shape.get("label", "")).strip(),
+                                 where=where))
+        items.append(_RawDetection(image_path, json_path, boxes))
+    if not items:
+        raise DatasetError(f"{root}: no LabelMe JSON files (<image>.json with 'shapes')")
+    return _known_names((b.name for item in items for b in item.boxes), classes), items
+
+
 # --- file checks and box validation ---------------------------------------------------
 
 
@@ -715,4 +758,5 @@ _DETECTION_READERS: dict[str, _Reader] = {
     "yolo": _read_yolo,
     "coco": _read_coco,
     "deeppcb": _read_deeppcb,
+    "labelme": _read_labelme,
 }

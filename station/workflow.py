@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from station.audit.draft import EntryDraft
 from station.audit.entry import Action, Verdict
 from station.capture.base import Frame
 
@@ -23,14 +24,6 @@ from station.capture.base import Frame
 class Operator:
     operator_id: str
     name: str
-
-
-@dataclass(frozen=True)
-class AuditDraft:
-    """An entry to append: ``AuditLog.append(action, **fields)``."""
-
-    action: Action
-    fields: dict[str, Any]
 
 
 class Stage(str, Enum):
@@ -301,7 +294,7 @@ class Inspection:
             raise ValueError(f"this result belongs to operator {self.owner.operator_id}: "
                              "hand it over or discard it first")
 
-    def verdict_draft(self, operator: Operator, verdict: Verdict, material: str | None = None, reason: str = "") -> AuditDraft:
+    def verdict_draft(self, operator: Operator, verdict: Verdict, material: str | None = None, reason: str = "") -> EntryDraft:
         """The record of the operator's decision, with the archived image and every prediction."""
         if not self.has_result:
             raise ValueError("no result to give a verdict on")
@@ -333,15 +326,15 @@ class Inspection:
             reason=reason.strip() or None,
             decap_method=self.recipe.decap_methods.get(chosen) if chosen and verdict is not Verdict.REJECT_HOLD else None,
         )
-        return AuditDraft(action, fields)
+        return EntryDraft(action, **fields)
 
-    def commit_verdict(self, draft: AuditDraft, entry_id: int) -> None:
-        self.verdict = Verdict(draft.fields["verdict"])
-        self.material = draft.fields.get("material")
-        self.reason = draft.fields.get("reason") or ""
+    def commit_verdict(self, draft: EntryDraft, entry_id: int) -> None:
+        self.verdict = draft.verdict
+        self.material = draft.material
+        self.reason = draft.reason or ""
         self.verdict_entry_id = entry_id
 
-    def release_draft(self, operator: Operator) -> AuditDraft:
+    def release_draft(self, operator: Operator) -> EntryDraft:
         if not self.can_release:
             raise ValueError("release needs a committed accept/override record first")
         self._check_operator(operator)
@@ -354,13 +347,13 @@ class Inspection:
         }
         if self.no_id_reason:
             fields["details"] = {"no_chip_id_reason": self.no_id_reason}
-        return AuditDraft(Action.RELEASE, fields)
+        return EntryDraft(Action.RELEASE, **fields)
 
-    def handover_draft(self, previous: Operator, operator: Operator) -> AuditDraft:
+    def handover_draft(self, previous: Operator, operator: Operator) -> EntryDraft:
         """The pending result passes from ``previous`` to ``operator``, who then decides it."""
         if not self.pending:
             raise ValueError("nothing pending to hand over")
-        return AuditDraft(Action.HANDOVER, {
+        return EntryDraft(Action.HANDOVER, **{
             "operator_id": operator.operator_id,
             **self._chip_fields(),
             "material": self.material,
@@ -368,11 +361,11 @@ class Inspection:
             "details": {"from_operator": previous.operator_id, "stage": self.stage.value},
         })
 
-    def discard_draft(self, operator: Operator, why: str) -> AuditDraft:
+    def discard_draft(self, operator: Operator, why: str) -> EntryDraft:
         """The pending result is set aside: no verdict given, or an accepted chip not released."""
         if not self.pending:
             raise ValueError("nothing pending to set aside")
-        return AuditDraft(Action.DISCARD, {
+        return EntryDraft(Action.DISCARD, **{
             "operator_id": operator.operator_id,
             **self._chip_fields(),
             "material": self.material,
@@ -417,27 +410,27 @@ def result_audit_fields(result) -> dict[str, Any]:
     return fields
 
 
-def sign_in_draft(operator: Operator, previous: Operator | None, recipe: str | None = None) -> AuditDraft:
+def sign_in_draft(operator: Operator, previous: Operator | None, recipe: str | None = None) -> EntryDraft:
     """Sign-in, with the recipe in use at that moment (a later change is its own entry)."""
     details = {"name": operator.name}
     if previous is not None:
         details["previous_operator"] = previous.operator_id
-    return AuditDraft(Action.SIGN_IN, {"operator_id": operator.operator_id, "recipe": recipe, "details": details})
+    return EntryDraft(Action.SIGN_IN, **{"operator_id": operator.operator_id, "recipe": recipe, "details": details})
 
 
-def sign_out_draft(operator: Operator) -> AuditDraft:
-    return AuditDraft(Action.SIGN_OUT, {"operator_id": operator.operator_id, "details": {"name": operator.name}})
+def sign_out_draft(operator: Operator) -> EntryDraft:
+    return EntryDraft(Action.SIGN_OUT, **{"operator_id": operator.operator_id, "details": {"name": operator.name}})
 
 
-def recipe_change_draft(operator: Operator, recipe_name: str, models: dict[str, str], previous: str | None) -> AuditDraft:
-    return AuditDraft(
+def recipe_change_draft(operator: Operator, recipe_name: str, models: dict[str, str], previous: str | None) -> EntryDraft:
+    return EntryDraft(
         Action.RECIPE_CHANGE,
-        {"operator_id": operator.operator_id, "recipe": recipe_name, "models": models, "details": {"previous": previous}},
+        **{"operator_id": operator.operator_id, "recipe": recipe_name, "models": models, "details": {"previous": previous}},
     )
 
 
-def threshold_change_draft(operator: Operator, recipe_name: str, thresholds: dict[str, float], previous: dict[str, float]) -> AuditDraft:
-    return AuditDraft(
+def threshold_change_draft(operator: Operator, recipe_name: str, thresholds: dict[str, float], previous: dict[str, float]) -> EntryDraft:
+    return EntryDraft(
         Action.THRESHOLD_CHANGE,
-        {"operator_id": operator.operator_id, "recipe": recipe_name, "thresholds": thresholds, "details": {"previous": previous}},
+        **{"operator_id": operator.operator_id, "recipe": recipe_name, "thresholds": thresholds, "details": {"previous": previous}},
     )

@@ -26,6 +26,7 @@ from station.audit import (
     AuditError,
     AuditLog,
     AuditWriteError,
+    EntryDraft,
     Verdict,
     canonical_json,
     entry_hash,
@@ -54,11 +55,11 @@ def _fill(path: Path, n: int = 6) -> list[AuditEntry]:
     """A small realistic session: sign in, classify/verdict pairs, an override."""
     materials = ("plastic", "ceramic", "metallic")
     with AuditLog(path, station_id="lab-1") as log:
-        entries = [log.append(Action.SIGN_IN, operator_id="jdoe")]
+        entries = [log.append(EntryDraft(Action.SIGN_IN, operator_id="jdoe"))]
         for i in range(n - 2):
             material = materials[i % 3]
             entries.append(
-                log.append(
+                log.append(EntryDraft(
                     Action.CLASSIFY,
                     operator_id="jdoe",
                     chip_id=f"C-{i}",
@@ -67,10 +68,10 @@ def _fill(path: Path, n: int = 6) -> list[AuditEntry]:
                     predicted_material=material,
                     models={"cti-small": "a" * 64},
                     thresholds={"uncertain": 0.6},
-                )
+                ))
             )
         entries.append(
-            log.append(
+            log.append(EntryDraft(
                 Action.OVERRIDE,
                 operator_id="asmith",
                 chip_id="C-0",
@@ -78,7 +79,7 @@ def _fill(path: Path, n: int = 6) -> list[AuditEntry]:
                 material="ceramic",
                 verdict=Verdict.OVERRIDE,
                 reason="ceramic lid under the label",
-            )
+            ))
         )
     return entries
 
@@ -108,7 +109,7 @@ def _recreate_triggers(path: Path) -> None:
 def test_append_returns_the_committed_entry_with_every_field(db_path):
     image = np.random.default_rng(0).integers(0, 256, (24, 32, 3), dtype=np.uint8)
     with AuditLog(db_path, station_id="lab-1") as log:
-        entry = log.append(
+        entry = log.append(EntryDraft(
             Action.CLASSIFY,
             operator_id="jdoe",
             chip_id="C-17",
@@ -124,7 +125,7 @@ def test_append_returns_the_committed_entry_with_every_field(db_path):
             defects=[{"class": "crack", "score": 0.9, "box": np.array([1.5, 2.0, 10.0, 12.0])}],
             decap_method="fuming nitric acid",
             details={"note": "µ-scale 0.5 µm/px"},
-        )
+        ))
         assert entry.id == 1 and entry.prev_hash == GENESIS_HASH and len(entry.hash) == 64
         assert entry.station_id == "lab-1" and entry.app_version
         assert entry.material == "plastic"  # the material of record defaults to the prediction
@@ -156,7 +157,7 @@ def test_local_offset_is_recorded(db_path, monkeypatch):
     time.tzset()
     try:
         with AuditLog(db_path, station_id="s") as log:
-            entry = log.append(Action.SIGN_IN, operator_id="jdoe")
+            entry = log.append(EntryDraft(Action.SIGN_IN, operator_id="jdoe"))
         assert entry.utc_offset == "+05:30"
         assert entry.local_time.utcoffset() == timedelta(hours=5, minutes=30)
         assert entry.local_time == entry.time
@@ -167,7 +168,7 @@ def test_local_offset_is_recorded(db_path, monkeypatch):
 
 def test_station_id_defaults_to_the_settings(db_path):
     with AuditLog(db_path) as log:
-        assert log.append(Action.SIGN_IN, operator_id="jdoe").station_id == "test-station"
+        assert log.append(EntryDraft(Action.SIGN_IN, operator_id="jdoe")).station_id == "test-station"
 
 
 @pytest.mark.parametrize(
@@ -189,19 +190,19 @@ def test_station_id_defaults_to_the_settings(db_path):
 )
 def test_invalid_entries_are_refused_and_nothing_is_written(db_path, kwargs, message):
     with AuditLog(db_path, station_id="s") as log:
-        log.append(Action.SIGN_IN, operator_id="jdoe")
+        log.append(EntryDraft(Action.SIGN_IN, operator_id="jdoe"))
         kwargs = {"operator_id": "jdoe", **kwargs}
         with pytest.raises(ValueError, match=message):
-            log.append(kwargs.pop("action"), **kwargs)
+            log.append(EntryDraft(kwargs.pop("action"), **kwargs))
         assert log.count() == 1
-        assert log.append(Action.SIGN_OUT, operator_id="jdoe").id == 2  # no gap, chain intact
+        assert log.append(EntryDraft(Action.SIGN_OUT, operator_id="jdoe")).id == 2  # no gap, chain intact
     assert verify(db_path).ok
 
 
 def test_an_override_of_findings_without_a_material_call_needs_only_its_reason(db_path):
     with AuditLog(db_path) as log:
-        entry = log.append(Action.OVERRIDE, operator_id="jdoe", verdict=Verdict.OVERRIDE, reason="dust, not a short",
-                           defects=[{"class": "short", "score": 0.7, "box": [1, 2, 3, 4]}])
+        entry = log.append(EntryDraft(Action.OVERRIDE, operator_id="jdoe", verdict=Verdict.OVERRIDE, reason="dust, not a short",
+                           defects=[{"class": "short", "score": 0.7, "box": [1, 2, 3, 4]}]))
     assert entry.material is None and entry.reason == "dust, not a short"
     assert verify(db_path).ok
 
@@ -209,7 +210,7 @@ def test_an_override_of_findings_without_a_material_call_needs_only_its_reason(d
 def test_a_correction_refers_to_the_earlier_entry(db_path):
     _fill(db_path)
     with AuditLog(db_path) as log:
-        fix = log.append(Action.CORRECTION, operator_id="jdoe", refers_to=2, reason="wrong chip scanned", chip_id="C-9")
+        fix = log.append(EntryDraft(Action.CORRECTION, operator_id="jdoe", refers_to=2, reason="wrong chip scanned", chip_id="C-9"))
         assert fix.refers_to == 2 and log.get(2).chip_id == "C-0"  # the original is untouched
     assert verify(db_path).ok
 
@@ -230,7 +231,7 @@ def test_entries_cannot_be_updated_or_deleted(db_path):
 
 def test_pragmas_and_nothing_opens_at_import(db_path, tmp_path):
     with AuditLog(db_path, station_id="s") as log:
-        log.append(Action.SIGN_IN, operator_id="jdoe")
+        log.append(EntryDraft(Action.SIGN_IN, operator_id="jdoe"))
         conn = log._connection()
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
@@ -264,7 +265,7 @@ def test_query_filters(db_path):
         with pytest.raises(KeyError, match="no audit entry 99"):
             log.get(99)
         with pytest.raises(AuditWriteError, match="read-only"):
-            log.append(Action.SIGN_OUT, operator_id="jdoe")
+            log.append(EntryDraft(Action.SIGN_OUT, operator_id="jdoe"))
 
 
 def test_time_bounds():
@@ -283,7 +284,7 @@ def test_concurrent_writers_form_one_chain(db_path):
     def writer(name: str) -> None:
         with AuditLog(db_path, station_id=name) as log:
             for _ in range(15):
-                log.append(Action.CLASSIFY, operator_id=name)
+                log.append(EntryDraft(Action.CLASSIFY, operator_id=name))
 
     threads = [threading.Thread(target=writer, args=(f"w{i}",)) for i in range(3)]
     for thread in threads:
@@ -341,7 +342,7 @@ def test_archive_on_a_full_disk_leaves_nothing(db_path, monkeypatch):
     image = np.zeros((8, 8, 3), np.uint8)
     with AuditLog(db_path, station_id="s") as log:
         with pytest.raises(AuditWriteError, match="disk is full"):
-            log.append(Action.CLASSIFY, operator_id="jdoe", image=image)
+            log.append(EntryDraft(Action.CLASSIFY, operator_id="jdoe", image=image))
         assert log.count() == 0
     archive_dir = db_path.parent / "archive"
     assert not [p for p in archive_dir.rglob("*") if p.is_file()]
@@ -352,15 +353,15 @@ def test_archive_on_a_full_disk_leaves_nothing(db_path, monkeypatch):
 
 def test_full_disk_blocks_the_record_and_leaves_no_trace(db_path):
     with AuditLog(db_path, station_id="s") as log:
-        log.append(Action.SIGN_IN, operator_id="jdoe")
+        log.append(EntryDraft(Action.SIGN_IN, operator_id="jdoe"))
         conn = log._connection()
         pages = conn.execute("PRAGMA page_count").fetchone()[0]
         conn.execute(f"PRAGMA max_page_count = {pages}")  # SQLite reports SQLITE_FULL past this size
         with pytest.raises(AuditWriteError, match="disk is full") as failure:
-            log.append(Action.CLASSIFY, operator_id="jdoe", details={"blob": "x" * 200_000})
+            log.append(EntryDraft(Action.CLASSIFY, operator_id="jdoe", details={"blob": "x" * 200_000}))
         assert str(db_path) in str(failure.value)
         assert log.count() == 1
-        assert log.append(Action.SIGN_OUT, operator_id="jdoe").id == 2  # fresh connection, no limit
+        assert log.append(EntryDraft(Action.SIGN_OUT, operator_id="jdoe")).id == 2  # fresh connection, no limit
     assert verify(db_path).ok
 
 
@@ -371,12 +372,12 @@ def test_locked_log_raises_after_the_timeout(db_path):
     try:
         with AuditLog(db_path, station_id="s", busy_timeout_s=0.2) as log:
             with pytest.raises(AuditWriteError, match="locked by another writer"):
-                log.append(Action.SIGN_IN, operator_id="jdoe")
+                log.append(EntryDraft(Action.SIGN_IN, operator_id="jdoe"))
     finally:
         other.execute("ROLLBACK")
         other.close()
     with AuditLog(db_path, station_id="s") as log:
-        assert log.append(Action.SIGN_IN, operator_id="jdoe").id == 1
+        assert log.append(EntryDraft(Action.SIGN_IN, operator_id="jdoe")).id == 1
 
 
 _READ_ONLY_CHILD = r"""
@@ -384,7 +385,7 @@ import json, os, sys
 from pathlib import Path
 import cv2
 import numpy as np
-from station.audit import Action, AuditLog, AuditWriteError, verify
+from station.audit import Action, AuditLog, AuditWriteError, EntryDraft, verify
 
 if os.geteuid() == 0:
     # chmod does not bind root: continue as "nobody", everything this script needs already imported
@@ -395,7 +396,7 @@ if os.geteuid() == 0:
 base = Path(sys.argv[1])
 data, fresh = base / "data", base / "fresh"
 with AuditLog(data / "audit.sqlite3", station_id="s") as log:
-    log.append(Action.SIGN_IN, operator_id="jdoe")
+    log.append(EntryDraft(Action.SIGN_IN, operator_id="jdoe"))
 (data / "archive").mkdir()
 fresh.mkdir()
 for folder in (data, data / "archive", fresh):
@@ -403,9 +404,9 @@ for folder in (data, data / "archive", fresh):
 (data / "audit.sqlite3").chmod(0o444)
 errors = {}
 for name, write in {
-    "append": lambda: AuditLog(data / "audit.sqlite3", station_id="s").append(Action.SIGN_OUT, operator_id="jdoe"),
+    "append": lambda: AuditLog(data / "audit.sqlite3", station_id="s").append(EntryDraft(Action.SIGN_OUT, operator_id="jdoe")),
     "archive": lambda: AuditLog(data / "audit.sqlite3", station_id="s").archive_image(np.zeros((4, 4, 3), np.uint8)),
-    "create": lambda: AuditLog(fresh / "audit.sqlite3", station_id="s").append(Action.SIGN_IN, operator_id="jdoe"),
+    "create": lambda: AuditLog(fresh / "audit.sqlite3", station_id="s").append(EntryDraft(Action.SIGN_IN, operator_id="jdoe")),
 }.items():
     try:
         write()
@@ -460,7 +461,7 @@ def test_missing_or_foreign_database(tmp_path):
     with pytest.raises(AuditError, match="not a station audit log"):
         verify(foreign)
     with pytest.raises(AuditWriteError, match="not a station audit log"):
-        AuditLog(foreign, station_id="s").append(Action.SIGN_IN, operator_id="jdoe")
+        AuditLog(foreign, station_id="s").append(EntryDraft(Action.SIGN_IN, operator_id="jdoe"))
 
 
 # -- tamper evidence -------------------------------------------------------------------------------
@@ -632,7 +633,7 @@ def test_cli_verify_expect_head_and_the_station_record(db_path, capsys):
 
 def test_cli_verify_images_reports_an_altered_image(db_path, capsys):
     with AuditLog(db_path, station_id="s") as log:
-        entry = log.append(Action.CLASSIFY, operator_id="jdoe", image=np.zeros((8, 8, 3), np.uint8))
+        entry = log.append(EntryDraft(Action.CLASSIFY, operator_id="jdoe", image=np.zeros((8, 8, 3), np.uint8)))
         image = log.image_file(entry.image_path)
     image.chmod(0o644)
     image.write_bytes(image.read_bytes() + b"\0")

@@ -22,21 +22,21 @@ _WRITER = r"""
 import sys
 from pathlib import Path
 import numpy as np
-from station.audit import Action, AuditLog
+from station.audit import Action, AuditLog, EntryDraft
 
 rng = np.random.default_rng(int(sys.argv[2]))
 with AuditLog(Path(sys.argv[1]), station_id="crash-test") as log:
     i = 0
     while True:
         image = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8) if i % 3 == 0 else None
-        entry = log.append(
+        entry = log.append(EntryDraft(
             "CLASSIFY",
             operator_id="op",
             chip_id=f"C-{i}",
             image=image,
             probabilities={"plastic": 0.5, "ceramic": 0.3, "metallic": 0.2},
             details={"padding": "x" * int(rng.integers(10, 5000))},
-        )
+        ))
         sys.stdout.write(f"{entry.id}\n")
         sys.stdout.flush()
         i += 1

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from station.audit import GENESIS_HASH, Action, AuditLog, Verdict, canonical_json, entry_hash, verify
+from station.audit import GENESIS_HASH, Action, AuditLog, EntryDraft, Verdict, canonical_json, entry_hash, verify
 from station.audit.export import CSV_COLUMNS, export, report_html, summarize
 from station.cli import main as station_main
 
@@ -33,9 +33,9 @@ def db_path(tmp_path) -> Path:
     path = tmp_path / "log" / "audit.sqlite3"
     rng = np.random.default_rng(3)
     with AuditLog(path, station_id="lab-µ") as log:
-        log.append(Action.SIGN_IN, operator_id="jdoe")
+        log.append(EntryDraft(Action.SIGN_IN, operator_id="jdoe"))
         for i, material in enumerate(("plastic", "ceramic", "metallic")):
-            log.append(
+            log.append(EntryDraft(
                 Action.CLASSIFY,
                 operator_id="jdoe",
                 chip_id=f"C-{i}",
@@ -44,9 +44,9 @@ def db_path(tmp_path) -> Path:
                 predicted_material=material,
                 uncertain=i == 2,
                 defects=[{"class": "crack", "score": 0.8, "box": [1, 2, 3, 4]}],
-            )
-        log.append(Action.VERDICT, operator_id="jdoe", chip_id="C-0", material="plastic", verdict=Verdict.ACCEPT)
-        log.append(
+            ))
+        log.append(EntryDraft(Action.VERDICT, operator_id="jdoe", chip_id="C-0", material="plastic", verdict=Verdict.ACCEPT))
+        log.append(EntryDraft(
             Action.OVERRIDE,
             operator_id="jdoe",
             chip_id="C-1",
@@ -54,8 +54,8 @@ def db_path(tmp_path) -> Path:
             material="metallic",
             verdict="override",
             reason="=HYPERLINK(\"x\") is what the label said; Ø 2 µm",
-        )
-        log.append(Action.RELEASE, operator_id="jdoe", chip_id="C-1", decap_method="laser")
+        ))
+        log.append(EntryDraft(Action.RELEASE, operator_id="jdoe", chip_id="C-1", decap_method="laser"))
     return path
 
 

@@ -20,7 +20,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives import serialization
 
-from station.audit import Action, AuditLog, AuditUnavailableError, AuditWriteError, Verdict, canonical_json, entry_hash, verify
+from station.audit import (
+    Action, AuditLog, AuditUnavailableError, AuditWriteError, EntryDraft, Verdict, canonical_json, entry_hash, verify,
+)
 from station.audit import keys
 from station.audit.backend import open_backend
 from station.cli import main as station_main
@@ -38,12 +40,12 @@ def location(request, tmp_path):
 
 def _fill(location, n: int = 6, station_id: str = "lab-1") -> list:
     with AuditLog(location, station_id=station_id) as log:
-        entries = [log.append(Action.SIGN_IN, operator_id="jdoe")]
+        entries = [log.append(EntryDraft(Action.SIGN_IN, operator_id="jdoe"))]
         for i in range(n - 2):
-            entries.append(log.append(Action.CLASSIFY, operator_id="jdoe", chip_id=f"C-{i}",
-                                      probabilities={"plastic": 0.8, "ceramic": 0.2}, predicted_material="plastic"))
-        entries.append(log.append(Action.OVERRIDE, operator_id="asmith", chip_id="C-0", predicted_material="plastic",
-                                  material="ceramic", verdict=Verdict.OVERRIDE, reason="ceramic lid"))
+            entries.append(log.append(EntryDraft(Action.CLASSIFY, operator_id="jdoe", chip_id=f"C-{i}",
+                                      probabilities={"plastic": 0.8, "ceramic": 0.2}, predicted_material="plastic")))
+        entries.append(log.append(EntryDraft(Action.OVERRIDE, operator_id="asmith", chip_id="C-0", predicted_material="plastic",
+                                  material="ceramic", verdict=Verdict.OVERRIDE, reason="ceramic lid")))
     return entries
 
 
@@ -245,11 +247,11 @@ def test_schema_change_fails_verify(tamper, location):
 _APPENDER = r"""
 import sys
 from pathlib import Path
-from station.audit import Action, AuditLog
+from station.audit import Action, AuditLog, EntryDraft
 location = sys.argv[1] if sys.argv[1].startswith("postgresql://") else Path(sys.argv[1])
 with AuditLog(location, station_id=sys.argv[2]) as log:
     for i in range(int(sys.argv[3])):
-        log.append(Action.CLASSIFY, operator_id="op", chip_id=f"{sys.argv[2]}-{i}")
+        log.append(EntryDraft(Action.CLASSIFY, operator_id="op", chip_id=f"{sys.argv[2]}-{i}"))
 """
 
 
@@ -277,7 +279,7 @@ _WRITER = r"""
 import sys
 from pathlib import Path
 import numpy as np
-from station.audit import Action, AuditLog
+from station.audit import Action, AuditLog, EntryDraft
 
 location = sys.argv[1] if sys.argv[1].startswith("postgresql://") else Path(sys.argv[1])
 rng = np.random.default_rng(int(sys.argv[2]))
@@ -285,8 +287,8 @@ with AuditLog(location, station_id="crash-test") as log:
     i = 0
     while True:
         image = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8) if i % 3 == 0 else None
-        entry = log.append("CLASSIFY", operator_id="op", chip_id=f"C-{i}", image=image,
-                           details={"padding": "x" * int(rng.integers(10, 5000))})
+        entry = log.append(EntryDraft("CLASSIFY", operator_id="op", chip_id=f"C-{i}", image=image,
+                                      details={"padding": "x" * int(rng.integers(10, 5000))}))
         sys.stdout.write(f"{entry.id}\n")
         sys.stdout.flush()
         i += 1
@@ -358,7 +360,7 @@ def test_unreachable_server_says_so_at_once_and_nothing_is_recorded(tmp_path):
     assert not status.writable and status.unreachable and "cannot be reached" in status.message
     assert "pw@" not in status.message  # no password in what the window shows
     with pytest.raises(AuditUnavailableError, match="release stays blocked"):
-        log.append(Action.RELEASE, operator_id="jdoe", chip_id="C-1")
+        log.append(EntryDraft(Action.RELEASE, operator_id="jdoe", chip_id="C-1"))
     assert time.monotonic() - started < 10
     assert station_main(["audit", "verify", "--db", url]) == 2
 
@@ -367,13 +369,13 @@ def test_a_dropped_connection_fails_one_append_and_the_next_one_reconnects(lab_d
     import psycopg
 
     with AuditLog(lab_database.station_url, station_id="bench-1") as log:
-        log.append(Action.SIGN_IN, operator_id="jdoe")
+        log.append(EntryDraft(Action.SIGN_IN, operator_id="jdoe"))
         assert log.status().writable
         with psycopg.connect(lab_database.owner_url, autocommit=True) as owner:
             owner.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'bench'")
         with pytest.raises(AuditUnavailableError):
-            log.append(Action.CLASSIFY, operator_id="jdoe", chip_id="C-1")
-        assert log.append(Action.CLASSIFY, operator_id="jdoe", chip_id="C-1").id == 2
+            log.append(EntryDraft(Action.CLASSIFY, operator_id="jdoe", chip_id="C-1"))
+        assert log.append(EntryDraft(Action.CLASSIFY, operator_id="jdoe", chip_id="C-1")).id == 2
     result = verify(lab_database.station_url)
     assert result.ok and result.n_entries == 2
 
@@ -409,7 +411,7 @@ def test_migrate_copies_the_chain_and_its_signatures(lab_database, tmp_path, cap
     result = verify(lab_database.station_url)
     assert result.ok and result.head_hash == entries[-1].hash and result.head_signature == entries[-1].signature
     with AuditLog(lab_database.station_url, station_id="bench-3") as log:  # the station goes on there
-        assert log.append(Action.SIGN_OUT, operator_id="jdoe").id == 7
+        assert log.append(EntryDraft(Action.SIGN_OUT, operator_id="jdoe")).id == 7
     assert station_main(["audit", "migrate", "--db", str(local), "--to", lab_database.station_url]) == 2
     assert "already has entries" in capsys.readouterr().err
     assert verify(lab_database.station_url).ok
@@ -450,17 +452,17 @@ def test_another_key_for_the_same_station_is_refused(tmp_path):
     _fill(location, n=3)
     with AuditLog(location, station_id="lab-1", key_dir=tmp_path / "other-keys") as log:
         with pytest.raises(AuditWriteError, match="restore the station's key file"):
-            log.append(Action.SIGN_IN, operator_id="jdoe")
+            log.append(EntryDraft(Action.SIGN_IN, operator_id="jdoe"))
         assert log.count() == 3
     with AuditLog(location, station_id="lab-2", key_dir=tmp_path / "other-keys") as log:
-        assert log.append(Action.SIGN_IN, operator_id="jdoe").id == 4  # a new station id with the new key
+        assert log.append(EntryDraft(Action.SIGN_IN, operator_id="jdoe")).id == 4  # a new station id with the new key
     assert verify(location).ok
 
 
 def test_a_moved_data_folder_still_verifies(tmp_path, capsys):
     data = tmp_path / "data"
     with AuditLog(data / "audit.sqlite3", station_id="lab-1") as log:
-        entry = log.append(Action.CLASSIFY, operator_id="jdoe", image=np.full((8, 8, 3), 7, np.uint8))
+        entry = log.append(EntryDraft(Action.CLASSIFY, operator_id="jdoe", image=np.full((8, 8, 3), 7, np.uint8)))
     assert not Path(entry.image_path).is_absolute()
     moved = tmp_path / "elsewhere" / "data"
     moved.parent.mkdir()
@@ -496,7 +498,7 @@ def test_a_schema_1_log_is_upgraded_and_then_signed(tmp_path):
     assert not old.ok and "is signed" in old.reason and any("schema version 1" in p for p in old.problems)
     with AuditLog(path, station_id="old") as log:
         assert log.get(1).signature is None
-        log.append(Action.SIGN_OUT, operator_id="jdoe")
+        log.append(EntryDraft(Action.SIGN_OUT, operator_id="jdoe"))
     result = verify(path)
     assert result.ok and result.n_entries == 2 and "before signing" in result.warnings[0], result.describe()
 

@@ -8,9 +8,8 @@ import pytest
 from helpers_models import make_tiny_classifier
 from station.audit.entry import Verdict
 from station.capture.base import Frame
-from station.inference import Engine, InspectionRequest, Recipe, RecipeError
+from station.inference import Engine, InspectionRequest, InspectionResult, Recipe, RecipeError
 from station.inference.image_check import ImageCheck
-from station.review.results import result_from_dict
 from station.synth import render_package
 from station.workflow import Inspection, Operator
 
@@ -66,7 +65,7 @@ def test_a_frame_that_fails_goes_to_a_person_with_the_reason(classifier):
     # the network's answer is kept for the record, only routed to a person
     assert flat.material.probabilities == pytest.approx(unchecked.material.probabilities)
     assert batched.image_problems == flat.image_problems and batched.material.uncertain
-    assert result_from_dict(flat.to_dict()).image_problems == flat.image_problems
+    assert InspectionResult.from_dict(flat.to_dict()).image_problems == flat.image_problems
 
     frame = Frame(image=FLAT, timestamp=0.0, frame_id=1, source="test")
     inspection = Inspection(request_id=2, frame=frame, recipe=checked, result=flat, chip={"chip_id": "C-1"})
@@ -75,7 +74,7 @@ def test_a_frame_that_fails_goes_to_a_person_with_the_reason(classifier):
     with pytest.raises(ValueError, match="cannot be accepted"):
         inspection.verdict_draft(operator, Verdict.ACCEPT)
     hold = inspection.verdict_draft(operator, Verdict.REJECT_HOLD, reason="lens cap on")
-    assert hold.fields["details"]["image_problems"] == list(flat.image_problems)
+    assert hold.details["image_problems"] == list(flat.image_problems)
 
 
 def test_the_demo_recipe_checks_its_frames():

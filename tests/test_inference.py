@@ -480,7 +480,6 @@ def test_memory_flat_over_repeated_calls(model_root):
 
 def test_boxes_of_two_classes_at_one_place_become_one_defect_with_its_alternatives():
     from station.inference.defects import defects_from_detections
-    from station.review.results import result_from_dict
     from station.workflow import result_audit_fields
 
     detections = {
@@ -501,7 +500,7 @@ def test_boxes_of_two_classes_at_one_place_become_one_defect_with_its_alternativ
 
     result = InspectionResult(request_id=3, material=None, defects=defects, attention=None, timings_ms={"total": 1.0},
                               device="CPU", models=(), thresholds={}, recipe="r", image_size=(480, 640))
-    assert result_from_dict(result.to_dict()).defects == defects  # batch review keeps them
+    assert InspectionResult.from_dict(result.to_dict()).defects == defects  # batch review keeps them
     record = result_audit_fields(result)["defects"]
     assert record[0]["alternatives"] == [{"class": "scratch", "score": 0.41}, {"class": "void", "score": 0.25}]
     assert "alternatives" not in record[1]

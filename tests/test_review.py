@@ -83,7 +83,7 @@ def test_run_lists_every_file_with_results_or_reasons(review_setup, engine, lane
         flags = [(r.uncertain, r.has_defects) for r in rows.values() if r.is_done]
         assert {u for u, _ in flags} == {True, False} and {d for _, d in flags} == {True, False}
         record = store.record(rows[names[0]].item_id)
-        assert record.result["image_size"] == list(read_image(folder / names[0]).shape[:2])
+        assert record.result.image_size == read_image(folder / names[0]).shape[:2]
 
 
 # A batch's kernels may round differently from a single image's: equal up to fp32 rounding on
@@ -397,8 +397,8 @@ def test_a_frame_failing_the_image_check_is_flagged_for_a_person(review_setup, t
         rows = {r.relative_path: r for r in store.rows()}
         empty = rows["empty_stage.png"]
         assert summary.inspected == 2 and empty.uncertain and not empty.is_confident_and_clean
-        assert "nearly uniform" in store.record(empty.item_id).result["image_problems"][0]
-        assert store.record(rows["part.png"].item_id).result["image_problems"] == []
+        assert "nearly uniform" in store.record(empty.item_id).result.image_problems[0]
+        assert store.record(rows["part.png"].item_id).result.image_problems == ()
         assert "cannot be accepted" in refusal(empty, Verdict.ACCEPT)
         with write_csv(store, tmp_path / "out.csv").open(encoding="utf-8-sig", newline="") as stream:
             table = list(csv.DictReader(stream))

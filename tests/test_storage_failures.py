@@ -14,7 +14,7 @@ import pytest
 
 from helpers_storage import run_station_on_full_disk, run_station_read_only
 from station import logs
-from station.audit import Action, AuditLog, AuditWriteError, verify
+from station.audit import Action, AuditLog, AuditWriteError, EntryDraft, verify
 from station.audit import archive as archive_module
 from station.cli import main as station_main
 from station.storage import describe_os_error
@@ -40,7 +40,7 @@ def fresh_logging(monkeypatch):
 def home_with_a_log(station_home):
     """A STATION_HOME whose audit log holds one SELFTEST entry with its archived image."""
     with AuditLog(station_home / "data" / "audit.sqlite3", station_id="s", archive_dir=station_home / "data" / "archive") as log:
-        log.append(Action.SELFTEST, operator_id="selftest", image=np.full((8, 8, 3), 7, np.uint8))
+        log.append(EntryDraft(Action.SELFTEST, operator_id="selftest", image=np.full((8, 8, 3), 7, np.uint8)))
     (station_home / "logs").mkdir()
     return station_home
 
@@ -107,7 +107,7 @@ def test_a_failed_commit_on_a_full_disk_leaves_no_temporary(tmp_path, monkeypatc
     monkeypatch.setattr(archive_module.os, "write", full_disk)
     with AuditLog(tmp_path / "audit.sqlite3", station_id="s") as log:
         with pytest.raises(AuditWriteError, match="the disk is full"):
-            log.append(Action.CLASSIFY, operator_id="jdoe", image=np.zeros((4, 4, 3), np.uint8))
+            log.append(EntryDraft(Action.CLASSIFY, operator_id="jdoe", image=np.zeros((4, 4, 3), np.uint8)))
     assert not [p for p in (tmp_path / "archive").rglob("*") if p.is_file()]
 
 

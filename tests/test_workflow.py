@@ -62,12 +62,12 @@ def test_a_verdict_needs_the_chip_id_and_the_owner():
     with pytest.raises(ValueError, match="belongs to operator A1"):
         inspection.verdict_draft(BEN, Verdict.ACCEPT)
     handover = inspection.handover_draft(ADA, BEN)
-    assert handover.action is Action.HANDOVER and handover.fields["details"]["from_operator"] == "A1"
+    assert handover.action is Action.HANDOVER and handover.details["from_operator"] == "A1"
     inspection.owner = BEN
     inspection.commit_verdict(inspection.verdict_draft(BEN, Verdict.ACCEPT), 9)
     assert inspection.awaiting_release
     discard = inspection.discard_draft(BEN, "new capture before release")
-    assert discard.action is Action.DISCARD and discard.fields["refers_to"] == 9
+    assert discard.action is Action.DISCARD and discard.refers_to == 9
     inspection.discarded_entry_id = 10
     assert inspection.stage is Stage.DISCARDED and not inspection.can_release
 

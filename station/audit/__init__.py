@@ -1,6 +1,6 @@
 """The tamper-evident audit log (no Qt): who did what to which chip, with which models.
 
-``AuditLog`` appends hash-chained, signed, append-only entries to a local SQLite file or a lab's
+``AuditLog.append(EntryDraft(...))`` appends hash-chained, signed, append-only entries to a local SQLite file or a lab's
 PostgreSQL server (``station.audit.backend``); ``verify`` recomputes the chain and checks the
 signatures;
 ``station.audit.export`` writes CSV, JSON and PDF reports; ``station audit ...`` is the CLI.
@@ -8,6 +8,7 @@ Importing this package opens nothing.
 """
 
 from station.audit.chain import GENESIS_HASH, VerifyResult, canonical_json, entry_hash, verify
+from station.audit.draft import EntryDraft
 from station.audit.entry import Action, AuditEntry, AuditError, AuditUnavailableError, AuditWriteError, Verdict
 from station.audit.log import AuditLog, LogStatus, write_selftest_entry
 
@@ -19,6 +20,7 @@ __all__ = [
     "AuditLog",
     "AuditUnavailableError",
     "AuditWriteError",
+    "EntryDraft",
     "LogStatus",
     "Verdict",
     "VerifyResult",

@@ -1,9 +1,9 @@
 """The audit log: append-only, hash-chained records of every operator action.
 
     with AuditLog() as log:                      # the station's log (station.paths.audit_db_path())
-        entry = log.append(Action.OVERRIDE, operator_id="jdoe", chip_id="C-17", image=frame_rgb,
-                           predicted_material="plastic", material="ceramic", verdict=Verdict.OVERRIDE,
-                           reason="lid is ceramic under the label")
+        entry = log.append(EntryDraft(Action.OVERRIDE, operator_id="jdoe", chip_id="C-17", image=frame_rgb,
+                                      predicted_material="plastic", material="ceramic", verdict=Verdict.OVERRIDE,
+                                      reason="lid is ceramic under the label"))
         # entry.id is committed and fsynced: release to decapping may proceed
 
 ``append`` returns only once the entry is durably on disk, and raises ``AuditWriteError``
@@ -28,6 +28,7 @@ from station import __version__, paths
 from station.audit import archive, db, keys
 from station.audit.backend import Backend, SQLiteBackend, configured_location, is_url, open_backend
 from station.audit.chain import GENESIS_HASH, VerifyResult, canonical_json, entry_hash, verify
+from station.audit.draft import EntryDraft
 from station.audit.entry import Action, AuditEntry, AuditError, AuditUnavailableError, AuditWriteError, Verdict
 
 _log = logging.getLogger(__name__)
@@ -190,102 +191,23 @@ class AuditLog:
 
     # -- writing --------------------------------------------------------------------------------
 
-    def append(
-        self,
-        action: Action | str,
-        *,
-        operator_id: str,
-        chip_id: str | None = None,
-        lot_id: str | None = None,
-        serial_id: str | None = None,
-        recipe: str | None = None,
-        models: dict[str, str] | None = None,
-        thresholds: dict[str, float] | None = None,
-        image: np.ndarray | None = None,
-        image_sha256: str | None = None,
-        image_path: str | Path | None = None,
-        probabilities: dict[str, float] | None = None,
-        predicted_material: str | None = None,
-        uncertain: bool | None = None,
-        defects: list[dict[str, Any]] | None = None,
-        material: str | None = None,
-        verdict: Verdict | str | None = None,
-        reason: str | None = None,
-        decap_method: str | None = None,
-        refers_to: int | None = None,
-        details: dict[str, Any] | None = None,
-    ) -> AuditEntry:
-        """Commit one entry durably and return it with its id and hash.
+    def append(self, draft: EntryDraft) -> AuditEntry:
+        """Commit ``draft`` durably and return the entry with its id and hash.
 
-        ``image`` (HxWx3 RGB uint8) is archived first and fills ``image_sha256``/``image_path``.
-        ``material`` defaults to ``predicted_material``. ``models`` maps model name to weights
-        sha256; ``defects`` is a list of JSON-able dicts (class, score, box, ...). numpy values
-        are accepted and stored as plain numbers and lists.
-
-        Raises ``ValueError`` for an entry that must not be written (unknown action or verdict,
-        empty operator id, an override without a reason or, of a material call, without the
-        material, a correction without ``refers_to`` or reason, ``refers_to`` naming no entry,
-        a value JSON cannot hold) and ``AuditWriteError`` when the log cannot be written (disk
-        full, read-only, locked). An image archived before a failed commit stays in the archive,
-        unreferenced and harmless.
+        The draft's ``image`` is archived first and fills ``image_sha256``/``image_path``.
+        Raises ``ValueError`` when ``refers_to`` names no entry (the draft checked the rest when
+        it was made) and ``AuditWriteError`` when the log cannot be written (disk full, read-only,
+        locked). An image archived before a failed commit stays in the archive, unreferenced and
+        harmless.
         """
         if self.readonly:
             raise AuditWriteError(f"audit log {self.describe_location()} was opened read-only")
-        try:
-            action = Action(action)
-        except ValueError:
-            raise ValueError(f"unknown audit action {action!r}; one of {[a.value for a in Action]}") from None
-        if verdict is not None:
-            try:
-                verdict = Verdict(verdict)
-            except ValueError:
-                raise ValueError(f"unknown verdict {verdict!r}; one of {[v.value for v in Verdict]}") from None
-        if not isinstance(operator_id, str) or not operator_id.strip():
-            raise ValueError(f"an audit entry needs a non-empty operator id, got {operator_id!r}")
-        has_reason = isinstance(reason, str) and bool(reason.strip())
-        if action is Action.OVERRIDE or verdict is Verdict.OVERRIDE:
-            if not has_reason:
-                raise ValueError(f"an override needs a non-empty reason, got {reason!r}")
-            if predicted_material is not None and not material:  # no call: an inspection-only recipe's findings
-                raise ValueError("an override of a material call needs the material the operator chose (material=...)")
-        if action is Action.CORRECTION:
-            if refers_to is None:
-                raise ValueError("a CORRECTION needs refers_to, the id of the entry it corrects")
-            if not has_reason:
-                raise ValueError(f"a CORRECTION needs a non-empty reason, got {reason!r}")
-        if refers_to is not None and (isinstance(refers_to, bool) or not isinstance(refers_to, int) or refers_to < 1):
-            raise ValueError(f"refers_to must be an entry id (a positive int), got {refers_to!r}")
-        if image is not None:
-            if image_sha256 is not None or image_path is not None:
-                raise ValueError("give either image (to archive it) or image_sha256/image_path, not both")
-            image_sha256, archived = self.archive_image(image)
-            image_path = self._recorded_image_path(archived)
-
-        fields: dict[str, Any] = {
-            "station_id": self.station_id,
-            "operator_id": operator_id,
-            "action": action.value,
-            "app_version": __version__,
-            "chip_id": chip_id,
-            "lot_id": lot_id,
-            "serial_id": serial_id,
-            "recipe": recipe,
-            "models": models or {},
-            "thresholds": thresholds or {},
-            "image_sha256": image_sha256,
-            "image_path": None if image_path is None else str(image_path),
-            "probabilities": probabilities or {},
-            "predicted_material": predicted_material,
-            "uncertain": uncertain,
-            "defects": defects or [],
-            "material": material if material is not None else predicted_material,
-            "verdict": None if verdict is None else verdict.value,
-            "reason": reason,
-            "decap_method": decap_method,
-            "refers_to": refers_to,
-            "details": details or {},
-        }
-        fields = {name: _json_value(name, value) for name, value in fields.items()}
+        if not isinstance(draft, EntryDraft):
+            raise TypeError(f"AuditLog.append takes an EntryDraft, got {type(draft).__name__}")
+        fields: dict[str, Any] = {"station_id": self.station_id, "app_version": __version__, **draft.record_fields()}
+        if draft.image is not None:
+            image_sha256, archived = self.archive_image(draft.image)
+            fields.update(image_sha256=image_sha256, image_path=self._recorded_image_path(archived))
         return self._commit(fields)
 
     def _commit(self, fields: dict[str, Any]) -> AuditEntry:
@@ -464,14 +386,6 @@ class LogStatus:
     unreachable: bool = False  # the server cannot be reached (the station keeps release blocked)
 
 
-def _json_value(name: str, value: Any) -> Any:
-    """``value`` as it will read back from the log (numpy -> lists and numbers, tuples -> lists)."""
-    try:
-        return json.loads(canonical_json(value))
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"audit field {name!r} cannot be stored: {exc}") from exc
-
-
 def _iso_utc(moment: datetime) -> str:
     # Fixed width (always microseconds, always +00:00) so that text order is time order.
     return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
@@ -513,13 +427,13 @@ def write_selftest_entry(log: AuditLog) -> AuditEntry:
     """
     ramp = np.linspace(0, 255, 48, dtype=np.uint8)
     image = np.stack([np.tile(ramp, (32, 1)), np.tile(ramp[::-1], (32, 1)), np.full((32, 48), 128, np.uint8)], axis=2)
-    entry = log.append(
+    entry = log.append(EntryDraft(
         Action.SELFTEST,
         operator_id="selftest",
         image=image,
         probabilities={"plastic": 0.5, "ceramic": 0.25, "metallic": 0.25},
         details={"check": "audit write path: archive, append, read back"},
-    )
+    ))
     if log.get(entry.id) != entry:
         raise AuditError(f"selftest entry {entry.id} in {log.path} does not read back as written")
     status = log.image_status(entry)

@@ -116,3 +116,38 @@ class InspectionResult:
             "timings_ms": dict(self.timings_ms),
             "image_problems": list(self.image_problems),
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> InspectionResult:
+        """The inverse of ``to_dict`` (attention maps are not part of it)."""
+        material = None
+        call = data.get("material")
+        if call is not None:
+            probabilities = call["probabilities"]
+            material = MaterialCall(
+                classes=tuple(probabilities),
+                probabilities=tuple(float(p) for p in probabilities.values()),
+                material=call["material"],
+                confidence=float(call["confidence"]),
+                uncertain=bool(call["uncertain"]),
+                decap_method=call["decap_method"],
+            )
+        defects = [
+            Defect(box=tuple(float(v) for v in d["box"]), label=d["label"], score=float(d["score"]),  # type: ignore[arg-type]
+                   alternatives=tuple((str(label), float(score)) for label, score in d.get("alternatives", ())))
+            for d in data.get("defects", [])
+        ]
+        height, width = (int(v) for v in data.get("image_size", (0, 0)))
+        return cls(
+            request_id=int(data.get("request_id", -1)),
+            material=material,
+            defects=defects,
+            attention=None,
+            timings_ms={k: float(v) for k, v in data.get("timings_ms", {}).items()},
+            device=data.get("device", ""),
+            models=tuple(ModelRef(m["name"], m["sha256"]) for m in data.get("models", [])),
+            thresholds={k: float(v) for k, v in data.get("thresholds", {}).items()},
+            recipe=data.get("recipe", ""),
+            image_size=(height, width),
+            image_problems=tuple(str(problem) for problem in data.get("image_problems", ())),
+        )

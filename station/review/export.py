@@ -125,22 +125,22 @@ def _cell(value: Any) -> str | int | float:
 
 def material_classes(store: BatchStore) -> list[str]:
     for record in store.iter_records():
-        if record.result and record.result.get("material"):
-            return list(record.result["material"]["probabilities"])
+        if record.result is not None and record.result.material is not None:
+            return list(record.result.material.classes)
     return []
 
 
 def _csv_row(record: ItemRecord, classes: list[str]) -> list[Any]:
     row = record.row
-    result = record.result or {}
-    call = result.get("material") or {}
+    result = record.result
+    call = result.material if result is not None else None
     status = "ok" if row.is_done else "error" if row.is_error else "pending"
-    probabilities = call.get("probabilities") or {}
-    defects = result.get("defects")
+    probabilities = dict(zip(call.classes, call.probabilities)) if call is not None else {}
+    defects = result.to_dict()["defects"] if result is not None else None
     values = [
         row.relative_path, status, row.error, row.sha256, record.width, record.height,
-        call.get("material"), call.get("confidence"), call.get("uncertain"), call.get("decap_method"),
-        "; ".join(result.get("image_problems") or ()) or None,
+        *((call.material, call.confidence, call.uncertain, call.decap_method) if call is not None else (None,) * 4),
+        "; ".join(result.image_problems if result is not None else ()) or None,
         *(probabilities.get(c) for c in classes),
         row.n_defects, record.top_defect_label, row.top_defect_score,
         json.dumps(defects, separators=(",", ":")) if defects is not None else None,

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from station import paths
+from station.inference.results import InspectionResult
 from station.storage import describe_os_error, disk_is_full, is_writable_folder
 from station.review.scan import FolderScan, unsupported_reason
 
@@ -170,7 +171,7 @@ class ItemRecord:
     height: int | None
     top_defect_label: str | None
     has_maps: bool
-    result: dict[str, Any] | None  # InspectionResult.to_dict()
+    result: InspectionResult | None  # as stored: no attention maps
     inspected_at: str | None
     review_reason: str | None
     reviewed_by: str | None
@@ -212,7 +213,7 @@ class ItemOutcome:
     top_defect_label: str | None = None
     top_defect_score: float | None = None
     has_maps: bool = False
-    result: dict[str, Any] | None = None
+    result: dict[str, Any] | None = None  # InspectionResult.to_dict(), as stored
 
 
 @dataclass(frozen=True)
@@ -509,8 +510,8 @@ class BatchStore:
         row = _row(values[:13])
         size, mtime, width, height, label, has_maps, result_json, inspected, reason, by, at = values[13:]
         return ItemRecord(
-            row, size, mtime, width, height, label, bool(has_maps), None if result_json is None else json.loads(result_json),
-            inspected, reason, by, at,
+            row, size, mtime, width, height, label, bool(has_maps),
+            None if result_json is None else InspectionResult.from_dict(json.loads(result_json)), inspected, reason, by, at,
         )
 
     def record(self, item_id: int) -> ItemRecord:

@@ -14,16 +14,16 @@ before archiving, so an entry never pairs a prediction with an image it was not 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from station.audit import Action, AuditEntry, AuditLog, Verdict
+from station.audit import Action, AuditEntry, AuditLog, EntryDraft, Verdict
 from station.capture.images import ImageReadError, decode_image
-from station.review.results import result_from_dict
 from station.review.scan import absolute_path
 from station.review.store import BatchStore, ItemRecord, ItemRow, Review
-from station.workflow import AuditDraft, Operator, result_audit_fields
+from station.workflow import Operator, result_audit_fields
 
 
 class VerdictError(ValueError):
@@ -73,7 +73,7 @@ def verdict_draft(
     reason: str = "",
     *,
     bulk: bool = False,
-) -> AuditDraft:
+) -> EntryDraft:
     """The audit entry for a decision on ``record`` (its ``image`` is added when committing)."""
     row = record.row
     problem = refusal(row, verdict)
@@ -84,7 +84,7 @@ def verdict_draft(
     reason = reason.strip()
     if record.result is None:
         raise VerdictError(f"{row.relative_path} has no stored result")
-    result = result_from_dict(record.result)
+    result = record.result
     call = result.material
     if verdict is Verdict.OVERRIDE and not reason:
         raise VerdictError("an override needs a reason")
@@ -111,7 +111,7 @@ def verdict_draft(
         fields["refers_to"] = row.audit_entry_id
         if not reason:
             raise VerdictError(f"{row.relative_path} is already {row.status_text}: a correction needs a reason")
-    return AuditDraft(action, fields)
+    return EntryDraft(action, **fields)
 
 
 def commit_verdict(
@@ -139,7 +139,7 @@ def commit_verdict(
         image = decode_image(data, path, max_pixels=None)  # its content passed the cap when it was inspected
     except ImageReadError as exc:
         raise VerdictError(str(exc)) from exc
-    entry = audit_log.append(draft.action, image=image, **draft.fields)
+    entry = audit_log.append(dataclasses.replace(draft, image=image))
     review = Review.ACCEPTED if request.verdict is Verdict.ACCEPT else Review.OVERRIDDEN
     row = store.set_review(
         item_id, review, material=entry.material, reason=entry.reason, operator_id=request.operator.operator_id,

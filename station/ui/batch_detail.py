@@ -10,7 +10,6 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSplitter, QVBoxLayout, QWidget
 
 from station.inference import AttentionMaps, InspectionResult
-from station.review.results import result_from_dict
 from station.review.store import ItemRecord
 from station.ui.image_view import ImageView
 from station.ui.result_panel import OverlayControls, ResultPanel
@@ -122,7 +121,7 @@ class BatchDetailView(QWidget):
             self.image_view.set_placeholder(row.error or "Not inspected yet")
         else:
             attention = self.result.attention if same_item and self.result is not None else None
-            self.result = dataclasses.replace(result_from_dict(record.result), attention=attention)
+            self.result = dataclasses.replace(record.result, attention=attention)
             threshold = self.result.thresholds.get("uncertain_below", 0.0)
             self.results.show_result(self.result, threshold, self.um_per_px)
             self.image_view.set_placeholder("Loading the image…")

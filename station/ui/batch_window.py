@@ -575,8 +575,8 @@ class BatchReviewWindow(QMainWindow):
             self._message(problem)
             return False
         record = self._store.record(row.item_id)
-        call = (record.result or {}).get("material") or {}
-        materials = list(call.get("probabilities") or {})  # none: the recipe only inspects, override the findings
+        call = record.result.material if record.result is not None else None
+        materials = list(call.classes) if call is not None else []  # none: the recipe only inspects, override the findings
         dialog = OverrideDialog(materials, row.material or "", self)
         if dialog.exec() != QDialog.DialogCode.Accepted:
             return False

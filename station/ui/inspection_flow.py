@@ -11,9 +11,10 @@ from collections.abc import Callable
 
 from PySide6.QtWidgets import QDialog, QMessageBox
 
+from station.audit.draft import EntryDraft
 from station.audit.entry import AuditEntry, Verdict
 from station.ui.dialogs import OverrideDialog, ReasonDialog
-from station.workflow import AuditDraft, Inspection, Operator, chip_id_problem
+from station.workflow import Inspection, Operator, chip_id_problem
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +208,7 @@ class InspectionFlowMixin:
         if self._may_decide():
             self._write_verdict(self.inspection.verdict_draft(self.operator, Verdict.REJECT_HOLD, reason=reason))
 
-    def _write_verdict(self, draft: AuditDraft) -> None:
+    def _write_verdict(self, draft: EntryDraft) -> None:
         inspection = self.inspection
 
         def committed(entry: AuditEntry) -> None:
@@ -246,7 +247,7 @@ class InspectionFlowMixin:
         self._append_audit(inspection.discard_draft(operator, why), committed, inspection=True)
 
     # -- audit ------------------------------------------------------------------------
-    def _append_audit(self, draft: AuditDraft, on_committed: Callable[[AuditEntry], None] | None = None, *,
+    def _append_audit(self, draft: EntryDraft, on_committed: Callable[[AuditEntry], None] | None = None, *,
                       inspection: bool = False) -> int:
         ticket = next(self._tickets)
         self._pending_audit[ticket] = (draft, on_committed, inspection)

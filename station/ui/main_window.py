@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from station import __version__
+from station.audit.draft import EntryDraft
 from station.config import Settings, save_settings
 from station.ui.dialogs import ModelCardsDialog
 from station.ui.image_view import ImageView
@@ -38,7 +39,7 @@ from station.ui.result_panel import OverlayControls
 from station.ui.source_bar import DEMO_LABEL, SourceBar
 from station.ui.window_menus import StationMenusMixin
 from station.ui.workers import AuditWorker, CaptureWorker, InferenceWorker, WorkerThread
-from station.workflow import AuditDraft, Inspection, Operator, recipe_change_draft, sign_out_draft, threshold_change_draft
+from station.workflow import Inspection, Operator, recipe_change_draft, sign_out_draft, threshold_change_draft
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ class MainWindow(OperatorSessionMixin, InspectionFlowMixin, LiveSourceMixin, Sta
         self.cards_dialog: ModelCardsDialog | None = None
         self._request_ids = itertools.count(1)
         self._tickets = itertools.count(1)
-        self._pending_audit: dict[int, tuple[AuditDraft, object, bool]] = {}  # ticket -> draft, on_committed, of the inspection
+        self._pending_audit: dict[int, tuple[EntryDraft, object, bool]] = {}  # ticket -> draft, on_committed, of the inspection
         self._frame_fresh = False  # a frame arrived since the source (re)started and it has not stalled
         self._last_frame_at = 0.0
         self._busy_note = ""
@@ -417,7 +418,7 @@ class MainWindow(OperatorSessionMixin, InspectionFlowMixin, LiveSourceMixin, Sta
             try:
                 with AuditLog() as audit_log:
                     for draft in drafts:
-                        audit_log.append(draft.action, **draft.fields)
+                        audit_log.append(draft)
             except (AuditError, OSError) as exc:
                 log.error("sign-out not recorded: %s", exc)
         try:

@@ -261,7 +261,7 @@ class AuditWorker(QObject):
         from station.audit import AuditError, AuditUnavailableError, LogStatus
 
         try:
-            entry = self._audit_log().append(draft.action, **draft.fields)
+            entry = self._audit_log().append(draft)
         except (AuditError, ValueError, OSError) as exc:
             log.error("audit write failed (%s): %s", draft.action, exc)
             if isinstance(exc, AuditUnavailableError):

@@ -17,6 +17,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from station.audit.draft import EntryDraft
 from station.audit.entry import Action, AuditEntry, AuditError
 from station.ml.cards import CARD_FILE, WEIGHTS_FILE, file_sha256, load_card
 from station.users.roles import Permission, require
@@ -116,7 +117,7 @@ def approve_model(audit_log, directory: Path, signature: Signature) -> AuditEntr
     card = load_card(directory)
     if card.weights_sha256 != hashes.weights_sha256:
         raise ValueError(f"{directory}: the weights do not match the card's weights_sha256; fix the model first")
-    return audit_log.append(
+    return audit_log.append(EntryDraft(
         Action.MODEL_APPROVE,
         operator_id=signature.signer_id,
         models={hashes.name: hashes.weights_sha256},
@@ -129,7 +130,7 @@ def approve_model(audit_log, directory: Path, signature: Signature) -> AuditEntr
             "card_sha256": hashes.card_sha256,
             "signature": signature.to_dict(),
         },
-    )
+    ))
 
 
 def _approval(entry: AuditEntry) -> Approval:

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 
+from station.audit.draft import EntryDraft
 from station.audit.entry import Action, AuditEntry
 from station.users.credentials import CredentialStore, credentials_for
 from station.users.passwords import check_new_password, credential_digest, hash_password, password_matches
@@ -284,7 +285,7 @@ class UserDirectory:
         return last
 
     def _append(self, action: Action, operator_id: str, details: dict) -> AuditEntry:
-        return self.log.append(action, operator_id=operator_id, details=details)
+        return self.log.append(EntryDraft(action, operator_id=operator_id, details=details))
 
 
 def _require_admin(signature: Signature) -> None:

@@ -295,6 +295,7 @@ with AuditLog(location, station_id="crash-test") as log:
 """
 
 
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="SIGKILL is POSIX only")
 def test_sigkill_during_appends_loses_no_reported_record(location, tmp_path):
     if not isinstance(location, str):
         pytest.skip("the SQLite log: tests/test_audit_crash.py")
@@ -433,6 +434,7 @@ def test_backend_seam_serialises_on_both(location):
 # -- the station's key ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
 def test_key_is_created_once_owner_only_and_apart_from_the_data(tmp_path, station_home):
     location = tmp_path / "log" / "audit.sqlite3"
     entries = _fill(location, n=3)

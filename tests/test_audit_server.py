@@ -522,3 +522,17 @@ def test_users_and_their_password_hashes_live_on_the_lab_server(lab_database):
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("UPDATE station.user_credentials SET password_hash = 'x'")
     assert verify(lab_database.station_url).ok
+
+
+def test_an_idle_connection_the_server_dropped_is_replaced_before_a_record(lab_database, monkeypatch):
+    import psycopg
+
+    from station.audit import pg
+
+    with AuditLog(lab_database.station_url, station_id="bench-1") as log:
+        log.append(Action.SIGN_IN, operator_id="jdoe")
+        with psycopg.connect(lab_database.owner_url, autocommit=True) as owner:
+            owner.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'bench'")
+        monkeypatch.setattr(pg, "_IDLE_CHECK_S", 0.0)  # as if it had been idle overnight
+        assert log.append(Action.CLASSIFY, operator_id="jdoe", chip_id="C-1").id == 2
+    assert verify(lab_database.station_url).ok

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -26,6 +27,7 @@ from station.audit.sql import Backend, SchemaPart, Transaction, to_pyformat
 from station.audit.entry import AuditError, AuditUnavailableError, AuditWriteError
 
 SCHEMA = "station"
+_IDLE_CHECK_S = 30.0  # a connection idle this long is tried before it carries a record
 STATION_ROLE = "station_writer"
 
 _ENTRIES = """
@@ -180,6 +182,7 @@ class PostgresBackend(Backend):
         self.timeout_s = timeout_s
         self.location = redact(url)
         self._conn = None
+        self._last_used = 0.0
         self._lock = threading.RLock()
 
     def _connection(self):
@@ -187,6 +190,12 @@ class PostgresBackend(Backend):
 
         if self._conn is not None and self._conn.closed:
             self._conn = None
+        if self._conn is not None and time.monotonic() - self._last_used > _IDLE_CHECK_S:
+            try:  # a server restarted overnight: find out now, not with the morning's first record
+                self._conn.execute("SELECT 1")
+            except psycopg.Error:
+                self.close()
+        self._last_used = time.monotonic()
         if self._conn is None:
             try:
                 self._conn = _connect(self.url, timeout_s=self.timeout_s, readonly=self.readonly)

@@ -124,6 +124,21 @@ class MainWindow(OperatorSessionMixin, InspectionFlowMixin, LiveSourceMixin, Sta
                             "chip can be released until the server is back; the station tries it again every "
                             "15 s. Then give the verdict again.", critical=True)
             self._audit_unreachable = True
+        else:
+            self._tell_log_not_writable(status.message)
+
+    def _tell_log_not_writable(self, message: str) -> None:
+        """Once: why nothing can be recorded (a read-only or full data disk), so the operator knows
+        before the first verdict is refused."""
+        if self._audit_unwritable_told:
+            return
+        self._audit_unwritable_told = True
+        from station.logs import log_file_problem
+
+        also = f"\n\nThe station's log file cannot be written either: {log_file_problem()}." if log_file_problem() else ""
+        self.notify("Audit log not writable", f"{message}\n\nThe station cannot record anything, so no chip can be "
+                    "released to decapping. Free disk space or fix the data folder's permissions, then restart the "
+                    f"station.{also}", critical=True)
 
     def notify(self, title: str, message: str, *, critical: bool = False) -> None:
         """Tell the operator without blocking: a window-modal box that does not stop the event loop."""
@@ -163,6 +178,7 @@ class MainWindow(OperatorSessionMixin, InspectionFlowMixin, LiveSourceMixin, Sta
         self._check_audit_status.connect(self.audit.check_status)
         self.audit.status_changed.connect(self._on_audit_status)
         self._audit_unreachable = False
+        self._audit_unwritable_told = False
         self._reference_requests: dict[int, str] = {}
 
     def _build_ui(self, device_description: str) -> None:

@@ -112,7 +112,7 @@ class VerifyResult:
             lines = [f"FAILED: {self.reason} (the {self.n_entries} entries themselves verified)"]
         lines += [f"FAILED: {p}" for p in self.problems if p != self.reason]
         if self.head_signature:
-            lines.append(f"head signed by station {self.head_station}: {self.head_signature}")
+            lines.append(f"head signed by station {self.head_station} (signature {self.head_signature[:32]}…; in full in exports)")
         lines += [
             f"signing key of station {station}: {keys.fingerprint(public)} ({public})"
             for station, public in sorted(self.station_keys.items())

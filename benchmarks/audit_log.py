@@ -27,26 +27,27 @@ from pathlib import Path
 _WRITER = r"""
 import sys
 from pathlib import Path
-from station.audit import Action, AuditLog
+from station.audit import Action, AuditLog, EntryDraft
 location = sys.argv[1] if sys.argv[1].startswith("postgresql://") else Path(sys.argv[1])
 with AuditLog(location, station_id=sys.argv[2]) as log:
     log.open()
     sys.stdin.readline()  # start together
     for i in range(int(sys.argv[3])):
-        log.append(Action.CLASSIFY, operator_id="bench", chip_id=f"{sys.argv[2]}-{i}")
+        log.append(EntryDraft(Action.CLASSIFY, operator_id="bench", chip_id=f"{sys.argv[2]}-{i}"))
 """
 
 
 def measure(location, count: int, writers: int, home: Path) -> dict:
-    from station.audit import Action, AuditLog, verify
+    from station.audit import Action, AuditLog, EntryDraft, verify
 
     latencies = []
     with AuditLog(location, station_id="bench-0") as log:
-        log.append(Action.SIGN_IN, operator_id="bench")  # key made, connection open
+        log.append(EntryDraft(Action.SIGN_IN, operator_id="bench"))  # key made, connection open
         for i in range(count):
             started = time.perf_counter()
-            log.append(Action.CLASSIFY, operator_id="bench", chip_id=f"C-{i}",
-                       probabilities={"plastic": 0.7, "ceramic": 0.2, "metallic": 0.1}, predicted_material="plastic")
+            log.append(EntryDraft(Action.CLASSIFY, operator_id="bench", chip_id=f"C-{i}",
+                                  probabilities={"plastic": 0.7, "ceramic": 0.2, "metallic": 0.1},
+                                  predicted_material="plastic"))
             latencies.append((time.perf_counter() - started) * 1000)
     processes = [
         subprocess.Popen([sys.executable, "-c", _WRITER, str(location), f"bench-{k + 1}", str(count)],

@@ -530,9 +530,9 @@ def test_an_idle_connection_the_server_dropped_is_replaced_before_a_record(lab_d
     from station.audit import pg
 
     with AuditLog(lab_database.station_url, station_id="bench-1") as log:
-        log.append(Action.SIGN_IN, operator_id="jdoe")
+        log.append(EntryDraft(Action.SIGN_IN, operator_id="jdoe"))
         with psycopg.connect(lab_database.owner_url, autocommit=True) as owner:
             owner.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'bench'")
         monkeypatch.setattr(pg, "_IDLE_CHECK_S", 0.0)  # as if it had been idle overnight
-        assert log.append(Action.CLASSIFY, operator_id="jdoe", chip_id="C-1").id == 2
+        assert log.append(EntryDraft(Action.CLASSIFY, operator_id="jdoe", chip_id="C-1")).id == 2
     assert verify(lab_database.station_url).ok

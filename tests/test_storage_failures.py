@@ -150,3 +150,22 @@ def test_os_errors_in_an_operators_words():
     assert describe_os_error(OSError(errno.ENOSPC, "No space left on device")) == "the disk is full"
     assert describe_os_error(OSError(errno.EROFS, "Read-only file system")) == "the disk is read-only"
     assert describe_os_error(OSError(errno.ENOENT, "No such file or directory")) == "No such file or directory"
+
+
+def test_batch_review_on_a_full_disk_says_the_disk_is_full(station_home, tmp_path):
+    import cv2
+
+    from helpers_models import make_tiny_recipe
+    from helpers_review import write_recipe_file
+    from station.synth import render_package
+
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    image = render_package(1, size=(96, 128)).image
+    assert cv2.imwrite(str(folder / "part.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    recipe = write_recipe_file(make_tiny_recipe(tmp_path / "models"), tmp_path / "recipe.json")
+    done = run_station_on_full_disk(station_home, [], "batch", str(folder), "--recipe", str(recipe),
+                                    "--out", str(tmp_path / "report.csv"), "--device", "cpu", "--quiet")
+    assert done.returncode == 1
+    assert "batch store" in done.stderr and "the disk is full" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr

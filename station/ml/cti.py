@@ -1,84 +1,11 @@
 """CTI: the CNN–transformer interaction classifier of "IC Packaging Material Identification via a
 Hybrid Deep Learning Framework with CNN–Transformer Bidirectional Interaction" (Micromachines 2024,
-15(3):418), Sections 2.1–2.2. Equation numbers in comments are the paper's.
+15(3):418), Sections 2.1–2.2. Equation numbers in comments are the paper's; how the code reads
+the paper where it is garbled or silent is in docs/MODELS.md.
 
 Read top to bottom: blocks → config rows (``CONFIGS``, Table 3's ablations included) → network
-(``CTI``) → builder (``build``).
-
-Layout. Stem (3×3 conv → 1×1 conv → 3×3 conv to C1), five stages of CTI blocks {2, 2, 6, 14, 2}
-with widths {64, 96, 192, 384, 768} and a 2×2 stride-2 conv in front of stages 2–5, then the
-head: 1×1 projection to 1280 → sigmoid → global average pooling → FC. Inside a stage the
-feature map travels as tokens ``[B, N = H·W, C]``; stages take and return ``[B, C, H, W]``.
-
-A CTI block (pre-norm residual, like the "traditional transformer" the paper builds on)::
-
-    t = LN(x);  Q, K, V = three parallel 1×1 convs of t            (one Linear(C, 3C))
-    v      = CNN-1(Q, K, V)                                         eq. (10)  [B, 1, C]
-    X_att  = X_global + X_local                                     eqs. (5)–(9)
-    X_cnn  = CNN-2(V ⊙ v, T-to-C(X_att))                            eqs. (11), (12)
-    x      = x + w_t · proj(X_att) + w_c · X_cnn                    weighted summation
-    x      = x + MLP(LN(x))
-
-Input sizes. Any H, W ≥ 1 work and give a ``⌈H/s⌉ × ⌈W/s⌉`` final map (s =
-``CTIConfig.total_stride``): every strided conv works in ceil mode (3×3 with padding 1, or a
-patch conv after zero-padding the bottom/right to a multiple of its stride, as the 2×2 stride-2
-downsampling does for an odd side), and local windows are clipped to the map and padded
-(padded keys are masked out). Sizes divisible by s need no padding at all.
-
-Readings chosen where the text is garbled or silent (closest to the cited sources):
-
-* Mask (eq. 4). Printed as ``Me(x) = clamp(0, (x − H·x + H·e)/e, 1) = clamp(H + (1 − H)·x/e)``:
-  ``Me(0) = H = 0.5``, rising linearly with distance ``x`` and saturating at 1 for ``x ≥ e``.
-  It rises (unlike Adaptive Attention Span's falling ramp) because the paper wants each patch
-  "to focus more on distant patches"; we keep the printed formula. ``x`` is the Euclidean
-  distance between the 2D grid positions of two patches, in patches. ``e`` is learnable, one
-  per head as in Adaptive Attention Span, initialised to the local window size (the local
-  branch covers the neighbourhood; the ramp up-weights what lies beyond it) and used as
-  ``max(e, 1e-2)``. ``H`` is a constant 0.5.
-* Masked attention (eq. 5) ``Me·exp(b) / Σ Me·exp(b)`` is ``softmax(b + log Me)``: we call
-  ``F.scaled_dot_product_attention`` with the additive mask ``log max(Me, tiny)`` (finite, so no
-  row is ever all ``-inf``; where ``Me = 0`` the weight is ~1e-38 instead of exactly 0, and a
-  row whose mask is all zero gives uniform weights instead of eq. 5's 0/0). ``b`` is scaled by
-  1/√d as in every transformer; eq. (1) omits the scale.
-* Token Z (eqs. 5–6). Once per stage, at its first block, ``Z = MAttention(Q, K, V)``; every
-  block of the stage then uses Z in place of its own Q: ``Ẑ = MAttention(Z, K, ·)``. We read
-  ``(Ẑ_q, Ẑ_k, Ẑ_v)`` in eqs. (7)–(8) as the query, key and value of that attention, i.e.
-  ``(Z, K, V)``, so the global output is one attention per block:
-  ``X_global = MAttention(Z, K, V̂)`` with ``V̂ = V ⊙ v`` (C-to-T, eq. 7, v per channel).
-  A stage costs (blocks + 1) global attentions.
-* Local window attention (eq. 9): non-overlapping 7×7 windows (Swin-style local window
-  attention) on the block's own Q, K, V (not Z, not V̂).
-* CNN-1 (eq. 10). "Q, K and V severally pass through three parallel pooling layers": z1 =
-  AvgPool(Q), z2 = MaxPool(K), z3 = MixPool(V), global over positions. W1, W2 are shared by the
-  three (as the equation writes them, and as in CBAM); they are 1×1 convs, which equal the
-  text's 3×3 convs on a zero-padded 1×1 pooled map without the dead taps. The sigmoid comes
-  after the sum (the text's "pixel-wise summation, and a Sigmoid layer", and CBAM), so v lies
-  in (0, 1) — eq. (10) as printed sums three sigmoids. Hidden width C0 = max(8, C // 16).
-* CNN-2 (eq. 11). ``v̂ = F_scale(F, v)`` with F = V; CBAM's spatial attention over
-  ``[mean_c(v̂); max_c(v̂); x̂_att]`` with a 7×7 conv, applied to v̂ as in CBAM
-  (``X_cnn = v̂ ⊙ σ(f7×7(...))``) so that it has C channels to be summed with the other branch.
-  Without T-to-C the conv sees CBAM's two maps only.
-* T-to-C (eq. 12) ``x̂_att = σ(MixPool(δ(MixPool(X_att))))``: the inner MixPool is the
-  "dimensionality reduction" over channels (C → 1), the outer a 3×3 stride-1 spatial mixed
-  pooling as in the cited mixed pooling (Lee et al. 2016). MixPool = ``a·max + (1 − a)·mean``,
-  ``a = σ(learned logit)``, starting at 0.5.
-* Weighted summation: ``softmax`` of two learned logits (a convex blend, starting at 0.5/0.5);
-  "fixed" is 0.5/0.5 for good. With one branch, the branch output alone.
-* Not in the text: the MLP (ratio 4, GELU) and LayerNorms of the "traditional transformer",
-  the output projection of the transformer branch, BatchNorm + GELU in the stem, BatchNorm in
-  the head's projection (EfficientNet's head, which the paper cites), truncated-normal(0.02)
-  init of linear layers (the paper's N(0, 0.01) init is a training detail we do not copy).
-  The MLP is what brings ``cti-paper`` to the paper's 44 M parameters (≈12·C² per block).
-* ``-dwconv`` rows (``depthwise_convs``), not in the paper: every block starts with CMT's local
-  perception unit ``x + DWConv3×3(x)`` and its MLP has a 3×3 depthwise conv between the two
-  linears (PVTv2's ConvFFN). Inside a plain CTI block nothing mixes neighbouring positions but
-  attention, and there is no position encoding; on a small dataset that costs a lot
-  (NEU-CLS, 1,008 training images, same recipe and split: cti-tiny 95.5 % validation accuracy,
-  cti-tiny-dwconv 98.3 %; docs/RESULTS.md) for +1.5 % parameters and ~2 ms at 224.
-* Stem stride. ``cti-paper`` uses 3 (stage 1 at 75×75 = 5625 tokens for a 224×224 input):
-  45.07 M parameters and 19.25 GMACs, within ±20 % / ±25 % of the paper's 44 M / 23 G. Stride 4
-  gives 7.05 GMACs and stride 2 79.1 GMACs: the global attention grows with the square of the
-  token count. ``cti-small`` and ``cti-tiny`` use 4 and 8 for CPU speed.
+(``CTI``) → builder (``build``). Stages take and return ``[B, C, H, W]``; inside a stage the map
+travels as tokens ``[B, N = H·W, C]``. Any H, W ≥ 1 work (ceil-mode strides, clipped windows).
 """
 
 from __future__ import annotations

@@ -1,62 +1,10 @@
-"""WBAM-FFEM micro-defect detector.
-
-From Li & Wu, "Micro defect detection method for electronic components based on blending
-attention and full-scale feature enhancement" (``shared/papers/wbam-ffem-micro-defects.txt``).
-The paper describes modules, not a complete detector; what it leaves open is filled in here
-and marked as our choice.
+"""WBAM-FFEM micro-defect detector (Li & Wu, "Micro defect detection method for electronic
+components based on blending attention and full-scale feature enhancement"). The paper describes
+modules, not a complete detector; how the code reads it and what it fills in (head, ATSS assigner,
+deep supervision, reference channels) is in docs/MODELS.md.
 
 Layout: WBAM -> backbone blocks -> FFEM -> head -> assigner / loss -> config rows ->
-``WBAMFFEM`` -> ``build``.
-
-Readings of the paper (the text extraction lost the figures and some layout):
-
-- **WBAM** (eqs. 1-9). Spatial gate ``G_t = sigmoid(Conv7x7([mean_c F; max_c F]))`` (the 7x7
-  kernel is CBAM's), SE channel gate ``G_d = sigmoid(FC2(ReLU(FC1(GAP F))))`` with C -> C/2 -> C
-  (eqs. 5-6), blended as ``G = (g_d*G_d + g_t*G_t) / (g_d + g_t + eps)`` (eq. 8) and applied as
-  ``F * G`` (eq. 9). The learnable scalars pass through ReLU first, as in BiFPN's "fast
-  normalized fusion" which eq. 8 copies: the weights stay non-negative, so the denominator
-  cannot cross zero. Both start at 1 (an even blend). The Fig. 3 prose (conv-ReLU-conv spatial
-  branch, a residual, a final sigmoid) contradicts eqs. 1-9; we follow the equations.
-- **FFEM** (eqs. 10-13), per pyramid level i (strides 8/16/32 by default):
-  extraction ``F_i = Conv1x1([s; DW3x3(s); DW5x5(s)])`` with ``s = Conv1x1(C_i)`` -- eq. 10's
-  parallel 1x1/3x3/5x5 branches, factorised as depthwise convolutions so the module stays
-  CPU-cheap at stride 8; top-down ``T_i = F_i + Upsample(T_{i+1})`` (eq. 11, addition as in
-  FPN/BiFPN); bottom-up ``B_i = SepConv3x3([T_i; MaxPool(B_{i-1})])`` with ``B_1 =
-  SepConv3x3(T_1)`` (eq. 12; the stride-2 max pool is BiFPN's down-sampling); enhanced
-  ``E_i = Conv1x1(WBAM([T_i; B_i]))`` (eq. 13; the 1x1 projection brings the 2w concatenation
-  back to the neck width w for the head).
-- **Head**: anchor-free (one point per feature cell, FCOS-style ltrb distances
-  ``softplus(raw) * stride``) and decoupled -- a classification tower and a box tower, the box
-  tower also predicting an IoU-aware *quality* logit trained towards the IoU of the predicted box
-  with its target. A detection's score is ``p_cls * p_quality`` -- class probability times
-  predicted IoU, the quantity VarifocalNet's IoU-aware classification score stands for -- so
-  well-localised boxes rank first in NMS, and since quality is learnt on positives only it can
-  lower a score but never lift a weak class probability over the threshold (a geometric mean,
-  as in torchvision's FCOS, let neighbouring partial boxes through). Losses: torchvision's
-  ``sigmoid_focal_loss`` for classes, CIoU (or GIoU) for boxes, BCE for quality.
-- **Assigner: ATSS** (Zhang et al., CVPR 2020) rather than task-aligned (TOOD). ATSS is static --
-  its targets depend on the boxes only, not on the network's current predictions -- which makes
-  short CPU training runs on a few hundred lab images converge predictably and keeps the assigner
-  testable on hand-made boxes; its per-box IoU threshold (mean + std over the k nearest points of
-  every level) chooses the pyramid level by itself across 10-600 px defects with one
-  hyper-parameter. The IoU-aware quality branch gives the ranking benefit TOOD's alignment is
-  after. For defects smaller than a stride-8 cell, where no point lies inside the box, the
-  best-overlapping candidate (a finest-level point next to the box) is made positive so that no
-  ground truth goes unlearned.
-- **Full-scale deep supervision** (eqs. 14-15): an auxiliary classifier on every enhanced level,
-  a 1x1 convolution to per-class maps reduced by log-sum-exp pooling (a smooth maximum,
-  ``log(mean(exp(r * x))) / r`` with r = 10), trained with binary cross-entropy (eq. 14's
-  cross-entropy in its multi-label form) on image-level multi-label *defect presence*: class k
-  is 1 when the image holds at least one box of class k, and all zeros for a defect-free image.
-  Not average pooling: a 10 px defect is one cell among thousands and an average would drown it.
-  Not a hard maximum either: it passes gradient to a single, at first arbitrary, cell per class;
-  on DeepPCB (716 steps of 320 px crops) the presence loss stayed near chance with it, and
-  log-sum-exp learnt faster and gave 0.79 against 0.76 mAP@0.5 (one seed each). ``L_total =
-  L_main + lambda * sum_k L_aux^k`` with lambda = ``config.aux_weight`` = 0.5, the paper's best
-  (Table 2).
-- **Input channels**: "rgb" (3), "gray" (1), "gray+ref" (2: tested + defect-free template),
-  "rgb+ref" (6). The reference is stacked as extra channels (early fusion), so the first
-  convolution can form the tested - template difference that AOI golden-sample comparison uses.
+``WBAMFFEM`` -> ``build``. ``forward()`` returns raw head outputs, ``predict()`` detections.
 """
 
 from __future__ import annotations

@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
 )
 
 from station.audit import Verdict
+from station.config import Settings
 from station.review.runner import BatchJob, BatchOpened, BatchProgress, RunControl, RunOptions, RunSummary
 from station.review.scan import absolute_path
 from station.review.store import BatchStore, ItemRow, StoreError
@@ -79,7 +80,7 @@ class BatchReviewWindow(QMainWindow):
     export_failed = Signal(str, str)  # kind, message
     detail_loaded = Signal(int)  # item id whose image is on screen
 
-    def __init__(self, settings, recipes: dict, operator: Operator | None, parent: QWidget | None = None) -> None:
+    def __init__(self, settings: Settings, recipes: dict, operator: Operator | None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Batch review")
         self.setObjectName("batchReviewWindow")
@@ -112,7 +113,7 @@ class BatchReviewWindow(QMainWindow):
 
     # -- construction ---------------------------------------------------------------------
     def _build_widgets(self) -> None:
-        self.folder_edit = QLineEdit(getattr(self.settings, "last_batch_folder", "") or "")
+        self.folder_edit = QLineEdit(self.settings.last_batch_folder)
         self.folder_edit.setObjectName("batchFolder")
         self.folder_edit.setPlaceholderText("folder of images")
         choose = QPushButton("Choose folder…")
@@ -125,7 +126,7 @@ class BatchReviewWindow(QMainWindow):
             self.recipe_combo.setCurrentText(self.settings.recipe)
         self.attention_check = QCheckBox("Attention maps")
         self.attention_check.setToolTip("Grad-CAM / CAM maps for the detail view; off is about twice as fast")
-        self.attention_check.setChecked(bool(getattr(self.settings, "show_attention", True)))
+        self.attention_check.setChecked(self.settings.show_attention)
         self.reference_button = QPushButton("Reference image…")
         self.reference_button.setToolTip("The defect-free template this recipe compares every image against")
         self.reference_button.clicked.connect(self.choose_reference)
@@ -224,7 +225,7 @@ class BatchReviewWindow(QMainWindow):
         table_layout.setContentsMargins(0, 0, 0, 0)
         table_layout.addLayout(filter_row)
         table_layout.addWidget(self.table, 1)
-        self.detail = BatchDetailView(getattr(self.settings, "um_per_px", None))
+        self.detail = BatchDetailView(self.settings.um_per_px)
         self.detail.accept_clicked.connect(self.accept_current)
         self.detail.override_clicked.connect(self.request_override)
         splitter = QSplitter(Qt.Orientation.Horizontal)
@@ -329,7 +330,7 @@ class BatchReviewWindow(QMainWindow):
         self.control = RunControl()
         job = BatchJob(
             folder=folder, recipe=recipe, recursive=self.recursive_check.isChecked(),
-            device=getattr(self.settings, "device", "auto"),
+            device=self.settings.device,
             options=RunOptions(
                 want_attention=self.attention_check.isChecked(),
                 reference=self.reference_image if recipe.use_reference else None,

@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "selftest": ("station.selftest", "headless end-to-end check of every stage; exit 0 when healthy"),
     "models": ("station.ml.cli", "list registered model configs and bundled models; `models info NAME`; `models limitations DIR`; `models approve DIR` (admin)"),
     "train": ("station.training.cli_train", "train a classifier or detector on a dataset"),
+    "dataset": ("station.training.from_records", "the lab's reviewed decisions (audit log or batch review) as a training set"),
     "predict": ("station.training.cli_predict", "a model's predictions on a folder as COCO, YOLO, VOC, LabelMe or class folders (for annotation tools)"),
     "evaluate": ("station.training.cli_evaluate", "evaluate a trained model on a dataset"),
     "calibrate": ("station.training.cli_calibrate", "re-fit a model card's threshold/temperature on its validation split"),

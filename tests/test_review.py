@@ -448,3 +448,26 @@ def test_headless_command_with_the_onnxruntime_backend(review_setup, tmp_path):
         with out.open(encoding="utf-8-sig", newline="") as stream:
             reports[backend] = [(r["file"], r["status"], r["material"], r["n_defects"]) for r in csv.DictReader(stream)]
     assert reports["onnxruntime"] == reports["torch"] and len(reports["torch"]) == len(names) + len(BROKEN)
+
+
+def test_dataset_from_batch_takes_the_reviewed_items(review_setup, engine, tmp_path, capsys):
+    from station.cli import main
+    from station.training.datasets import read_dataset
+
+    source, names, _ = review_setup
+    folder = copy_folder(source, tmp_path / "reviewed", names)
+    store, _, _ = _run(engine, folder)
+    context = BatchContext(folder.resolve(), store.directory, dict(engine.recipe.decap_methods))
+    rows = store.rows()
+    sure = next(r for r in rows if not r.uncertain)
+    other = next(m for m in engine.recipe.decap_methods if m != sure.material)
+    unsure = next(r for r in rows if r.uncertain)
+    with store, AuditLog() as audit_log:
+        commit_verdict(audit_log, store, context, sure.item_id, VerdictRequest((sure.item_id,), Verdict.ACCEPT, OPERATOR))
+        commit_verdict(audit_log, store, context, unsure.item_id,
+                       VerdictRequest((unsure.item_id,), Verdict.OVERRIDE, OPERATOR, other, "gold lid"))
+    out = tmp_path / "dataset"
+    assert main(["dataset", "from-batch", str(folder), "--recipe", engine.recipe.name, "--out", str(out)]) == 0
+    assert "wrote 2 images" in capsys.readouterr().out
+    index = read_dataset(out, "folder")
+    assert sorted(index.classes[s.label] for s in index.samples) == sorted([sure.material, other])

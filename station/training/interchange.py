@@ -4,8 +4,8 @@ and class folders.
 Used by ``station predict`` (a model's detections, for correction in X-AnyLabeling, AnyLabeling or
 CVAT) and by ``station dataset from-audit|from-batch`` (the reviewed decisions). What is written
 reads back with ``station.training.datasets.read_dataset`` (same boxes, same classes): the
-images are placed beside their labels (hard-linked when the file system allows, else copied),
-so the output folder is a dataset ``station train`` takes as it is.
+images are copied beside their labels, so the output folder is a dataset ``station train``
+takes as it is.
 
 Box conventions on disk (``datasets.py`` reads them back the same way): COCO ``[x, y, w, h]``
 floats; YOLO ``class cx cy w h`` normalised floats; VOC 1-based inclusive integer corners
@@ -16,7 +16,6 @@ corner points in pixels.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
@@ -43,13 +42,10 @@ class LabelledImage:
 
 
 def _place_image(source: Path, target: Path) -> None:
+    # a copy, never a hard link: a tool that rewrote the dataset's image would rewrite the
+    # audit archive's file with it
     target.parent.mkdir(parents=True, exist_ok=True)
-    if target.exists():
-        target.unlink()
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copy2(source, target)
+    shutil.copy2(source, target)
 
 
 def _unique_names(items: Sequence[LabelledImage]) -> list[str]:
@@ -73,7 +69,8 @@ def write_labelled(items: Iterable[LabelledImage], classes: Sequence[str], out: 
     items = list(items)
     classes = list(classes)
     for item in items:
-        unknown = sorted({label for label in [*item.labels, item.image_label] if label and label not in classes})
+        named = [item.image_label] if fmt == "folder" else item.labels  # class folders carry no boxes
+        unknown = sorted({label for label in named if label and label not in classes})
         if unknown:
             raise ValueError(f"{item.image}: labels {unknown} are not among the classes {classes}")
     out.mkdir(parents=True, exist_ok=True)

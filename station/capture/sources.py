@@ -26,6 +26,7 @@ from station.capture.folder import ImageFolderSource
 from station.capture.images import is_image_path
 from station.capture.simulated import SimulatedMicroscope
 from station.capture.video import VideoFileSource
+from station.config import CameraSettings
 
 DEMO_SPECS = ("demo", "sim", "simulated", "simulator")
 SOURCE_KINDS: tuple[type[FrameSource], ...] = (SimulatedMicroscope, CameraSource, VideoFileSource, ImageFolderSource)
@@ -35,17 +36,32 @@ _SPEC_HELP = (
 )
 
 
-def open_source(spec: str, **options: Any) -> FrameSource:
+#: the saved camera settings (``settings.camera``) that reach a camera when it opens
+CAMERA_SETTING_NAMES = ("width", "height", "fps", "exposure", "stall_timeout_s")
+
+
+def camera_options(camera: CameraSettings | None) -> dict[str, Any]:
+    """The saved camera settings as ``open_source`` options (unset ones left out)."""
+    if camera is None:
+        return {}
+    return {name: getattr(camera, name) for name in CAMERA_SETTING_NAMES if getattr(camera, name, None) is not None}
+
+
+def open_source(spec: str, *, camera: CameraSettings | None = None, **options: Any) -> FrameSource:
     """The source ``spec`` names, built with the ``options`` that apply to it.
 
     Options that do not apply to the chosen kind are ignored, so a caller can always pass
     the camera settings (``width``, ``height``, ``fps``, ``exposure``, ``stall_timeout_s``);
     an option no kind of source knows raises TypeError (a typo, not a setting).
+    ``camera`` (the saved settings) applies to cameras and streams only: the demo, a video
+    file and a folder keep their own size and rate; explicit ``options`` win over it.
     """
     text = str(spec).strip()
     if not text:
         raise SourceError(f"No source given: {_SPEC_HELP}")
     _check_options(options)
+    if camera is not None and (text.isdigit() or is_stream_url(text)):
+        options = {**camera_options(camera), **options}
     if text.lower() in DEMO_SPECS:
         return _build(SimulatedMicroscope, (), options)
     if text.isdigit():

@@ -150,7 +150,7 @@ class MainWindow(OperatorSessionMixin, InspectionFlowMixin, LiveSourceMixin, Sta
 
     # -- construction -------------------------------------------------------------
     def _start_workers(self) -> None:
-        self.capture = CaptureWorker()
+        self.capture = CaptureWorker(self.settings.camera)
         self.capture_thread = WorkerThread(self.capture, "capture")
         self._run_source.connect(self.capture.run_source)
         self.capture.frame_available.connect(self._show_latest_frame)

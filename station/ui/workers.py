@@ -17,6 +17,7 @@ from typing import Generic, TypeVar
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from station.capture.base import Frame, FrameSource, SourceError
+from station.config import CameraSettings
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +79,10 @@ class CaptureWorker(QObject):
     source_finished = Signal()  # a finite source ran out, or it was stopped
     fps_measured = Signal(float)
 
-    def __init__(self) -> None:
+    def __init__(self, camera_settings: CameraSettings | None = None) -> None:
         super().__init__()
         self.mailbox: LatestMailbox[Frame] = LatestMailbox()
+        self._camera_settings = camera_settings  # applied to a camera when it opens
         self._stop = threading.Event()
         self._paused = threading.Event()
 
@@ -102,7 +104,7 @@ class CaptureWorker(QObject):
         self._stop.clear()
         self._paused.clear()
         try:
-            source = open_source(spec)
+            source = open_source(spec, camera=self._camera_settings)
             source.open()
         except (SourceError, OSError, ValueError) as exc:
             log.warning("cannot open source %r: %s", spec, exc)

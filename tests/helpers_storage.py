@@ -71,9 +71,12 @@ def run_station_read_only(home: Path, *argv: str, timeout: float = 120) -> subpr
     return _in_mount_namespace(script, home, timeout)
 
 
-def run_station_on_full_disk(home: Path, setup: list[list[str]], *argv: str, timeout: float = 120) -> subprocess.CompletedProcess:
+def run_station_on_full_disk(
+    home: Path, setup: list[list[str]], *argv: str, timeout: float = 120, show_log: bool = False,
+) -> subprocess.CompletedProcess:
     """Each ``setup`` command of ``station``, then the disk filled up, then ``station ARGV``; on a
-    fresh 2 MiB tmpfs mounted at ``home``. Only as root (skipped otherwise)."""
+    fresh 2 MiB tmpfs mounted at ``home``. Only as root (skipped otherwise). ``show_log``: the
+    station's log file (what fitted in its last block) follows on stderr, and the exit status is cat's."""
     skip_without_posix_permissions()
     if not running_as_root():
         pytest.skip("mounting a small tmpfs needs root")
@@ -81,5 +84,5 @@ def run_station_on_full_disk(home: Path, setup: list[list[str]], *argv: str, tim
     steps = [f"mount -t tmpfs -o size=2m tmpfs {quoted}"]
     steps += [f"{_station(*command)} >/dev/null 2>&1" for command in setup]
     steps.append(f"dd if=/dev/zero of={quoted}/filler bs=4096 2>/dev/null || true")
-    steps.append(_station(*argv))
+    steps.append(_station(*argv) + (f" || true; cat {quoted}/logs/station.log >&2" if show_log else ""))
     return _in_mount_namespace("; ".join(steps[:1]) + "; " + "; ".join(steps[1:]), home, timeout)

@@ -44,3 +44,15 @@ def test_the_station_opens_on_a_read_only_home_and_says_why(station_home, tmp_pa
     assert "Audit log not writable" in done.stderr and "read-only" in done.stderr
     assert "no chip can be released" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_station_opens_on_a_full_disk_and_says_why(station_home, tmp_path):
+    from helpers_storage import run_station_on_full_disk
+
+    screenshot = tmp_path / "window.png"
+    done = run_station_on_full_disk(station_home, [["selftest"]], "--demo", "--operator", "op:Operator",
+                                    "--screenshot", str(screenshot), show_log=True)
+    assert screenshot.is_file(), done.stderr
+    # the GUI logs to its file while the file's last block has room, then to the console
+    assert "Audit log not writable" in done.stderr and "the disk is full" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr

@@ -30,6 +30,7 @@ from station.audit.backend import Backend, SQLiteBackend, configured_location, i
 from station.audit.chain import GENESIS_HASH, VerifyResult, canonical_json, entry_hash, verify
 from station.audit.draft import EntryDraft
 from station.audit.entry import Action, AuditEntry, AuditError, AuditUnavailableError, AuditWriteError, Verdict
+from station.storage import disk_is_full
 
 _log = logging.getLogger(__name__)
 APPEND_LOCK = "station-audit-append"
@@ -186,6 +187,9 @@ class AuditLog:
             return LogStatus(self.describe_location(), False, str(exc), unreachable=True)
         except AuditError as exc:
             return LogStatus(self.describe_location(), False, str(exc))
+        if not self.is_server and disk_is_full(self.path.parent):  # readable, but the next record would fail
+            return LogStatus(self.describe_location(), False,
+                             f"could not write to the audit log at {self.path}: the disk is full")
         where = "the lab's log server" if self.is_server else "the local audit log"
         return LogStatus(self.describe_location(), True, f"records go to {where} ({self.describe_location()})")
 

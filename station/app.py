@@ -18,7 +18,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--demo", action="store_true", help="start on the simulated microscope (no camera needed)")
     parser.add_argument("--source", help="start on this source: camera index, stream URL, video file or image folder")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="compute device (default: settings, auto)")
-    parser.add_argument("--operator", metavar="ID:NAME", help="sign this operator in at start (kiosk and scripted use)")
+    parser.add_argument("--operator", metavar="ID", help="the ID the sign-in dialog opens with; with --demo, a demo "
+                        "account (demo-tech, demo-expert, demo-admin) is signed in at start (scripted use)")
     # for documentation screenshots: optionally capture once, grab the window, quit
     parser.add_argument("--screenshot", metavar="PNG", help=argparse.SUPPRESS)
     parser.add_argument("--auto-capture", action="store_true", help=argparse.SUPPRESS)
@@ -80,26 +81,22 @@ def run(args: argparse.Namespace) -> int:
 
     from station.config import load_settings
     from station.ui.application import run_window
-    from station.workflow import Operator
 
     settings = load_settings()
     if args.demo:
         _prepare_demo_station(settings)
+    sign_in = _sign_in_plan(settings, args)
     if args.device:
         settings.device = args.device
     if args.demo:
         settings.camera.source = "demo"
     elif args.source:
         settings.camera.source = args.source
-    operator = None
-    if args.operator:
-        operator_id, _, name = args.operator.partition(":")
-        operator = Operator(operator_id.strip(), (name or operator_id).strip())
     return run_window(
         settings,
         _device_description(settings.device),
         start_source=bool(args.demo or args.source),
-        operator=operator,
+        **sign_in,
         screenshot=args.screenshot,
         auto_capture=args.auto_capture,
     )
@@ -117,6 +114,35 @@ def _prepare_demo_station(settings) -> None:
                 log.info("demo: %s", line)
     except AuditError as exc:
         log.error("demo: cannot prepare the demo accounts and approvals: %s", exc)
+
+
+def _sign_in_plan(settings, args) -> dict:
+    """How the window starts: the first admin on a station without users, a demo account signed
+    in (``--demo --operator demo-tech``), or the sign-in dialog (with the demo accounts named
+    while only those exist)."""
+    from station.audit import AuditError, AuditLog
+    from station.users.demo import DEMO_ACCOUNTS, DEMO_HINT
+    from station.users.directory import AuthenticationError, UserDirectory
+
+    user_id = (args.operator or "").partition(":")[0].strip()
+    plan: dict = {"sign_in_id": user_id}
+    try:
+        with AuditLog() as audit_log:
+            directory = UserDirectory(audit_log, lockout_s=settings.lockout_minutes * 60)
+            users = directory.users()
+            if not users:
+                return {**plan, "first_admin": True}
+            if all(user.demo for user in users.values()):
+                plan["sign_in_hint"] = DEMO_HINT
+            demo_passwords = {account[0]: account[3] for account in DEMO_ACCOUNTS}
+            if args.demo and user_id in demo_passwords and users.get(user_id) and users[user_id].demo:
+                try:
+                    plan["user"] = directory.sign_in(user_id, demo_passwords[user_id])
+                except AuthenticationError as exc:
+                    log.warning("demo account %s not signed in: %s", user_id, exc)
+    except AuditError as exc:
+        log.error("users cannot be read from the audit log: %s", exc)
+    return plan
 
 
 def _device_description(preference: str) -> str:

@@ -6,6 +6,11 @@ uncertain call cannot simply be accepted, and a chip can be released to decappin
 once its verdict record is committed. :meth:`Inspection.view` is what the screen shows:
 the panel draws that and nothing else, so the screen cannot say one thing while the record
 says another.
+
+Who may do it is checked here too (``station.users.roles``), not only by greying buttons: a
+technician accepts a confident call, holds and releases an accepted chip; an override, accepting
+an uncertain call, releasing a held chip and changing the recipe need an expert's (or admin's)
+electronic signature, which goes into the record's ``details["signature"]``.
 """
 
 from __future__ import annotations
@@ -18,12 +23,24 @@ from typing import Any
 from station.audit.draft import EntryDraft
 from station.audit.entry import Action, Verdict
 from station.capture.base import Frame
+from station.users.roles import Permission, Role, check_signature, require
+from station.users.signatures import Signature
 
 
 @dataclass(frozen=True)
 class Operator:
+    """The signed-in user (``station.users.UserDirectory.sign_in``)."""
+
     operator_id: str
     name: str
+    role: Role = Role.TECHNICIAN
+
+    @classmethod
+    def from_user(cls, user) -> Operator:
+        return cls(user.user_id, user.name, user.role)
+
+    def describe(self) -> str:
+        return f"{self.name} ({self.operator_id}, {self.role.value})"
 
 
 class Stage(str, Enum):
@@ -107,6 +124,7 @@ class InspectionView:
     decap: str = "—"
     record: str = ""
     release_text: str = "Release to decapping"
+    accept_text: str = "Accept"
     can_accept: bool = False
     can_override: bool = False
     can_hold: bool = False
@@ -198,8 +216,18 @@ class Inspection:
         return self.stage is Stage.CAPTURED and not self.uncertain
 
     @property
+    def can_accept_signed(self) -> bool:
+        """A result routed to a person, which an expert may accept with their signature."""
+        return self.stage is Stage.CAPTURED and self.uncertain
+
+    @property
     def can_give_verdict(self) -> bool:
         return self.stage is Stage.CAPTURED
+
+    @property
+    def can_release_held(self) -> bool:
+        """A held chip with a material of record, which an expert may release with their signature."""
+        return self.stage is Stage.HELD and self.goes_to_decapping and self.material is not None
 
     @property
     def goes_to_decapping(self) -> bool:
@@ -240,17 +268,20 @@ class Inspection:
             return InspectionView(stage, f"Set aside: {self.chip_label} (not released)", (), Tone.DONE,
                                   record=f"Record #{self.discarded_entry_id}. Scan the next chip.")
         if stage is Stage.CAPTURED:
-            return dataclasses.replace(result_view(self.result), can_accept=self.can_accept, can_override=True,
-                                       can_hold=True)
+            signed = {"accept_text": "Accept — expert signs…"} if self.can_accept_signed else {}
+            return dataclasses.replace(result_view(self.result), can_accept=self.can_accept or self.can_accept_signed,
+                                       can_override=True, can_hold=True, **signed)
         return self._decided_view(_material_fields(self.result, stage), self.result.material)
 
     def _decided_view(self, base: dict, call) -> InspectionView:
         stage = self.stage
         record = f"Record #{self.verdict_entry_id} committed"
         if stage is Stage.HELD:
+            held_release = {"can_release": True, "release_text": "Release held chip — expert signs…"}
             return InspectionView(**{**base, "decap": "none — held"}, banner="HOLD — do not decap",
                                   banner_details=(f"Reason: {self.reason}",) if self.reason else (), tone=Tone.HOLD,
-                                  record=f"{record}: {self.chip_label} held.")
+                                  record=f"{record}: {self.chip_label} held.",
+                                  **(held_release if self.can_release_held else {}))
         method = self.decap_method
         if not self.goes_to_decapping:
             return InspectionView(**base, banner=f"{stage.value.upper()} — inspection only", tone=Tone.DONE,
@@ -294,8 +325,21 @@ class Inspection:
             raise ValueError(f"this result belongs to operator {self.owner.operator_id}: "
                              "hand it over or discard it first")
 
-    def verdict_draft(self, operator: Operator, verdict: Verdict, material: str | None = None, reason: str = "") -> EntryDraft:
-        """The record of the operator's decision, with the archived image and every prediction."""
+    @staticmethod
+    def verdict_permission(verdict: Verdict, uncertain: bool) -> Permission:
+        if verdict is Verdict.OVERRIDE:
+            return Permission.OVERRIDE
+        if verdict is Verdict.REJECT_HOLD:
+            return Permission.HOLD
+        return Permission.ACCEPT_UNCERTAIN if uncertain else Permission.ACCEPT
+
+    def verdict_draft(self, operator: Operator, verdict: Verdict, material: str | None = None, reason: str = "",
+                      signature: Signature | None = None) -> EntryDraft:
+        """The record of the operator's decision, with the archived image and every prediction.
+
+        An override, or accepting a result routed to a person, needs ``signature`` (an expert's
+        or admin's, with that meaning): ``station.users.roles.PermissionDenied`` otherwise.
+        """
         if not self.has_result:
             raise ValueError("no result to give a verdict on")
         if self.verdict_entry_id is not None:
@@ -303,8 +347,11 @@ class Inspection:
         if self.discarded_entry_id is not None:
             raise ValueError("this inspection was set aside")
         self._check_operator(operator)
-        if verdict is Verdict.ACCEPT and not self.can_accept:
-            raise ValueError("an uncertain result cannot be accepted: override it with a reason, or hold it")
+        permission = self.verdict_permission(verdict, self.uncertain)
+        if permission in (Permission.OVERRIDE, Permission.ACCEPT_UNCERTAIN):
+            check_signature(signature, permission)
+        else:
+            require(operator.role, permission, operator.describe())
         if not self.chip.get("chip_id") and not self.no_id_reason:
             raise ValueError("a verdict needs the chip ID (or the recipe's recorded reason for none)")
         if verdict in (Verdict.OVERRIDE, Verdict.REJECT_HOLD) and not reason.strip():
@@ -326,6 +373,8 @@ class Inspection:
             reason=reason.strip() or None,
             decap_method=self.recipe.decap_methods.get(chosen) if chosen and verdict is not Verdict.REJECT_HOLD else None,
         )
+        if signature is not None:
+            fields["details"]["signature"] = signature.to_dict()
         return EntryDraft(action, **fields)
 
     def commit_verdict(self, draft: EntryDraft, entry_id: int) -> None:
@@ -334,9 +383,14 @@ class Inspection:
         self.reason = draft.reason or ""
         self.verdict_entry_id = entry_id
 
-    def release_draft(self, operator: Operator) -> EntryDraft:
-        if not self.can_release:
+    def release_draft(self, operator: Operator, signature: Signature | None = None) -> EntryDraft:
+        """Release to decapping; a held chip needs an expert's ``signature`` ("release approved")."""
+        if self.can_release_held:
+            check_signature(signature, Permission.RELEASE_HELD)
+        elif not self.can_release:
             raise ValueError("release needs a committed accept/override record first")
+        else:
+            require(operator.role, Permission.RELEASE, operator.describe())
         self._check_operator(operator)
         fields = {
             "operator_id": operator.operator_id,
@@ -345,8 +399,13 @@ class Inspection:
             "decap_method": self.decap_method,
             "refers_to": self.verdict_entry_id,
         }
+        details: dict[str, Any] = {}
         if self.no_id_reason:
-            fields["details"] = {"no_chip_id_reason": self.no_id_reason}
+            details["no_chip_id_reason"] = self.no_id_reason
+        if signature is not None:
+            details["signature"] = signature.to_dict()
+        if details:
+            fields["details"] = details
         return EntryDraft(Action.RELEASE, **fields)
 
     def handover_draft(self, previous: Operator, operator: Operator) -> EntryDraft:
@@ -412,7 +471,7 @@ def result_audit_fields(result) -> dict[str, Any]:
 
 def sign_in_draft(operator: Operator, previous: Operator | None, recipe: str | None = None) -> EntryDraft:
     """Sign-in, with the recipe in use at that moment (a later change is its own entry)."""
-    details = {"name": operator.name}
+    details = {"name": operator.name, "role": operator.role.value}
     if previous is not None:
         details["previous_operator"] = previous.operator_id
     return EntryDraft(Action.SIGN_IN, **{"operator_id": operator.operator_id, "recipe": recipe, "details": details})
@@ -422,10 +481,27 @@ def sign_out_draft(operator: Operator) -> EntryDraft:
     return EntryDraft(Action.SIGN_OUT, **{"operator_id": operator.operator_id, "details": {"name": operator.name}})
 
 
-def recipe_change_draft(operator: Operator, recipe_name: str, models: dict[str, str], previous: str | None) -> EntryDraft:
+def recipe_change_draft(
+    operator: Operator, recipe_name: str, models: dict[str, str], previous: str | None, signature: Signature | None = None
+) -> EntryDraft:
+    """A change of the station's recipe (and so of its models): an expert's or admin's signature.
+    The first recipe of a session (``previous`` None: the one in the settings) needs none."""
+    details: dict[str, Any] = {"previous": previous}
+    if previous is not None:
+        check_signature(signature, Permission.CHANGE_RECIPE)
+    if signature is not None:
+        details["signature"] = signature.to_dict()
     return EntryDraft(
         Action.RECIPE_CHANGE,
-        **{"operator_id": operator.operator_id, "recipe": recipe_name, "models": models, "details": {"previous": previous}},
+        **{"operator_id": operator.operator_id, "recipe": recipe_name, "models": models, "details": details},
+    )
+
+
+def session_lock_draft(operator: Operator, idle_minutes: float) -> EntryDraft:
+    """An idle session locked itself; the next person signs in with their password."""
+    return EntryDraft(
+        Action.SESSION_LOCK,
+        **{"operator_id": operator.operator_id, "details": {"name": operator.name, "idle_minutes": idle_minutes}},
     )
 
 

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from station.audit import AuditLog
-from station.users import Permission, Role, UserDirectory
+from station.users import Permission, Role, Signature, UserDirectory
 from station.users.approvals import approve_model
+from station.users.roles import SIGNATURE_MEANING
 
 
 @dataclass(frozen=True)
@@ -65,3 +66,22 @@ def approve_models(*model_dirs: Path | str | None, directory: UserDirectory | No
 def require_approvals(monkeypatch) -> None:
     """Undo the suite's developer setting: only approved models load."""
     monkeypatch.delenv("STATION_ALLOW_UNAPPROVED_MODELS", raising=False)
+
+
+def signature_for(permission: Permission, account: Account | None = None) -> Signature:
+    """A signature as ``UserDirectory.sign`` returns it once the password checked out (for tests
+    of the policy that checks signatures; the password check itself is tested on the directory)."""
+    account = account or (ADMIN if permission in (Permission.MANAGE_USERS, Permission.APPROVE_MODEL) else EXPERT)
+    return Signature(account.user_id, account.name, account.role, SIGNATURE_MEANING[permission],
+                     "2026-05-09T08:00:00+00:00")
+
+
+def expert_signs(permission: Permission, what: str = "") -> Signature:
+    """Stands in for ``MainWindow.ask_signature`` in GUI tests: the expert (the admin for admin
+    acts) signs whatever is asked."""
+    return signature_for(permission)
+
+
+def nobody_signs(permission: Permission, what: str = "") -> None:
+    """Stands in for ``MainWindow.ask_signature``: the signature dialog is cancelled."""
+    return None

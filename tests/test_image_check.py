@@ -11,6 +11,7 @@ from station.capture.base import Frame
 from station.inference import Engine, InspectionRequest, InspectionResult, Recipe, RecipeError
 from station.inference.image_check import ImageCheck
 from station.synth import render_package
+from station.users import PermissionDenied
 from station.workflow import Inspection, Operator
 
 DECAP = {"plastic": "chemical (acid)", "metallic": "laser", "ceramic": "mechanical"}
@@ -71,7 +72,7 @@ def test_a_frame_that_fails_goes_to_a_person_with_the_reason(classifier):
     inspection = Inspection(request_id=2, frame=frame, recipe=checked, result=flat, chip={"chip_id": "C-1"})
     assert inspection.uncertain and not inspection.can_accept
     operator = Operator("T1", "Tester")
-    with pytest.raises(ValueError, match="cannot be accepted"):
+    with pytest.raises(PermissionDenied, match="cannot be accepted without the electronic signature of an expert"):
         inspection.verdict_draft(operator, Verdict.ACCEPT)
     hold = inspection.verdict_draft(operator, Verdict.REJECT_HOLD, reason="lens cap on")
     assert hold.details["image_problems"] == list(flat.image_problems)

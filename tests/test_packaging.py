@@ -142,7 +142,7 @@ def test_frozen_gui_opens_the_demo_window(bundle: Path, tmp_path: Path) -> None:
     import cv2
 
     screenshot = tmp_path / "frozen.png"
-    command = [str(bundle / "station-gui"), "--demo", "--operator", "T1:Test", "--screenshot", str(screenshot)]
+    command = [str(bundle / "station-gui"), "--demo", "--operator", "demo-tech", "--screenshot", str(screenshot)]
     if shutil.which("xvfb-run"):
         command = ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", *command]
     result = run_frozen(command, tmp_path, timeout=180)

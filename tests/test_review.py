@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from helpers_review import BROKEN, copy_folder, make_review_setup, write_recipe_file
+from helpers_users import signature_for
 
 from station.audit import Action, AuditLog, Verdict
 from station.capture.images import read_image
@@ -23,9 +24,11 @@ from station.review.scan import ScannedFile, FolderScan, scan_folder
 from station.review.store import BatchStore, ItemOutcome, ItemState
 from station.review.thumbnails import ThumbnailCache
 from station.review.verdicts import BatchContext, VerdictError, VerdictRequest, commit_verdict, refusal
+from station.users import Permission
 from station.workflow import Operator
 
 OPERATOR = Operator("op-3", "Grace Reviewer")
+OVERRIDE_SIGNATURE = signature_for(Permission.OVERRIDE)
 
 
 @pytest.fixture(scope="module")
@@ -221,19 +224,23 @@ def test_verdicts_write_one_audit_entry_each(review_setup, engine, tmp_path):
 
         with pytest.raises(VerdictError, match="uncertain"):
             commit_verdict(audit_log, store, context, unsure.item_id, VerdictRequest((unsure.item_id,), Verdict.ACCEPT, OPERATOR))
+        with pytest.raises(VerdictError, match="cannot be overridden without the electronic signature of an expert"):
+            commit_verdict(audit_log, store, context, unsure.item_id,
+                           VerdictRequest((unsure.item_id,), Verdict.OVERRIDE, OPERATOR, "metallic", "gold lid"))
+        assert not audit_log.query(action=Action.BATCH_VERDICT, verdict=Verdict.OVERRIDE)
         with pytest.raises(VerdictError, match="reason"):
             commit_verdict(audit_log, store, context, unsure.item_id,
-                           VerdictRequest((unsure.item_id,), Verdict.OVERRIDE, OPERATOR, "metallic", " "))
+                           VerdictRequest((unsure.item_id,), Verdict.OVERRIDE, OPERATOR, "metallic", " ", signature=OVERRIDE_SIGNATURE))
         other = next(m for m in engine.recipe.decap_methods if m != unsure.material)
         entry, row = commit_verdict(audit_log, store, context, unsure.item_id,
-                                    VerdictRequest((unsure.item_id,), Verdict.OVERRIDE, OPERATOR, other, "gold lid"))
+                                    VerdictRequest((unsure.item_id,), Verdict.OVERRIDE, OPERATOR, other, "gold lid", signature=OVERRIDE_SIGNATURE))
         assert entry.verdict == "override" and entry.material == other and entry.reason == "gold lid"
         assert entry.decap_method == engine.recipe.decap_methods[other]
         assert row.review == "overridden" and row.reviewed_material == other
 
         # a second decision is a correction of the first
         entry, row = commit_verdict(audit_log, store, context, sure.item_id,
-                                    VerdictRequest((sure.item_id,), Verdict.OVERRIDE, OPERATOR, other, "second look"))
+                                    VerdictRequest((sure.item_id,), Verdict.OVERRIDE, OPERATOR, other, "second look", signature=OVERRIDE_SIGNATURE))
         assert entry.action == Action.CORRECTION.value and entry.refers_to == accepted_id
         assert row.review == "overridden" and row.audit_entry_id == entry.id
         # the file changed since it was inspected: nothing is written
@@ -371,9 +378,9 @@ def test_an_inspection_only_recipe_overrides_findings_with_a_reason(review_setup
     with store, AuditLog() as audit_log:
         with pytest.raises(VerdictError, match="reason"):
             commit_verdict(audit_log, store, context, row.item_id,
-                           VerdictRequest((row.item_id,), Verdict.OVERRIDE, OPERATOR, None, " "))
+                           VerdictRequest((row.item_id,), Verdict.OVERRIDE, OPERATOR, None, " ", signature=OVERRIDE_SIGNATURE))
         entry, row = commit_verdict(audit_log, store, context, row.item_id,
-                                    VerdictRequest((row.item_id,), Verdict.OVERRIDE, OPERATOR, "", "a scratch, missed"))
+                                    VerdictRequest((row.item_id,), Verdict.OVERRIDE, OPERATOR, "", "a scratch, missed", signature=OVERRIDE_SIGNATURE))
         assert entry.verdict == "override" and entry.material is None and entry.decap_method is None
         assert entry.reason == "a scratch, missed" and row.review == "overridden"
         assert audit_log.verify().ok

@@ -10,6 +10,7 @@ import pytest
 pytest.importorskip("PySide6")
 
 from helpers_review import BROKEN, copy_folder, make_review_setup  # noqa: E402
+from helpers_users import expert_signs  # noqa: E402
 from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtWidgets import QDialog  # noqa: E402
 
@@ -30,7 +31,8 @@ def review_setup(tmp_path_factory):
 
 
 def _window(qtbot, recipe, operator=OPERATOR):
-    window = BatchReviewWindow(Settings(recipe=recipe.name, device="cpu"), {recipe.name: recipe}, operator)
+    window = BatchReviewWindow(Settings(recipe=recipe.name, device="cpu"), {recipe.name: recipe}, operator,
+                               ask_signature=expert_signs)
     qtbot.addWidget(window, before_close_func=lambda w: w.shutdown())
     window.show()
     return window

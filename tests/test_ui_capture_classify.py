@@ -9,6 +9,7 @@ import pytest
 pytest.importorskip("PySide6")
 
 from helpers_models import make_tiny_recipe  # noqa: E402
+from helpers_users import expert_signs, nobody_signs  # noqa: E402
 
 from station.audit import AuditLog  # noqa: E402
 from station.config import Settings  # noqa: E402
@@ -26,6 +27,7 @@ def _open_window(qtbot, recipe) -> MainWindow:
     qtbot.addWidget(window)
     window.show()
     qtbot.waitUntil(lambda: window._recipe is not None, timeout=30_000)
+    window.ask_signature = expert_signs  # an expert signs each override (tests of refusals: test_ui_roles)
     return window
 
 
@@ -127,14 +129,19 @@ def test_uncertain_result_cannot_be_accepted(qtbot, recipe):
     window = _open_window(qtbot, dataclasses.replace(recipe, name="strict", uncertain_below=0.999))
     _start_demo_and_sign_in(qtbot, window)
     _capture(qtbot, window)
-    assert window.inspection.uncertain
-    assert not window.panel.accept_button.isEnabled()
+    assert window.inspection.uncertain and not window.inspection.can_accept
+    assert window.panel.accept_button.text() == "Accept — expert signs…"  # only with an expert's signature
+    window.ask_signature = nobody_signs
+    window.accept_result()
+    assert window.inspection.verdict_entry_id is None and not window._pending_audit
     assert window.panel.override_button.isEnabled() and window.panel.hold_button.isEnabled()
     assert window.panel.results.banner.text().startswith("UNCERTAIN")
     with qtbot.waitSignal(window.audit_committed, timeout=10_000) as held:
         window.hold_with("lid looks cracked")
     assert held.args[0].action == "REJECT_HOLD"
-    assert not window.panel.release_button.isEnabled()
+    assert window.panel.release_button.text() == "Release held chip — expert signs…"
+    window.release_to_decapping()  # nobody signs: nothing released
+    assert window.inspection.release_entry_id is None and not window._pending_audit
     window.shutdown()
 
 
@@ -148,7 +155,8 @@ def test_a_frame_failing_the_image_check_shows_why_and_cannot_be_accepted(qtbot,
     _start_demo_and_sign_in(qtbot, window)
     _capture(qtbot, window)
     assert window.inspection.result.image_problems and window.inspection.uncertain
-    assert not window.panel.accept_button.isEnabled() and window.panel.override_button.isEnabled()
+    assert not window.inspection.can_accept and window.panel.accept_button.text() == "Accept — expert signs…"
+    assert window.panel.override_button.isEnabled()
     banner = window.panel.results.banner
     assert banner.isVisible() and banner.text().startswith("IMAGE CHECK FAILED") and "nearly uniform" in banner.text()
     window.shutdown()
@@ -255,11 +263,13 @@ def test_a_recipe_change_records_the_loaded_models_and_their_hashes(qtbot, tmp_p
     qtbot.addWidget(window)
     qtbot.waitUntil(lambda: window._recipe is not None, timeout=30_000)
     window.sign_in(Operator("op-7", "Ada Tester"))
+    window.ask_signature = expert_signs
     with qtbot.waitSignal(window.audit_committed, timeout=30_000,
                           check_params_cb=lambda entry: entry.action == "RECIPE_CHANGE") as changed:
         window.choose_recipe("Second")
     classifier = load_card(second.classifier)
     assert changed.args[0].models == {classifier.name: classifier.weights_sha256}
+    assert changed.args[0].details["signature"]["meaning"] == "recipe change approved"
     window.shutdown()
 
 

@@ -10,6 +10,7 @@ import pytest
 pytest.importorskip("PySide6")
 
 from helpers_models import make_tiny_recipe  # noqa: E402
+from helpers_users import expert_signs  # noqa: E402
 from PySide6.QtCore import Qt  # noqa: E402
 
 from station.audit import AuditLog  # noqa: E402
@@ -33,6 +34,7 @@ def _open(qtbot, recipe) -> MainWindow:
     window.show()
     qtbot.waitUntil(lambda: window._recipe is not None, timeout=30_000)
     window.sign_in(ADA)
+    window.ask_signature = expert_signs  # an expert signs each override
     with qtbot.waitSignal(window.frame_shown, timeout=10_000):
         window.start_source("demo")
     return window
@@ -102,7 +104,7 @@ def test_hold_needs_a_reason_shows_red_and_clears_the_ids(qtbot, window, monkeyp
     assert banner.text().startswith("HOLD — do not decap") and "lid cracked" in banner.text()
     assert banner.property("tone") == "hold" and "#b3261e" in banner.styleSheet()
     assert window.panel.chip_fields.chip.text() == ""
-    assert not window.panel.release_button.isEnabled()
+    assert window.panel.release_button.text() == "Release held chip — expert signs…"
 
 
 def test_capture_and_accept_need_a_chip_id(qtbot, window):
@@ -208,12 +210,16 @@ def test_a_stopped_source_is_marked_on_the_image_and_capture_waits_for_a_fresh_f
 
 
 def test_the_sign_in_dialog_lets_a_badge_scan_replace_the_last_id(qtbot):
-    from station.ui.operator_session import SignInDialog
+    from station.ui.users_dialogs import PasswordSignInDialog, UsersClient
 
-    dialog = SignInDialog("T0421")
+    client = UsersClient()
+    dialog = PasswordSignInDialog(client, "T0421")
     qtbot.addWidget(dialog)
     dialog.show()
     qtbot.waitExposed(dialog)
-    assert dialog.focusWidget() is dialog.operator_id and dialog.operator_id.selectedText() == "T0421"
-    qtbot.keyClicks(dialog.operator_id, "T0777")
-    assert dialog.operator_id.text() == "T0777"
+    assert dialog.focusWidget() is dialog.user_id and dialog.user_id.selectedText() == "T0421"
+    qtbot.keyClicks(dialog.user_id, "T0777")
+    assert dialog.user_id.text() == "T0777"
+    qtbot.keyClick(dialog.user_id, Qt.Key.Key_Return)  # the scanner's Enter moves on to the password
+    assert dialog.focusWidget() is dialog.password
+    client.stop()

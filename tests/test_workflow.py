@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers_users import signature_for
 
 from station.audit.entry import Action, Verdict
 from station.capture.base import Frame
 from station.inference import Recipe
 from station.inference.results import InspectionResult, MaterialCall
+from station.users import Permission
 from station.workflow import Inspection, Operator, Stage, Tone, chip_id_problem, display_name
 
 DECAP = {"plastic": "chemical (acid)", "metallic": "laser", "ceramic": "mechanical"}
 RECIPE = Recipe(name="ic", classifier="c", decap_methods=DECAP)
 ADA, BEN = Operator("A1", "Ada"), Operator("B2", "Ben")
+OVERRIDE_SIGNATURE = signature_for(Permission.OVERRIDE)
 
 
 def _inspection(uncertain=False, chip="C-1") -> Inspection:
@@ -33,7 +36,8 @@ def test_each_stage_shows_the_decision_of_record():
     view = inspection.view()
     assert view.stage is Stage.CAPTURED and view.banner == "Ceramic — mechanical" and view.tone is Tone.CONFIDENT
     assert view.can_accept and not view.can_release
-    view = _commit(inspection, inspection.verdict_draft(ADA, Verdict.OVERRIDE, "metallic", "gold lid"), 5)
+    view = _commit(inspection, inspection.verdict_draft(ADA, Verdict.OVERRIDE, "metallic", "gold lid",
+                                                               signature=OVERRIDE_SIGNATURE), 5)
     assert view.banner == "OVERRIDDEN → Metallic — laser" and view.tone is Tone.OVERRIDDEN
     assert view.material == "Metallic" and view.decap == "laser"
     assert view.release_text == "Release to laser decapsulation" and view.can_release and not view.can_accept
@@ -45,12 +49,14 @@ def test_each_stage_shows_the_decision_of_record():
 
 def test_a_hold_needs_a_reason_and_says_do_not_decap():
     inspection = _inspection(uncertain=True)
-    assert inspection.view().tone is Tone.TO_PERSON and not inspection.view().can_accept
+    view = inspection.view()
+    assert view.tone is Tone.TO_PERSON and not inspection.can_accept and view.accept_text == "Accept — expert signs…"
     with pytest.raises(ValueError, match="a hold needs a reason"):
         inspection.verdict_draft(ADA, Verdict.REJECT_HOLD)
     view = _commit(inspection, inspection.verdict_draft(ADA, Verdict.REJECT_HOLD, reason="cracked lid"), 3)
-    assert view.banner == "HOLD — do not decap" and view.tone is Tone.HOLD and not view.can_release
+    assert view.banner == "HOLD — do not decap" and view.tone is Tone.HOLD and not inspection.can_release
     assert not inspection.pending
+    assert view.can_release and view.release_text == "Release held chip — expert signs…"  # with the expert's signature
 
 
 def test_a_verdict_needs_the_chip_id_and_the_owner():

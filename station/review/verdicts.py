@@ -23,6 +23,8 @@ from station.audit import Action, AuditEntry, AuditLog, EntryDraft, Verdict
 from station.capture.images import ImageReadError, decode_image
 from station.review.scan import absolute_path
 from station.review.store import BatchStore, ItemRecord, ItemRow, Review
+from station.users.roles import Permission, PermissionDenied, check_signature, require
+from station.users.signatures import Signature
 from station.workflow import Operator, result_audit_fields
 
 
@@ -49,6 +51,7 @@ class VerdictRequest:
     material: str | None = None  # override: the operator's material
     reason: str = ""
     bulk: bool = False
+    signature: Signature | None = None  # an override: the expert's e-signature ("override approved")
 
 
 def refusal(row: ItemRow, verdict: Verdict) -> str | None:
@@ -73,12 +76,21 @@ def verdict_draft(
     reason: str = "",
     *,
     bulk: bool = False,
+    signature: Signature | None = None,
 ) -> EntryDraft:
-    """The audit entry for a decision on ``record`` (its ``image`` is added when committing)."""
+    """The audit entry for a decision on ``record`` (its ``image`` is added when committing).
+    An override needs an expert's (or admin's) ``signature``: ``VerdictError`` otherwise."""
     row = record.row
     problem = refusal(row, verdict)
     if problem:
         raise VerdictError(problem)
+    try:
+        if verdict is Verdict.OVERRIDE:
+            check_signature(signature, Permission.OVERRIDE)
+        else:
+            require(operator.role, Permission.ACCEPT, operator.describe())
+    except PermissionDenied as exc:
+        raise VerdictError(str(exc)) from exc
     if verdict not in (Verdict.ACCEPT, Verdict.OVERRIDE):
         raise VerdictError(f"a batch item is accepted or overridden, not {verdict.value!r}")
     reason = reason.strip()
@@ -104,6 +116,8 @@ def verdict_draft(
         decap_method=recipe_decap_methods.get(chosen) if chosen else None,
     )
     fields["details"].update(batch_folder=str(folder), file=row.relative_path, file_sha256=row.sha256, bulk=bulk)
+    if signature is not None:
+        fields["details"]["signature"] = signature.to_dict()
     action = Action.BATCH_VERDICT
     if row.is_reviewed:
         # a second decision amends the first: append-only, never an edit
@@ -126,7 +140,7 @@ def commit_verdict(
     folder = context.folder
     draft = verdict_draft(
         record, folder, context.decap_methods, request.operator, request.verdict, request.material, request.reason,
-        bulk=request.bulk,
+        bulk=request.bulk, signature=request.signature,
     )
     path = absolute_path(folder, record.row.relative_path)
     try:

@@ -14,7 +14,6 @@ from PySide6.QtWidgets import QApplication
 
 from station.config import Settings
 from station.ui.main_window import MainWindow
-from station.workflow import Operator
 
 log = logging.getLogger(__name__)
 
@@ -24,14 +23,19 @@ def run_window(
     device_description: str,
     *,
     start_source: bool = False,
-    operator: Operator | None = None,
+    user=None,
+    sign_in_id: str = "",
+    sign_in_hint: str = "",
+    first_admin: bool = False,
     screenshot: str | None = None,
     auto_capture: bool = False,
 ) -> int:
     """Show the main window and run the event loop; returns the application's exit code.
 
-    ``start_source`` opens ``settings.camera.source`` at once; ``operator`` is signed in
-    without the dialog; ``screenshot`` grabs the window to that PNG and quits (documentation).
+    ``start_source`` opens ``settings.camera.source`` at once; ``user`` (a ``station.users.User``
+    whose password was checked) is signed in without the dialog; otherwise the sign-in dialog
+    opens with ``sign_in_id`` and ``sign_in_hint``, after the first-admin dialog when
+    ``first_admin``; ``screenshot`` grabs the window to that PNG and quits (documentation).
     """
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("IC Inspection Station")
@@ -40,10 +44,15 @@ def run_window(
     window.show()
     if start_source:
         window.start_source(settings.camera.source)
-    if operator is not None:
-        window.sign_in(operator)
+    window.sign_in_hint = sign_in_hint
+    if user is not None:
+        window.sign_in_user(user)
     else:
-        QTimer.singleShot(0, window.request_sign_in)
+        def ask() -> None:
+            if not first_admin or window.request_first_admin():
+                window.request_sign_in(sign_in_id or None)
+
+        QTimer.singleShot(0, ask)
     if screenshot:
         _schedule_screenshot(window, screenshot, auto_capture)
     log.info("station window opened (source %s, %s)", settings.camera.source, device_description)

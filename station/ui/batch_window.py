@@ -43,6 +43,7 @@ from station.review.scan import absolute_path
 from station.review.store import BatchStore, ItemRow, StoreError
 from station.review.thumbnails import ThumbnailCache
 from station.review.verdicts import BatchContext, VerdictRequest, refusal
+from station.users import Permission
 from station.ui.batch_detail import BatchDetailView
 from station.ui.batch_model import (
     FILE_COLUMN,
@@ -80,8 +81,11 @@ class BatchReviewWindow(QMainWindow):
     export_failed = Signal(str, str)  # kind, message
     detail_loaded = Signal(int)  # item id whose image is on screen
 
-    def __init__(self, settings: Settings, recipes: dict, operator: Operator | None, parent: QWidget | None = None) -> None:
+    def __init__(self, settings: Settings, recipes: dict, operator: Operator | None, parent: QWidget | None = None,
+                 ask_signature=None) -> None:
         super().__init__(parent)
+        # (permission, what) -> Signature | None: the main window's e-signature dialog
+        self.ask_signature = ask_signature or (lambda permission, what: None)
         self.setWindowTitle("Batch review")
         self.setObjectName("batchReviewWindow")
         self.resize(1400, 860)
@@ -537,13 +541,14 @@ class BatchReviewWindow(QMainWindow):
         ]
 
     def _submit(self, rows: list[ItemRow], verdict: Verdict, material: str | None = None, reason: str = "",
-                bulk: bool = False) -> bool:
+                bulk: bool = False, signature=None) -> bool:
         block = self._decision_block()
         if block:
             self._message(block)
             return False
         assert self.operator is not None and self.context is not None
-        request = VerdictRequest(tuple(r.item_id for r in rows), verdict, self.operator, material, reason, bulk)
+        request = VerdictRequest(tuple(r.item_id for r in rows), verdict, self.operator, material, reason, bulk,
+                                 signature)
         for row in rows:
             self.model.set_pending(row.item_id, True)
         self.verdicts.submit(self.context, request)
@@ -592,7 +597,12 @@ class BatchReviewWindow(QMainWindow):
         if problem or not material or not reason.strip():
             self._message(problem or "An override needs a material and a reason.")
             return False
-        if self._submit([row], Verdict.OVERRIDE, material, reason.strip()):
+        signature = self.ask_signature(Permission.OVERRIDE, f"Override {row.relative_path}: {row.material or 'the findings'}"
+                                       f" → {material}. Reason: {reason.strip()}")
+        if signature is None:
+            self._message("Not overridden: an override needs an expert's (or admin's) signature.")
+            return False
+        if self._submit([row], Verdict.OVERRIDE, material, reason.strip(), signature=signature):
             self._select_next()
             return True
         return False

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QDialog, QMessageBox
 from station.audit.draft import EntryDraft
 from station.audit.entry import AuditEntry, Verdict
 from station.ui.dialogs import OverrideDialog, ReasonDialog
+from station.users import Permission, PermissionDenied
 from station.workflow import Inspection, Operator, chip_id_problem
 
 log = logging.getLogger(__name__)
@@ -173,8 +174,18 @@ class InspectionFlowMixin:
         return True
 
     def accept_result(self) -> None:
-        if self._may_decide() and self.inspection.can_accept:
-            self._write_verdict(self.inspection.verdict_draft(self.operator, Verdict.ACCEPT))
+        if not self._may_decide():
+            return
+        inspection = self.inspection
+        if inspection.can_accept:
+            self._write_verdict(inspection.verdict_draft(self.operator, Verdict.ACCEPT))
+        elif inspection.can_accept_signed:  # a result routed to a person: an expert accepts it, signed
+            call = inspection.result.material
+            what = (f"Accept the call {call.material} ({call.confidence:.0%}) for {inspection.chip_label}, "
+                    f"{inspection.routing.banner}" if call is not None else f"Accept the findings for {inspection.chip_label}")
+            signature = self.ask_signature(Permission.ACCEPT_UNCERTAIN, what)
+            if signature is not None and self._may_decide():
+                self._signed_verdict(Verdict.ACCEPT, signature=signature)
 
     def override_result(self) -> None:
         if not self._may_decide():
@@ -190,8 +201,24 @@ class InspectionFlowMixin:
             self.override_with(*dialog.values())
 
     def override_with(self, material: str, reason: str) -> None:
-        if self._may_decide() and reason.strip():
-            self._write_verdict(self.inspection.verdict_draft(self.operator, Verdict.OVERRIDE, material, reason))
+        """The override, once an expert (or admin) signed it."""
+        if not (self._may_decide() and reason.strip()):
+            return
+        inspection = self.inspection
+        call = inspection.result.material
+        said = call.material if call is not None else "the findings"
+        signature = self.ask_signature(Permission.OVERRIDE, f"Override {inspection.chip_label}: {said} → "
+                                       f"{material or 'corrected findings'}. Reason: {reason.strip()}")
+        if signature is not None and self._may_decide():
+            self._signed_verdict(Verdict.OVERRIDE, material, reason, signature)
+
+    def _signed_verdict(self, verdict: Verdict, material: str | None = None, reason: str = "", signature=None) -> None:
+        try:
+            draft = self.inspection.verdict_draft(self.operator, verdict, material, reason, signature=signature)
+        except PermissionDenied as exc:
+            self.notify("Not allowed", str(exc))
+            return
+        self._write_verdict(draft)
 
     def hold_result(self) -> None:
         if not self._may_decide():
@@ -221,10 +248,24 @@ class InspectionFlowMixin:
 
     def release_to_decapping(self) -> None:
         inspection = self.inspection
-        if inspection is None or not inspection.can_release or self._pending_audit_for_inspection():
+        if inspection is None or self._pending_audit_for_inspection():
+            return
+        if not (inspection.can_release or inspection.can_release_held):
             return
         if not inspection.owned_by(self.operator):
             self._flash_busy(f"This chip belongs to {inspection.owner.operator_id}: sign in again to hand it over.")
+            return
+        signature = None
+        if inspection.can_release_held:  # an expert releases a held chip, signed
+            signature = self.ask_signature(
+                Permission.RELEASE_HELD, f"Release the held chip {inspection.chip_label} to {inspection.decap_method} "
+                f"decapsulation (held: {inspection.reason or 'no reason recorded'}).")
+            if signature is None or self.inspection is not inspection or not inspection.can_release_held:
+                return
+        try:
+            draft = inspection.release_draft(self.operator, signature=signature)
+        except PermissionDenied as exc:
+            self.notify("Not allowed", str(exc))
             return
 
         def committed(entry: AuditEntry) -> None:
@@ -233,7 +274,7 @@ class InspectionFlowMixin:
             self.captured_view.set_image(None)
 
         self._record_note = "Writing the release record…"
-        self._append_audit(inspection.release_draft(self.operator), committed, inspection=True)
+        self._append_audit(draft, committed, inspection=True)
 
     def set_aside(self, why: str, operator: Operator) -> None:
         """The pending result goes nowhere: recorded as a DISCARD with ``why``."""

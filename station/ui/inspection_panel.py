@@ -228,6 +228,7 @@ class InspectionPanel(QWidget):
         self.results.show_view(view, state.result, state.um_per_px, state.timing_text)
         decide = view is not None and state.signed_in and not state.writing
         self.accept_button.setEnabled(decide and view.can_accept)
+        self.accept_button.setText(view.accept_text if view is not None else "Accept")
         self.accept_button.setToolTip(view.accept_tooltip if view is not None else "")
         self.override_button.setEnabled(decide and view.can_override)
         self.hold_button.setEnabled(decide and view.can_hold)

@@ -37,14 +37,17 @@ from station.ui.live_source import LiveSourceMixin
 from station.ui.operator_session import OperatorSessionMixin
 from station.ui.result_panel import OverlayControls
 from station.ui.source_bar import DEMO_LABEL, SourceBar
+from station.ui.users_dialogs import IdleLock, UsersClient
+from station.ui.users_session import UsersSessionMixin
 from station.ui.window_menus import StationMenusMixin
 from station.ui.workers import AuditWorker, CaptureWorker, InferenceWorker, WorkerThread
+from station.users import Permission
 from station.workflow import Inspection, Operator, recipe_change_draft, sign_out_draft, threshold_change_draft
 
 log = logging.getLogger(__name__)
 
 
-class MainWindow(OperatorSessionMixin, InspectionFlowMixin, LiveSourceMixin, StationMenusMixin, QMainWindow):
+class MainWindow(UsersSessionMixin, OperatorSessionMixin, InspectionFlowMixin, LiveSourceMixin, StationMenusMixin, QMainWindow):
     # queued into the worker threads
     _run_source = Signal(str)
     _load_recipe = Signal(object, str)
@@ -87,6 +90,10 @@ class MainWindow(OperatorSessionMixin, InspectionFlowMixin, LiveSourceMixin, Sta
         self._capture_started = 0.0
         self._awaiting_paint = False
         self._latency_ms: float | None = None
+        self._recipe_signature = None  # the expert's signature for the recipe change being loaded
+        self._approvals: dict[int, str] = {}  # users-worker ticket -> recipe to load once its models are approved
+        self.idle_lock = IdleLock(settings.idle_lock_minutes, self)
+        self.idle_lock.idle.connect(self.lock_session)
 
         self._start_workers()
         self._build_ui(device_description)
@@ -165,6 +172,7 @@ class MainWindow(OperatorSessionMixin, InspectionFlowMixin, LiveSourceMixin, Sta
         self._load_recipe.connect(self.inference.load_recipe)
         self.inference.recipe_loaded.connect(self._on_recipe_loaded)
         self.inference.recipe_failed.connect(self._on_recipe_failed)
+        self.inference.recipe_unapproved.connect(self._on_recipe_unapproved)
         self.inference.result_ready.connect(self._on_result)
         self.inference.request_failed.connect(self._on_request_failed)
 
@@ -180,6 +188,9 @@ class MainWindow(OperatorSessionMixin, InspectionFlowMixin, LiveSourceMixin, Sta
         self._audit_unreachable = False
         self._audit_unwritable_told = False
         self._reference_requests: dict[int, str] = {}
+
+        self.users_client = UsersClient(lockout_s=self.settings.lockout_minutes * 60, parent=self)
+        self.users_client.answered.connect(self._on_users_answer)
 
     def _build_ui(self, device_description: str) -> None:
         self.source_bar = SourceBar()
@@ -288,10 +299,23 @@ class MainWindow(OperatorSessionMixin, InspectionFlowMixin, LiveSourceMixin, Sta
 
     # -- recipes ------------------------------------------------------------------
     @Slot(str)
-    def choose_recipe(self, name: str) -> None:
+    def choose_recipe(self, name: str, signature_checked: bool = False) -> None:
+        """Load recipe ``name``. A change of the loaded recipe needs a signed-in operator and an
+        expert's (or admin's) signature, asked for here and recorded with the change."""
         recipe = self._recipes.get(name)
         if recipe is None:
             return
+        if self._recipe is not None and name != self._recipe.name and not signature_checked:
+            signature = None
+            if self.operator is None:
+                self._flash_busy("Sign in to change the recipe: the change is recorded under your ID.")
+            else:
+                signature = self.ask_signature(Permission.CHANGE_RECIPE,
+                                               f"Change the recipe from “{self._recipe.name}” to “{name}”.")
+            if signature is None:
+                self.panel.recipe.setCurrentText(self._recipe.name)
+                return
+            self._recipe_signature = signature
         self.panel.set_recipe_status(f"Loading models for “{name}”…")
         self.panel.set_reference_visible(recipe.use_reference)
         self._load_recipe.emit(recipe, self.settings.device)
@@ -310,12 +334,22 @@ class MainWindow(OperatorSessionMixin, InspectionFlowMixin, LiveSourceMixin, Sta
         self.panel.release_button.setVisible(self._recipe.classifier is not None)
         self.panel.results.set_classifier_shown(self._recipe.classifier is not None)
         if self.operator is not None and previous != name:
-            self._append_audit(recipe_change_draft(self.operator, name, models, previous))
+            self._append_audit(recipe_change_draft(self.operator, name, models, previous, self._recipe_signature))
+        self._recipe_signature = None
         self._refresh()
         self.recipe_ready.emit(name)
 
+    @Slot(str, str, object)
+    def _on_recipe_unapproved(self, name: str, message: str, model_dirs) -> None:
+        self.panel.set_recipe_status(f"“{name}” could not be loaded: its models are not approved for use.")
+        if self._recipe is not None:
+            self.panel.recipe.setCurrentText(self._recipe.name)
+        self._refresh()
+        self.offer_model_approval(name, list(model_dirs), message)
+
     @Slot(str, str)
     def _on_recipe_failed(self, name: str, message: str) -> None:
+        self._recipe_signature = None
         self.panel.set_recipe_status(f"“{name}” could not be loaded: {message}")
         self.notify("Recipe not loaded", f"The models of “{name}” could not be loaded.\n\n{message}")
         if self._recipe is not None:
@@ -418,7 +452,10 @@ class MainWindow(OperatorSessionMixin, InspectionFlowMixin, LiveSourceMixin, Sta
         if getattr(self, "_shut_down", False):
             return
         self._shut_down = True
-        for name, worker_thread in (("capture", self.capture_thread), ("inference", self.inference_thread), ("audit", self.audit_thread)):
+        self.idle_lock.arm(False)
+        worker_threads = (("capture", self.capture_thread), ("inference", self.inference_thread),
+                          ("audit", self.audit_thread), ("users", self.users_client.thread))
+        for name, worker_thread in worker_threads:
             if not worker_thread.stop():
                 log.warning("%s thread did not stop in time", name)
         for view in (getattr(self, "_audit_view", None), getattr(self, "_batch_window", None)):

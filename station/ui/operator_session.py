@@ -1,71 +1,14 @@
-"""Who is at the station: the sign-in dialog and everything the main window does when an
-operator signs in, switches or signs out — in one place, so the rules about who may decide a
-pending result live next to the dialog that changes the operator."""
+"""Who is at the station: everything the main window does when an operator signs in, switches
+or signs out — in one place, so the rules about who may decide a pending result live together.
+(The password sign-in dialog and the idle lock are in ``users_session``.)"""
 
 from __future__ import annotations
-
-from PySide6.QtWidgets import (
-    QDialog,
-    QDialogButtonBox,
-    QFormLayout,
-    QLabel,
-    QLineEdit,
-    QVBoxLayout,
-    QWidget,
-)
 
 from station.workflow import Operator, sign_in_draft, sign_out_draft
 
 HAND_OVER = "Hand over"
 SET_ASIDE = "Set aside (not released)"
 CANCEL = "Cancel"
-
-
-class SignInDialog(QDialog):
-    """Operator ID (a badge scanner types it and presses Enter) and name; both required.
-
-    The ID field opens with the last ID fully selected, so a scan replaces it instead of
-    being appended to it."""
-
-    def __init__(self, operator_id: str = "", parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setWindowTitle("Operator sign-in")
-        self.setObjectName("signInDialog")
-        self.operator_id = QLineEdit(operator_id)
-        self.operator_id.setObjectName("operatorId")
-        self.operator_id.setPlaceholderText("scan badge or type ID")
-        self.operator_name = QLineEdit()
-        self.operator_name.setObjectName("operatorName")
-        self.operator_name.setPlaceholderText("full name")
-        self.operator_id.returnPressed.connect(self.operator_name.setFocus)
-        form = QFormLayout()
-        form.addRow("Operator ID", self.operator_id)
-        form.addRow("Name", self.operator_name)
-        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Sign in")
-        self.buttons.accepted.connect(self.accept)
-        self.buttons.rejected.connect(self.reject)
-        for field in (self.operator_id, self.operator_name):
-            field.textChanged.connect(self._update_ok)
-        layout = QVBoxLayout(self)
-        layout.addWidget(QLabel("Every action at this station is recorded under your operator ID."))
-        layout.addLayout(form)
-        layout.addWidget(self.buttons)
-        self._update_ok()
-        self.operator_id.setFocus()
-        self.operator_id.selectAll()
-
-    def showEvent(self, event) -> None:  # noqa: N802 (Qt naming)
-        super().showEvent(event)
-        self.operator_id.setFocus()
-        self.operator_id.selectAll()
-
-    def _update_ok(self) -> None:
-        ok = bool(self.operator_id.text().strip() and self.operator_name.text().strip())
-        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(ok)
-
-    def values(self) -> tuple[str, str]:
-        return self.operator_id.text().strip(), self.operator_name.text().strip()
 
 
 class OperatorSessionMixin:
@@ -76,13 +19,9 @@ class OperatorSessionMixin:
 
     operator: Operator | None
 
-    def request_sign_in(self) -> None:
-        dialog = SignInDialog(self.settings.last_operator_id, self)
-        if dialog.exec() == QDialog.DialogCode.Accepted:
-            self.sign_in(Operator(*dialog.values()))
-
     def sign_in(self, operator: Operator) -> bool:
-        """Returns False when the operator cancelled the switch (nothing changed)."""
+        """``operator`` takes the station (their password was checked: ``UsersSessionMixin``).
+        Returns False when the operator cancelled the switch (nothing changed)."""
         previous = self.operator
         switching = previous is not None and previous.operator_id != operator.operator_id
         pending = self.inspection if (self.inspection is not None and self.inspection.pending) else None
@@ -133,4 +72,6 @@ class OperatorSessionMixin:
             window.set_operator(operator)
 
     def operator_text(self) -> str:
-        return f"{self.operator.name} ({self.operator.operator_id})" if self.operator is not None else "Not signed in"
+        if self.operator is not None:
+            return f"{self.operator.name} ({self.operator.operator_id}, {self.operator.role.value})"
+        return "Locked — sign in" if getattr(self, "session_locked", False) else "Not signed in"

@@ -117,6 +117,12 @@ class _CredentialsDialog(QDialog):
     def ok_button(self):
         return self.buttons.button(QDialogButtonBox.StandardButton.Ok)
 
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt naming)
+        # the ID field, all selected: a badge scan replaces it (and its Enter moves on to the password)
+        super().showEvent(event)
+        self.user_id.setFocus()
+        self.user_id.selectAll()
+
     def _update_ok(self) -> None:
         self.ok_button.setEnabled(self._ticket is None and self._complete())
 
@@ -185,11 +191,6 @@ class PasswordSignInDialog(_CredentialsDialog):
         layout.addWidget(self.buttons)
         self._update_ok()
 
-    def showEvent(self, event) -> None:  # noqa: N802 (Qt naming)
-        super().showEvent(event)
-        field = self.password if self.user_id.text() else self.user_id
-        field.setFocus()
-        self.user_id.selectAll()
 
     def _ask(self) -> int:
         return self.client.sign_in(self.user_id.text().strip(), self.password.text())
@@ -228,9 +229,6 @@ class SignatureDialog(_CredentialsDialog):
         layout.addWidget(self.buttons)
         self._update_ok()
 
-    def showEvent(self, event) -> None:  # noqa: N802 (Qt naming)
-        super().showEvent(event)
-        (self.password if self.user_id.text() else self.user_id).setFocus()
 
     def _ask(self) -> int:
         return self.client.sign(self.user_id.text().strip(), self.password.text(), self.permission)

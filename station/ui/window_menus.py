@@ -42,7 +42,8 @@ class StationMenusMixin:
 
         window = getattr(self, "_batch_window", None)
         if window is None:
-            window = self._batch_window = BatchReviewWindow(self.settings, self._recipes, self.operator, self)
+            window = self._batch_window = BatchReviewWindow(self.settings, self._recipes, self.operator, self,
+                                                            ask_signature=self.ask_signature)
             window.destroyed.connect(lambda: setattr(self, "_batch_window", None))
         window.show()
         window.raise_()

@@ -161,6 +161,7 @@ class InferenceWorker(QObject):
 
     recipe_loaded = Signal(str, str, object)  # recipe name, compute device description, {role: ModelCard}
     recipe_failed = Signal(str, str)  # recipe name, message
+    recipe_unapproved = Signal(str, str, object)  # recipe name, message, its model folders (no admin approved one)
     result_ready = Signal(object)  # station.inference.InspectionResult
     request_failed = Signal(int, str)  # request id, message
     busy_changed = Signal(bool)
@@ -191,11 +192,15 @@ class InferenceWorker(QObject):
     # -- worker thread ------------------------------------------------------------
     @Slot(object, str)
     def load_recipe(self, recipe, device: str) -> None:
-        from station.inference import Engine
+        from station.inference import Engine, UnapprovedModelError
 
         self.busy_changed.emit(True)
         try:
             engine = Engine(recipe, device=device)
+        except UnapprovedModelError as exc:  # an admin may approve them: the window offers it
+            log.warning("cannot load recipe %s: %s", recipe.name, exc)
+            dirs = [recipe.model_dir(ref) for ref in (recipe.classifier, recipe.detector) if ref is not None]
+            self.recipe_unapproved.emit(recipe.name, str(exc), dirs)
         except Exception as exc:  # noqa: BLE001 — any load failure is reported, the old engine stays
             log.warning("cannot load recipe %s: %s", recipe.name, exc)
             self.recipe_failed.emit(recipe.name, str(exc))

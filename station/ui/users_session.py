@@ -1,0 +1,103 @@
+"""Passwords and signatures in the main window: sign-in, the first admin, e-signatures at the
+moment of an act, the idle lock, and approving models a recipe refused (an admin's signature).
+
+The checks themselves are in the Qt-free core (``station.users``, ``station.workflow``); this
+mixin only asks the person for their ID and password and passes the answer on."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QDialog
+
+from station.ui.users_dialogs import FirstAdminDialog, PasswordSignInDialog, SignatureDialog
+from station.users import Permission, Signature, allows
+from station.workflow import Operator, session_lock_draft
+
+APPROVE = "Approve (admin signs)…"
+NOT_NOW = "Not now"
+
+
+class UsersSessionMixin:
+    """For :class:`station.ui.main_window.MainWindow` (needs ``users_client`` and ``idle_lock``)."""
+
+    sign_in_hint = ""  # e.g. the demo accounts, shown in the sign-in dialog
+    _locked_operator: Operator | None = None
+
+    # -- sign-in ----------------------------------------------------------------------
+    def request_sign_in(self, user_id: str | None = None) -> None:
+        """The sign-in dialog (ID + password); the worker checks and records each try."""
+        if user_id is None:
+            user_id = self._locked_operator.operator_id if self._locked_operator else self.settings.last_operator_id
+        dialog = PasswordSignInDialog(self.users_client, user_id, self.sign_in_hint, self)
+        if dialog.exec() == QDialog.DialogCode.Accepted and dialog.value is not None:
+            self.sign_in_user(dialog.value)
+
+    def sign_in_user(self, user) -> bool:
+        """``user`` (a ``station.users.User`` whose password was just checked) takes the station.
+        After an idle lock the switch rules apply to the person who left it."""
+        locked = self._locked_operator
+        if self.operator is None and locked is not None:
+            self.operator = locked
+        if not self.sign_in(Operator.from_user(user)):
+            if locked is not None:
+                self.operator = None  # the switch was cancelled: still locked
+            return False
+        self._locked_operator = None
+        self.idle_lock.arm(True)
+        return True
+
+    def request_first_admin(self) -> bool:
+        """A station without users: its first admin, then the sign-in."""
+        dialog = FirstAdminDialog(self.users_client, self)
+        if dialog.exec() != QDialog.DialogCode.Accepted or dialog.value is None:
+            return False
+        self.statusBar().showMessage(f"Admin {dialog.value.user_id} created: sign in.", 8000)
+        return True
+
+    # -- idle lock --------------------------------------------------------------------
+    def lock_session(self) -> None:
+        """Nobody touched the station for ``idle_lock_minutes``: record it and ask for a sign-in."""
+        if self.operator is None:
+            return
+        self._append_audit(session_lock_draft(self.operator, self.idle_lock.minutes))
+        self._locked_operator, self.operator = self.operator, None
+        self.idle_lock.arm(False)
+        self._tell_batch_window(None)
+        self._refresh()
+        self.statusBar().showMessage(f"Locked after {self.idle_lock.minutes:g} idle minutes: sign in to go on.")
+        self.request_sign_in(self._locked_operator.operator_id)
+
+    @property
+    def session_locked(self) -> bool:
+        return self.operator is None and self._locked_operator is not None
+
+    # -- signatures -------------------------------------------------------------------
+    def ask_signature(self, permission: Permission, what: str) -> Signature | None:
+        """The e-signature for ``permission`` (None when cancelled). The signer ID is filled in
+        when the signed-in user may sign it themself. Tests replace this."""
+        signer = self.operator.operator_id if self.operator and allows(self.operator.role, permission) else ""
+        dialog = SignatureDialog(self.users_client, permission, what, signer, self)
+        return dialog.value if dialog.exec() == QDialog.DialogCode.Accepted else None
+
+    # -- models no admin approved -----------------------------------------------------
+    def offer_model_approval(self, recipe_name: str, model_dirs: list, message: str) -> None:
+        """A recipe was refused for unapproved models: an admin may approve them here."""
+        choice = self.ask_choice("Models not approved", f"{message}\n\nAn admin may approve them now (their "
+                                 "password, recorded on the audit log), then the recipe loads.", [APPROVE, NOT_NOW])
+        if choice != APPROVE:
+            return
+        names = ", ".join(str(d) for d in model_dirs)
+        signature = self.ask_signature(Permission.APPROVE_MODEL, f"Approve for use: {names}")
+        if signature is None:
+            return
+        ticket = self.users_client.approve_models(model_dirs, signature)
+        self._approvals[ticket] = recipe_name
+
+    def _on_users_answer(self, ticket: int, ok: bool, value) -> None:
+        recipe_name = self._approvals.pop(ticket, None)
+        if recipe_name is None:
+            return
+        if not ok:
+            self.notify("Models not approved", str(value))
+            return
+        self.statusBar().showMessage(f"{len(value)} model approval(s) recorded; loading “{recipe_name}”.", 8000)
+        self.choose_recipe(recipe_name, signature_checked=True)

@@ -415,7 +415,7 @@ _METRIC_LABELS = {
     "deeppcb_recall_at_card_threshold": "DeepPCB recall at the card's threshold",
     "deeppcb_map_at_card_threshold": "DeepPCB mAP of the detections at the card's threshold",
     "deeppcb_fscore_best_threshold_optimistic": "DeepPCB F-score at the threshold best for these images (optimistic)",
-    "deeppcb_best_threshold_optimistic": "that threshold",
+    "deeppcb_best_threshold_optimistic": "the threshold of that optimistic F-score",
     "card_threshold": "the card's score threshold",
     "deeppcb_per_class_map": "DeepPCB mAP, lenient per-class rule (not the benchmark's)",
     "deeppcb_per_class_fscore_at_card_threshold": "DeepPCB F-score at the card's threshold, lenient per-class rule",

@@ -171,3 +171,14 @@ def test_port_matches_the_script_transcription_on_real_images(tmp_path):
     _assert_same_as_script(relabelled, official)
     lenient = deeppcb_per_class_metrics(detections, truth, CLASSES, card_threshold=result.deeppcb.card_threshold)
     assert lenient.per_class_ap["open"] > official.per_class_ap["open"]  # the rules differ on these boxes
+
+
+def test_the_bundled_card_carries_the_benchmark_figures_evaluate_reports():
+    from station.ml.cards import load_card
+    from station.training.metrics import detection_metrics
+
+    card = load_card(REPO / "models" / "wbam-ffem-deeppcb")
+    reported = (set(detection_metrics(PREDICTIONS, TARGETS, CLASSES).summary())
+                | set(deeppcb_metrics(PREDICTIONS, TARGETS, CLASSES, card_threshold=card.thresholds.score).summary()))
+    assert set(card.metrics) == reported
+    assert card.metrics["card_threshold"] == card.thresholds.score

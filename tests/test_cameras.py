@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import cv2
 import numpy as np
 import pytest
@@ -73,3 +75,80 @@ def test_capture_worker_opens_the_source_with_the_saved_settings(qtbot, monkeypa
         worker.run_source("2")
     assert error.args == ["no camera here"]
     assert seen == {"spec": "2", "camera": saved}
+
+
+class UnpluggableCapture(RefusingCapture):
+    """Delivers frames until ``unplugged`` is set; then reads fail and opening fails until it is cleared."""
+
+    unplugged = False
+
+    def isOpened(self) -> bool:
+        return not UnpluggableCapture.unplugged
+
+    def read(self):
+        if UnpluggableCapture.unplugged:
+            return False, None
+        return super().read()
+
+
+def test_camera_reconnects_with_backoff_until_it_is_back(monkeypatch):
+    from station.capture import CameraSource, SourceReconnecting
+    from station.capture.base import Backoff
+
+    monkeypatch.setattr(UnpluggableCapture, "unplugged", False)
+    camera = CameraSource(0, stall_timeout_s=0.05, capture_factory=lambda *_: UnpluggableCapture(),
+                          backoff=Backoff(first_s=0.01, max_s=0.04))
+    with camera:
+        assert camera.read().image.shape == (480, 640, 3) and camera.state == "live"
+        UnpluggableCapture.unplugged = True
+        delays = []
+        for _ in range(5):
+            with pytest.raises(SourceReconnecting) as lost:
+                camera.read()
+            delays.append(lost.value.retry_in_s)
+            time.sleep(lost.value.retry_in_s)
+        assert camera.state == "reconnecting" and max(delays) <= 0.04
+        UnpluggableCapture.unplugged = False
+        time.sleep(0.04)
+        frame = camera.read()
+        assert frame is not None and camera.state == "live" and camera.reconnects == 1
+        assert camera.read() is not None
+    assert camera.state == "closed"
+    assert any("no new frame" in p and "reconnecting" in p for p in camera.problems)
+    assert any("is back after" in p for p in camera.problems)
+
+
+def test_capture_worker_keeps_a_lost_camera_and_resumes_when_it_is_back(qtbot, monkeypatch):
+    from PySide6.QtCore import QObject, Signal
+
+    from station.capture import CameraSource, sources
+    from station.capture.base import Backoff
+    from station.ui.workers import CaptureWorker, WorkerThread
+
+    monkeypatch.setattr(UnpluggableCapture, "unplugged", False)
+    monkeypatch.setattr(sources, "open_source", lambda spec, **_: CameraSource(
+        0, stall_timeout_s=0.1, capture_factory=lambda *_: UnpluggableCapture(), backoff=Backoff(0.05, 0.2)))
+
+    class Starter(QObject):
+        start = Signal(str)
+
+    worker = CaptureWorker(CameraSettings())
+    thread = WorkerThread(worker, "capture-test")
+    starter = Starter()
+    starter.start.connect(worker.run_source)
+    problems: list[str] = []
+    worker.source_problem.connect(problems.append)
+    try:
+        with qtbot.waitSignal(worker.frame_available, timeout=5000):
+            starter.start.emit("0")
+        UnpluggableCapture.unplugged = True
+        qtbot.waitUntil(lambda: any("reconnecting for" in p for p in problems), timeout=5000)
+        worker.mailbox.take()
+        UnpluggableCapture.unplugged = False
+        with qtbot.waitSignal(worker.frame_available, timeout=5000):
+            pass
+        qtbot.waitUntil(lambda: any("is back after" in p for p in problems), timeout=5000)
+        with qtbot.waitSignal(worker.source_finished, timeout=5000):
+            worker.request_stop()
+    finally:
+        assert thread.stop()

@@ -17,6 +17,7 @@ from station.capture import (
     ImageReadError,
     SimulatedMicroscope,
     SourceError,
+    SourceReconnecting,
     VideoFileSource,
     open_source,
     read_image,
@@ -298,12 +299,13 @@ def test_frozen_camera_is_reported_and_reconnected():
     assert factory.opened[0].released
 
 
-def test_dead_camera_raises_after_a_failed_reconnect():
+def test_dead_camera_says_it_is_reconnecting_after_a_failed_reconnect():
     factory = _factory(ScriptedCapture("dead"), ScriptedCapture("live", opened=False))
     with CameraSource(2, stall_timeout_s=0.1, capture_factory=factory) as camera:
         camera.read()  # the frame read while opening
-        with pytest.raises(SourceError, match="Camera 2 stopped: no new frame.*reconnecting failed"):
+        with pytest.raises(SourceReconnecting, match="Camera 2 lost \\(no new frame.*attempt 1.*No camera at index 2") as lost:
             camera.read()
+        assert camera.state == "reconnecting" and 0 < lost.value.retry_in_s <= camera.backoff.max_s
     assert any("no new frame" in p for p in camera.problems)
 
 

@@ -4,7 +4,7 @@ Every source has the interface of :class:`~station.capture.base.FrameSource`; bu
 what the operator typed with :func:`~station.capture.sources.open_source`.
 """
 
-from station.capture.base import Frame, FrameReadError, FrameSource, SourceError
+from station.capture.base import Frame, FrameReadError, FrameSource, SourceError, SourceReconnecting
 from station.capture.camera import CameraSource
 from station.capture.folder import ImageFolderSource
 from station.capture.images import IMAGE_SUFFIXES, ImageReadError, read_image, to_rgb_uint8
@@ -22,6 +22,7 @@ __all__ = [
     "ImageReadError",
     "SimulatedMicroscope",
     "SourceError",
+    "SourceReconnecting",
     "VideoFileSource",
     "open_source",
     "read_image",

@@ -7,6 +7,10 @@ block briefly but always return or raise within the source's timeouts.
 * ``read()`` returns a :class:`Frame`, or ``None`` only when a finite source (video file,
   image folder) is exhausted. A live source raises :class:`SourceError` when its stream is
   dead (after trying to reconnect).
+* A live source that lost its device (unplugged, powered off, a dead stream) raises
+  :class:`SourceReconnecting` from ``read()`` while it tries to get it back, with backoff
+  (:class:`Backoff`); the caller waits ``retry_in_s`` (interruptibly) and calls ``read()``
+  again, which tries once more when due. ``state`` says "live", "reconnecting" or "closed".
 * A folder source raises :class:`FrameReadError` for one unreadable file and moves on to the
   next file on the following ``read()``; the error is also appended to ``problems``.
 * ``problems`` collects non-fatal issues seen so far (settings the camera did not accept,
@@ -49,6 +53,14 @@ class SourceError(Exception):
     """A source cannot be opened or its stream died; the message is meant for the operator."""
 
 
+class SourceReconnecting(SourceError):
+    """A live source lost its device and is trying to get it back: call ``read()`` again after ``retry_in_s``."""
+
+    def __init__(self, message: str, *, retry_in_s: float) -> None:
+        super().__init__(message)
+        self.retry_in_s = retry_in_s
+
+
 class FrameReadError(SourceError):
     """One frame of a finite source could not be read; the next ``read()`` moves on."""
 
@@ -71,6 +83,8 @@ class FrameSource(ABC):
         #: None where there is no natural rate (an image folder).
         self.nominal_fps: float | None = None
         self.problems: list[str] = []
+        #: "live" while frames come, "reconnecting" after the device was lost, "closed" otherwise
+        self.state = "closed"
         self._is_open = False
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -120,6 +134,108 @@ class FrameSource(ABC):
         """Record a non-fatal problem (and log it once)."""
         self.problems.append(problem)
         log.warning("%s: %s", self.name, problem)
+
+
+class Backoff:
+    """Delays between reconnection attempts: ``first_s``, doubling, at most ``max_s``.
+
+    The cap bounds the recovery time: a camera that comes back is found within ``max_s``
+    plus one open attempt.
+    """
+
+    def __init__(self, first_s: float = 0.25, max_s: float = 2.0) -> None:
+        if not 0 < first_s <= max_s:
+            raise ValueError(f"need 0 < first_s <= max_s, got {first_s}, {max_s}")
+        self.first_s, self.max_s = first_s, max_s
+        self._next_s = first_s
+
+    def reset(self) -> None:
+        self._next_s = self.first_s
+
+    def next_delay(self) -> float:
+        delay, self._next_s = self._next_s, min(self._next_s * 2, self.max_s)
+        return delay
+
+
+class ReconnectingSource(FrameSource):
+    """A live source that gets its device back after losing it (see the module docstring).
+
+    Subclasses implement ``_connect()`` (open the device and return the first frame, or raise
+    :class:`SourceError`), ``_disconnect()`` and ``_frame_from(raw)``; they call ``_lost(reason)``
+    from ``read()`` when the stream died, and start ``read()`` with ``_pending_or_reconnect()``.
+    """
+
+    is_live = True
+
+    def __init__(self, name: str, *, backoff: Backoff | None = None) -> None:
+        super().__init__(name)
+        self.reconnects = 0
+        self.backoff = backoff or Backoff()
+        self._pending: object | None = None  # the first frame after (re)connecting, delivered by read()
+        self._lost_reason = ""
+        self._lost_at = 0.0
+        self._next_attempt = 0.0
+        self._attempts = 0
+
+    @abstractmethod
+    def _connect(self) -> object:
+        """Open the device, apply the settings, return the first raw frame; raise SourceError if any fails."""
+
+    @abstractmethod
+    def _disconnect(self) -> None:
+        """Release the device (safe when it is already gone)."""
+
+    @abstractmethod
+    def _frame_from(self, raw: object) -> Frame:
+        """A delivered frame from what ``_connect``/the stream returned."""
+
+    def _title(self) -> str:
+        return self.name
+
+    def _pending_or_reconnect(self) -> Frame | None:
+        """The frame that opening read, or, while reconnecting, a frame from the device that came back."""
+        self._require_open()
+        if self.state == "reconnecting":
+            return self._try_reconnect()
+        if self._pending is not None:
+            raw, self._pending = self._pending, None
+            return self._frame_from(raw)
+        return None
+
+    def _lost(self, reason: str) -> Frame:
+        """The stream died: report it, release the device, try to get it back now (and later, with backoff)."""
+        self._report(f"{self._title()}: {reason}; reconnecting")
+        self._disconnect()
+        self.state = "reconnecting"
+        self._lost_reason = reason
+        self._lost_at = time.monotonic()
+        self._next_attempt = self._lost_at
+        self._attempts = 0
+        self.backoff.reset()
+        return self._try_reconnect()
+
+    def _try_reconnect(self) -> Frame:
+        now = time.monotonic()
+        if now < self._next_attempt:
+            raise SourceReconnecting(self._reconnecting_message(), retry_in_s=self._next_attempt - now)
+        self._attempts += 1
+        try:
+            raw = self._connect()
+        except SourceError as exc:
+            delay = self.backoff.next_delay()
+            self._next_attempt = time.monotonic() + delay
+            raise SourceReconnecting(f"{self._reconnecting_message()} (last try: {exc})", retry_in_s=delay) from exc
+        self.reconnects += 1
+        self.state = "live"
+        self._report(
+            f"{self._title()} is back after {time.monotonic() - self._lost_at:.1f} s "
+            f"({self._attempts} attempt{'s' if self._attempts != 1 else ''})"
+        )
+        return self._frame_from(raw)
+
+    def _reconnecting_message(self) -> str:
+        waited = time.monotonic() - self._lost_at
+        return f"{self._title()} lost ({self._lost_reason}): reconnecting for {waited:.0f} s, attempt {self._attempts}"
 
 
 class Pacer:

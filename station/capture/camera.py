@@ -3,8 +3,8 @@
 Requested resolution, frame rate and exposure are set, read back and reported: ``describe()``
 shows what the device actually delivers next to what was asked, and a mismatch is recorded
 in ``problems``. A dead or frozen stream (no new frame, or identical frames, for
-``stall_timeout_s``) is reported and reopened; when reopening fails, ``read()`` raises
-:class:`SourceError`.
+``stall_timeout_s``) is reported and reopened, with backoff until the device is back
+(``read()`` raises :class:`~station.capture.base.SourceReconnecting` meanwhile).
 
 Timeouts: network streams go through FFmpeg with its open/read timeouts; local V4L2 cameras
 through OpenCV's select() timeout, set by ``OPENCV_VIDEOIO_V4L_SELECT_TIMEOUT`` (OpenCV has
@@ -28,7 +28,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from station.capture.base import Frame, FrameSource, SourceError
+from station.capture.base import Backoff, Frame, ReconnectingSource, SourceError
 from station.capture.images import opencv_to_rgb_uint8
 
 log = logging.getLogger(__name__)
@@ -75,12 +75,20 @@ def is_stream_url(spec: str) -> bool:
     return spec.strip().lower().startswith(STREAM_SCHEMES)
 
 
+def is_device_path(spec: str) -> bool:
+    """A V4L2 device node, preferably its stable name (``/dev/v4l/by-id/...``, ``/dev/v4l/by-path/...``)."""
+    return spec.strip().startswith("/dev/")
+
+
 def redact_url(url: str) -> str:
     """The URL without its password (it ends up in the status bar and the log)."""
     return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", url)
 
 
 def open_opencv_capture(device: int | str, open_timeout_s: float, read_timeout_s: float) -> cv2.VideoCapture:
+    if isinstance(device, str) and is_device_path(device):
+        os.environ.setdefault("OPENCV_VIDEOIO_V4L_SELECT_TIMEOUT", str(max(1, math.ceil(read_timeout_s))))
+        return cv2.VideoCapture(device, cv2.CAP_V4L2)
     if isinstance(device, str):
         params = [
             cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
@@ -104,10 +112,8 @@ def _quiet_opencv() -> Iterator[None]:
         cv2.utils.logging.setLogLevel(previous)
 
 
-class CameraSource(FrameSource):
-    """A camera by device index (``0``) or a stream by URL (``rtsp://...``)."""
-
-    is_live = True
+class CameraSource(ReconnectingSource):
+    """A camera by device index (``0``) or V4L2 device path (``/dev/v4l/by-id/...``), or a stream by URL."""
 
     def __init__(
         self,
@@ -122,15 +128,16 @@ class CameraSource(FrameSource):
         read_timeout_s: float = 2.0,
         detect_identical_frames: bool = True,
         capture_factory: CaptureFactory | None = None,
+        backoff: Backoff | None = None,
     ) -> None:
-        if isinstance(device, str) and not is_stream_url(device):
-            raise ValueError(f"not a camera index or stream URL: {device!r}")
+        if isinstance(device, str) and not (is_stream_url(device) or is_device_path(device)):
+            raise ValueError(f"not a camera index, device path or stream URL: {device!r}")
         if isinstance(device, int) and device < 0:
             raise ValueError(f"camera index must be >= 0, got {device}")
         if stall_timeout_s <= 0:
             raise ValueError(f"stall_timeout_s must be > 0, got {stall_timeout_s}")
-        label = f"camera {device}" if isinstance(device, int) else redact_url(device)
-        super().__init__(label)
+        label = f"camera {device}" if isinstance(device, int) or is_device_path(device) else redact_url(device)
+        super().__init__(label, backoff=backoff)
         self.device = device
         self.requested = CaptureMode(width, height, fps, exposure)
         self.actual: CaptureMode | None = None
@@ -138,10 +145,8 @@ class CameraSource(FrameSource):
         self.open_timeout_s = open_timeout_s
         self.read_timeout_s = read_timeout_s
         self.detect_identical_frames = detect_identical_frames
-        self.reconnects = 0
         self._factory = capture_factory or open_opencv_capture
         self._capture: VideoCaptureLike | None = None
-        self._pending: np.ndarray | None = None  # the first frame, read by open()
         self._last_signature: np.ndarray | None = None
         self._last_change = 0.0
         self._next_id = 0
@@ -151,21 +156,20 @@ class CameraSource(FrameSource):
     def open(self) -> None:
         if self._is_open:
             return
-        self._capture, first = self._connect()
+        first = self._connect()
+        assert self._capture is not None
         self.actual = self._read_back(self._capture, first)
         self._report_mismatch()
         self.nominal_fps = self.actual.fps or self.requested.fps
         self._pending = first
-        self._last_signature = None
-        self._last_change = time.monotonic()
         self._is_open = True
+        self.state = "live"
         log.info("opened %s", self.describe())
 
     def read(self) -> Frame | None:
-        self._require_open()
-        if self._pending is not None:
-            image, self._pending = self._pending, None
-            return self._frame(image)
+        frame = self._pending_or_reconnect()
+        if frame is not None:
+            return frame
         assert self._capture is not None
         while True:
             ok, image = self._capture.read()
@@ -176,17 +180,16 @@ class CameraSource(FrameSource):
                     return self._frame(image)
                 if now - self._last_change <= self.stall_timeout_s:
                     return self._frame(image)
-                return self._recover(f"the picture has not changed for {self.stall_timeout_s:g} s (frozen stream)")
+                return self._lost(f"the picture has not changed for {self.stall_timeout_s:g} s (frozen stream)")
             if now - self._last_change > self.stall_timeout_s:
-                return self._recover(f"no new frame for {self.stall_timeout_s:g} s")
+                return self._lost(f"no new frame for {self.stall_timeout_s:g} s")
             time.sleep(0.005)
 
     def close(self) -> None:
-        if self._capture is not None:
-            self._capture.release()
-            self._capture = None
+        self._disconnect()
         self._pending = None
         self._is_open = False
+        self.state = "closed"
 
     def describe(self) -> str:
         title = self._title()
@@ -198,7 +201,16 @@ class CameraSource(FrameSource):
 
     # -- internals -------------------------------------------------------------------------
 
-    def _connect(self) -> tuple[VideoCaptureLike, np.ndarray]:
+    def _disconnect(self) -> None:
+        if self._capture is not None:
+            self._capture.release()
+            self._capture = None
+
+    def _frame_from(self, raw: object) -> Frame:
+        assert isinstance(raw, np.ndarray)
+        return self._frame(raw)
+
+    def _connect(self) -> np.ndarray:
         """Open the device, apply the requested mode, read one frame; raise SourceError if any fails."""
         started = time.monotonic()
         with _quiet_opencv():
@@ -211,7 +223,10 @@ class CameraSource(FrameSource):
         while True:
             ok, image = capture.read()
             if ok and image is not None and image.size:
-                return capture, image
+                self._capture = capture
+                self._last_signature = None
+                self._last_change = time.monotonic()
+                return image
             if time.monotonic() > deadline:
                 capture.release()
                 raise SourceError(
@@ -221,13 +236,20 @@ class CameraSource(FrameSource):
             time.sleep(0.02)
 
     def _title(self) -> str:
-        return f"Camera {self.device}" if isinstance(self.device, int) else f"Stream {self.name}"
+        if isinstance(self.device, int) or is_device_path(self.device):
+            return f"Camera {self.device}"
+        return f"Stream {self.name}"
 
     def _cannot_open_message(self) -> str:
         if isinstance(self.device, int):
             return (
                 f"No camera at index {self.device} (OpenCV could not open it): check that it is plugged in, "
                 "that no other program is using it, and try another index"
+            )
+        if is_device_path(self.device):
+            return (
+                f"No camera at {self.device} (OpenCV could not open it): check that it is plugged in and that "
+                "no other program is using it; `station cameras` lists the attached ones"
             )
         return (
             f"Cannot open stream {self.name} within {self.open_timeout_s:g} s: "
@@ -284,23 +306,6 @@ class CameraSource(FrameSource):
         repeat = self._last_signature is not None and np.array_equal(signature, self._last_signature)
         self._last_signature = signature
         return repeat
-
-    def _recover(self, reason: str) -> Frame:
-        """Report the stall and reopen the device once; the stream is dead if that fails."""
-        self._report(f"{self._title()}: {reason}; reconnecting")
-        if self._capture is not None:
-            self._capture.release()
-            self._capture = None
-        try:
-            self._capture, image = self._connect()
-        except SourceError as exc:
-            self._is_open = False
-            raise SourceError(f"{self._title()} stopped: {reason}, and reconnecting failed: {exc}") from exc
-        self.reconnects += 1
-        self._last_signature = None
-        self._last_change = time.monotonic()
-        log.info("%s reconnected", self.name)
-        return self._frame(image)
 
     def _frame(self, bgr: np.ndarray) -> Frame:
         frame = Frame(image=opencv_to_rgb_uint8(bgr), timestamp=time.time(), frame_id=self._next_id, source=self.name)

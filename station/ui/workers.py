@@ -16,7 +16,7 @@ from typing import Generic, TypeVar
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from station.capture.base import Frame, FrameSource, SourceError
+from station.capture.base import Frame, FrameSource, SourceError, SourceReconnecting
 from station.config import CameraSettings
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ class CaptureWorker(QObject):
 
     frame_available = Signal()  # a frame waits in ``mailbox``
     source_opened = Signal(str)  # description of the opened source
-    source_problem = Signal(str)  # non-fatal: an unreadable file in a folder, a reconnect
+    source_problem = Signal(str)  # non-fatal: an unreadable file in a folder, a lost camera reconnecting
     source_error = Signal(str)  # fatal for this source: it has been closed
     source_finished = Signal()  # a finite source ran out, or it was stopped
     fps_measured = Signal(float)
@@ -128,6 +128,10 @@ class CaptureWorker(QObject):
                 continue
             try:
                 frame = source.read()
+            except SourceReconnecting as exc:  # a lost camera: said on the screen, tried again with backoff
+                self.source_problem.emit(str(exc))
+                self._stop.wait(exc.retry_in_s)
+                continue
             except SourceError as exc:
                 if source.is_live:
                     log.warning("source %s failed: %s", source.describe(), exc)

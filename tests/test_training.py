@@ -209,3 +209,35 @@ def test_a_resumed_run_trains_exactly_as_an_uninterrupted_one(tmp_path):
     assert straight.keys() == resumed.keys()
     for name, tensor in straight.items():
         torch.testing.assert_close(resumed[name], tensor, rtol=0, atol=0, msg=name)
+
+
+def test_fine_tuning_starts_from_a_model_and_records_its_parent(classifier_run, tmp_path):
+    import torch
+
+    root, parent_dir, _, parent_result = classifier_run
+    two_classes = tmp_path / "two"
+    shutil.copytree(root, two_classes)
+    shutil.rmtree(two_classes / "square")
+    out = tmp_path / "tuned"
+    assert main(["train", "classifier", "--init", str(parent_dir), "--data", str(two_classes), "--format", "folder",
+                 "--epochs", "1", "--imgsz", "48", "--batch", "8", "--workers", "0", "--lr", "0", "--warmup", "0",
+                 "--no-ema", "--out", str(out), "--quiet"]) == 0
+    model, card = load_model(out)
+    parent = card.training.parent
+    assert card.architecture == "cti-tiny" and card.classes == ["bar", "disc"]
+    assert parent["name"] == parent_result.card.name and parent["weights_sha256"] == parent_result.card.weights_sha256
+    assert parent["reinitialised"] and all(key.startswith("head.") for key in parent["reinitialised"])
+    assert "fine-tuned from `shapes-cti`" in (out / "MODEL_CARD.md").read_text(encoding="utf-8")
+    parent_model, _ = load_model(parent_dir)
+    # with a zero learning rate the backbone's parameters are the parent's (batch-norm statistics still move)
+    ours, theirs = dict(model.named_parameters()), dict(parent_model.named_parameters())
+    kept = [key for key in ours if key not in parent["reinitialised"]]
+    assert kept and all(torch.equal(ours[key], theirs[key]) for key in kept)
+
+
+def test_fine_tuning_refuses_another_architecture(classifier_run, tmp_path, capsys):
+    root, parent_dir, _, _ = classifier_run
+    assert main(["train", "classifier", "--init", str(parent_dir), "--model", "cti-tiny-dwconv", "--data", str(root),
+                 "--format", "folder", "--epochs", "1", "--imgsz", "48", "--workers", "0", "--out",
+                 str(tmp_path / "x"), "--quiet"]) == 1
+    assert "is a 'cti-tiny', this run trains 'cti-tiny-dwconv'" in capsys.readouterr().err

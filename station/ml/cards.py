@@ -116,6 +116,9 @@ class TrainingInfo:
     seed: int | None = None
     options: dict[str, Any] = field(default_factory=dict)
     recalibration: str = ""  # the `station calibrate` command that re-fitted the card after training
+    # the model a fine-tuning run started from (`station train --init`): name, weights_sha256, classes,
+    # reinitialised (tensors whose shapes differed); empty: trained from random initialisation
+    parent: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -442,6 +445,15 @@ def _metric_text(name: str, value: float) -> str:
     return f"{100 * value:.2f} %"
 
 
+def _origin(card: ModelCard) -> str:
+    parent = card.training.parent
+    if not parent:
+        return "trained from random initialisation"
+    reset = parent.get("reinitialised") or []
+    return (f"fine-tuned from `{parent.get('name')}` (weights sha256 `{str(parent.get('weights_sha256', ''))[:12]}…`"
+            + (f"; {len(reset)} tensors re-initialised for its new classes" if reset else "") + ")")
+
+
 def render_markdown(card: ModelCard) -> str:
     """A short human-readable card, written beside card.json."""
     c, h, w = card.input_size
@@ -449,7 +461,7 @@ def render_markdown(card: ModelCard) -> str:
     lines = [
         f"# {card.name}",
         "",
-        f"{card.task.capitalize()} model `{card.architecture}` trained from random initialisation.",
+        f"{card.task.capitalize()} model `{card.architecture}` " + _origin(card) + ".",
     ]
     # what an operator needs first: how good it is and where it fails; then how it is used
     lines += ["", "## Validation metrics", ""]

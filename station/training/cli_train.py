@@ -96,7 +96,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--licence", default="", help="data licence for the card (e.g. 'research use only')")
 
     model = parser.add_argument_group("model")
-    model.add_argument("--model", default=None, help="registered config (default: cti-tiny / wbam-ffem-nano)")
+    model.add_argument("--model", default=None, help="registered config (default: cti-tiny / wbam-ffem-nano; "
+                       "with --init: the init model's)")
+    model.add_argument("--init", type=Path, default=None, metavar="MODEL_DIR",
+                       help="start from this model's weights (fine-tuning); a head for other classes is "
+                            "re-initialised, and the card records the parent's name and hash")
     model.add_argument("--set", dest="overrides", type=parse_override, action="append", default=[],
                        metavar="KEY=VALUE", help="config override passed to the builder (repeatable)")
     model.add_argument("--input-mode", default="auto", choices=["auto", "rgb", "gray", "gray+ref", "rgb+ref"],
@@ -156,6 +160,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def options_from_args(args: argparse.Namespace, command_line: str | None = None):
+    from station.ml.cards import load_card
     from station.training.train import TrainOptions
     from dataclasses import replace
 
@@ -174,7 +179,7 @@ def options_from_args(args: argparse.Namespace, command_line: str | None = None)
         task=task,
         data=args.data,
         format=args.format,
-        model=args.model or DEFAULT_MODELS[args.task],
+        model=args.model or (load_card(args.init).architecture if args.init else DEFAULT_MODELS[args.task]),
         out=args.out,
         epochs=args.epochs,
         imgsz=args.imgsz,
@@ -186,6 +191,7 @@ def options_from_args(args: argparse.Namespace, command_line: str | None = None)
         val_fraction=args.val,
         test_fraction=args.test,
         resume=args.resume,
+        init=args.init,
         patience=args.patience,
         workers=args.workers,
         crop=args.crop,
@@ -213,6 +219,7 @@ def options_from_args(args: argparse.Namespace, command_line: str | None = None)
 
 
 def run(args: argparse.Namespace) -> int:
+    from station.ml.cards import ModelLoadError
     from station.training.train import TrainingError, train
 
     console_logging()
@@ -224,7 +231,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         result = train(options_from_args(args))
-    except (DatasetError, SplitError, TrainingError, KeyError, ValueError) as exc:
+    except (DatasetError, SplitError, TrainingError, ModelLoadError, KeyError, ValueError) as exc:
         print(f"station train: {exc}", file=sys.stderr)
         return 1
     print(f"model written to {result.out_dir} (best epoch {result.best_epoch}, "

@@ -43,6 +43,7 @@ from station.ml.cards import (
     Preprocessing,
     Thresholds,
     TrainingInfo,
+    load_model,
     save_model,
     state_dict_tensors,
 )
@@ -99,6 +100,7 @@ class TrainOptions:
     val_fraction: float = 0.2
     test_fraction: float = 0.0
     resume: bool = False
+    init: Path | None = None  # a model folder whose weights start the run (fine-tuning); None: random
     patience: int = 20  # epochs without a better validation metric before stopping
     workers: int = 2
     crop: int | None = None  # detection: train on random native-resolution crops of this side
@@ -368,7 +370,7 @@ def _resume_key(options: TrainOptions) -> dict[str, Any]:
     """Options that must match for --resume to continue the same run."""
     return {"task": options.task, "model": options.model, "format": options.format, "data": str(options.data),
             "imgsz": options.imgsz, "batch": options.batch, "crop": options.crop, "seed": options.seed,
-            "build_kwargs": options.build_kwargs,
+            "build_kwargs": options.build_kwargs, "init": str(options.init) if options.init is not None else None,
             "augment": json.loads(json.dumps(asdict(options.augment or default_augment(options.task))))}
 
 
@@ -395,6 +397,30 @@ class _Setup:
     augment: AugmentConfig
     metric_name: str
     closed_loader: Callable[[], DataLoader] | None = None  # the training loader without sample mixing
+    parent: dict[str, Any] = field(default_factory=dict)  # the --init model: name, weights sha256, what was reset
+
+
+def initialise_from(model: nn.Module, parent_dir: Path, architecture: str) -> dict[str, Any]:
+    """Copy the weights of the model in ``parent_dir`` into ``model`` (fine-tuning). Tensors whose
+    shape differs (the head, when the classes differ) keep their random initialisation; the log and
+    the returned record say which."""
+    parent, parent_card = load_model(parent_dir, "cpu")
+    if parent_card.architecture != architecture:
+        raise TrainingError(f"--init {parent_dir} is a {parent_card.architecture!r}, this run trains {architecture!r}")
+    ours, theirs = model.state_dict(), parent.state_dict()
+    reset = sorted(key for key in ours if key not in theirs or theirs[key].shape != ours[key].shape)
+    model.load_state_dict({key: theirs[key] for key in ours if key not in reset} | {k: ours[k] for k in reset})
+    log.info("fine-tuning from %s (weights sha256 %s…): %d of %d tensors loaded%s", parent_card.name,
+             parent_card.weights_sha256[:12], len(ours) - len(reset), len(ours),
+             f"; {len(reset)} left at random initialisation because their shapes differ "
+             f"(classes {parent_card.classes} -> {model_classes_note(model)}): {', '.join(reset)}" if reset else "")
+    return {"name": parent_card.name, "weights_sha256": parent_card.weights_sha256, "classes": list(parent_card.classes),
+            "reinitialised": reset}
+
+
+def model_classes_note(model: nn.Module) -> str:
+    count = getattr(model, "num_classes", None)
+    return f"{count} classes" if count is not None else "new classes"
 
 
 def _report_problems(index: DatasetIndex, strict: bool) -> None:
@@ -425,6 +451,7 @@ def _set_up(options: TrainOptions, out: Path) -> _Setup:
     channels = sum(INPUT_MODES[input_mode])
     size_kwargs = {"in_chans": channels} if options.task == "classification" else {"input_mode": input_mode}
     model = build_model(options.model, num_classes=len(index.classes), **(size_kwargs | options.build_kwargs))
+    parent = initialise_from(model, options.init, options.model) if options.init is not None else {}
     imgsz = _input_side(options, model)
     card = card_skeleton(options, index, input_mode, imgsz)
     augment = options.augment or default_augment(options.task)
@@ -458,6 +485,7 @@ def _set_up(options: TrainOptions, out: Path) -> _Setup:
         augment=augment,
         metric_name=_default_metric(options),
         closed_loader=closed_loader,
+        parent=parent,
     )
 
 
@@ -645,6 +673,7 @@ def train(options: TrainOptions) -> TrainResult:
             seed=options.seed,
             options=_public_options(options, card.input_size[-1], card.input_mode, setup.augment) | {
                 "epochs_asked": asked.epochs, "epochs_planned": options.epochs},
+            parent=setup.parent,
         ),
     )
     card = save_model(out, evaluated.cpu(), card)

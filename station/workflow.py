@@ -497,6 +497,14 @@ def recipe_change_draft(
     )
 
 
+def settings_change_draft(operator: Operator, setting: str, value: Any, previous: Any,
+                          signature: Signature | None) -> EntryDraft:
+    """A station setting changed (image scale, foot-pedal key): an admin's signature."""
+    check_signature(signature, Permission.CHANGE_SETTINGS)
+    return EntryDraft(Action.SETTINGS_CHANGE, operator_id=operator.operator_id, details={
+        "setting": setting, "value": value, "previous": previous, "signature": signature.to_dict()})
+
+
 def session_lock_draft(operator: Operator, idle_minutes: float) -> EntryDraft:
     """An idle session locked itself; the next person signs in with their password."""
     return EntryDraft(

@@ -9,8 +9,8 @@ from __future__ import annotations
 from PySide6.QtWidgets import QDialog
 
 from station.ui.users_dialogs import FirstAdminDialog, PasswordSignInDialog, SignatureDialog
-from station.users import Permission, Signature, allows
-from station.workflow import Operator, session_lock_draft
+from station.users import Permission, PermissionDenied, Signature, allows
+from station.workflow import Operator, session_lock_draft, settings_change_draft
 
 APPROVE = "Approve (admin signs)…"
 NOT_NOW = "Not now"
@@ -77,6 +77,26 @@ class UsersSessionMixin:
         signer = self.operator.operator_id if self.operator and allows(self.operator.role, permission) else ""
         dialog = SignatureDialog(self.users_client, permission, what, signer, self)
         return dialog.value if dialog.exec() == QDialog.DialogCode.Accepted else None
+
+    # -- settings ---------------------------------------------------------------------
+    def change_setting(self, name: str, value, apply) -> bool:
+        """A station setting changes once an admin signed it and the change is on the record."""
+        previous = getattr(self.settings, name)
+        if value == previous:
+            return False
+        if self.operator is None:
+            self._flash_busy("Sign in to change a setting: the change is recorded under your ID.")
+            return False
+        signature = self.ask_signature(Permission.CHANGE_SETTINGS, f"Set {name} from {previous!r} to {value!r}.")
+        if signature is None:
+            return False
+        try:
+            draft = settings_change_draft(self.operator, name, value, previous, signature)
+        except PermissionDenied as exc:
+            self.notify("Not allowed", str(exc))
+            return False
+        self._append_audit(draft, lambda entry: apply(value))
+        return True
 
     # -- models no admin approved -----------------------------------------------------
     def offer_model_approval(self, recipe_name: str, model_dirs: list, message: str) -> None:

@@ -56,8 +56,11 @@ class StationMenusMixin:
             self.settings.um_per_px or 0.0, 0.0, 10000.0, 3,
         )
         if ok:
-            self.settings.um_per_px = value or None
-            self._refresh()  # the defects' sizes in µm
+            self.change_setting("um_per_px", value or None, self._set_scale)
+
+    def _set_scale(self, value: float | None) -> None:
+        self.settings.um_per_px = value
+        self._refresh()  # the defects' sizes in µm
 
     def ask_foot_pedal_key(self) -> None:
         """Most foot pedals send a key press; press the pedal in the field to record its key."""
@@ -75,7 +78,7 @@ class StationMenusMixin:
         layout.addWidget(editor)
         layout.addWidget(buttons)
         if dialog.exec() == QDialog.DialogCode.Accepted:
-            self.set_foot_pedal_key(editor.keySequence().toString())
+            self.change_setting("foot_pedal_key", editor.keySequence().toString(), self.set_foot_pedal_key)
 
     def set_foot_pedal_key(self, key: str) -> None:
         self.settings.foot_pedal_key = key

@@ -80,6 +80,7 @@ SIGNATURE_MEANING: dict[Permission, str] = {
     Permission.CHANGE_RECIPE: "recipe change approved",
     Permission.APPROVE_MODEL: "model approved",
     Permission.MANAGE_USERS: "user change approved",
+    Permission.CHANGE_SETTINGS: "settings change approved",
 }
 
 
@@ -109,6 +110,7 @@ _UNSIGNED = {
     Permission.CHANGE_RECIPE: "the recipe cannot be changed",
     Permission.APPROVE_MODEL: "a model cannot be approved",
     Permission.MANAGE_USERS: "users cannot be changed",
+    Permission.CHANGE_SETTINGS: "a station setting cannot be changed",
 }
 
 

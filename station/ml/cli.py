@@ -65,6 +65,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     notes.add_argument("--add", action="append", default=[], metavar="TEXT",
                        help="one limitation, in a sentence or two; repeat for several")
     notes.add_argument("--clear", action="store_true", help="remove the card's limitations first")
+    try:
+        from station.training.compare import configure_compare
+    except ModuleNotFoundError:  # the bench-PC build leaves the training package out
+        configure_compare = None
+    if configure_compare is not None:
+        configure_compare(sub.add_parser("compare", help="two models on the same images: is the difference real? "
+                                         "(McNemar for classifiers, paired bootstrap of mAP for detectors)"))
     approve = sub.add_parser("approve", help="approve models for use (admin, with their password); recorded on the log")
     approve.add_argument("models", nargs="+", type=Path, metavar="MODEL_DIR", help="model folders to approve")
     approve.add_argument("--admin", required=True, metavar="ADMIN_ID", help="the approving admin (asked for their password)")
@@ -78,6 +85,10 @@ def run(args: argparse.Namespace) -> int:
         return _limitations(args)
     if args.models_command == "approve":
         return _approve(args)
+    if args.models_command == "compare":
+        from station.training.compare import run_compare
+
+        return run_compare(args)
     return _info(args)
 
 

@@ -58,6 +58,20 @@ def test_list_shows_configs_and_bundled_models(capsys, tmp_path, monkeypatch):
     assert "no-card" not in out
 
 
+def test_list_says_which_bundled_models_are_approved(capsys, tmp_path, monkeypatch):
+    from helpers_models import make_tiny_classifier
+    from helpers_users import approve_models
+
+    make_tiny_classifier(tmp_path / "approved")
+    make_tiny_classifier(tmp_path / "pending", seed=1)
+    approve_models(tmp_path / "approved")
+    monkeypatch.setenv("STATION_MODELS", str(tmp_path))
+    assert main(["models", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "  approved  (name tiny-material" in out and "    approved (entry #" in out
+    assert "  pending  (name tiny-material" in out and "NOT approved for use" in out
+
+
 def test_list_without_a_models_folder(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("STATION_MODELS", str(tmp_path / "missing"))
     assert main(["models", "list"]) == 0

@@ -174,14 +174,18 @@ def _list() -> int:
         names = ", ".join(name for name, arch in configs.items() if arch == architecture)
         indent = f"  {architecture}: "
         print(textwrap.fill(names, width=100, initial_indent=indent, subsequent_indent="    ", break_on_hyphens=False))
+    from station.users.cli import approval_states
+
     models = bundled_models()
     print(f"bundled models ({paths.models_dir()}):")
     if not models:
         print("  (none)")
-    for model in models:
+    states = approval_states([paths.models_dir() / model.folder for model in models])
+    for model, state in zip(models, states):
         described = (("name", model.name), ("task", model.task), ("config", model.architecture))
         fields = [f"{key} {value}" for key, value in described if value]
         print(f"  {model.folder}  ({', '.join(fields)})" if fields else f"  {model.folder}")
+        print(f"    {state}")
     return 0
 
 

@@ -162,6 +162,30 @@ def _role(directory, args) -> int:
 _COMMANDS = {"add": _add, "list": _list, "disable": _disable, "enable": _enable, "passwd": _passwd, "role": _role}
 
 
+def approval_states(model_dirs: list[Path]) -> list[str]:
+    """For ``station models list``: whether the station's log approves each folder as it is now."""
+    from station.audit import AuditLog
+    from station.audit.entry import AuditError
+    from station.ml.cards import ModelLoadError
+    from station.users.approvals import ModelApprovals, ModelHashes
+
+    try:
+        with AuditLog(readonly=True) as log:
+            approvals = ModelApprovals.from_log(log)
+    except AuditError:
+        approvals = ModelApprovals()
+    states = []
+    for model_dir in model_dirs:
+        try:
+            approval = approvals.find(ModelHashes.of(model_dir))
+        except (ModelLoadError, OSError) as exc:
+            states.append(f"unreadable: {exc}")
+            continue
+        states.append(f"approved (entry #{approval.entry_id}, {approval.approver_id})" if approval
+                      else "NOT approved for use (station models approve DIR --admin ID)")
+    return states
+
+
 def approve_models(args: argparse.Namespace) -> int:
     """``station models approve MODEL_DIR ... --admin ID`` (configured in ``station.ml.cli``)."""
     from station.audit.entry import AuditError

@@ -472,7 +472,8 @@ def test_dataset_from_batch_takes_the_reviewed_items(review_setup, engine, tmp_p
     with store, AuditLog() as audit_log:
         commit_verdict(audit_log, store, context, sure.item_id, VerdictRequest((sure.item_id,), Verdict.ACCEPT, OPERATOR))
         commit_verdict(audit_log, store, context, unsure.item_id,
-                       VerdictRequest((unsure.item_id,), Verdict.OVERRIDE, OPERATOR, other, "gold lid"))
+                       VerdictRequest((unsure.item_id,), Verdict.OVERRIDE, OPERATOR, other, "gold lid",
+                                      signature=OVERRIDE_SIGNATURE))
     out = tmp_path / "dataset"
     assert main(["dataset", "from-batch", str(folder), "--recipe", engine.recipe.name, "--out", str(out)]) == 0
     assert "wrote 2 images" in capsys.readouterr().out

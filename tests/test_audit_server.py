@@ -296,9 +296,9 @@ with AuditLog(location, station_id="crash-test") as log:
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="SIGKILL is POSIX only")
-def test_sigkill_during_appends_loses_no_reported_record(location, tmp_path):
-    if not isinstance(location, str):
-        pytest.skip("the SQLite log: tests/test_audit_crash.py")
+def test_sigkill_during_appends_loses_no_reported_record(lab_database, tmp_path):
+    """The server log; the SQLite log's twin is tests/test_audit_crash.py."""
+    location = lab_database.station_url
     env = {**os.environ, "STATION_HOME": str(tmp_path / "home")}
     rng = random.Random(8)
     reported: set[int] = set()

@@ -51,3 +51,13 @@ def test_closing_stops_the_capture_thread(qtbot, window):
         window.start_source("demo")
     window.close()
     assert window.capture_thread.thread.isFinished()
+
+
+def test_worker_signals_reach_the_window_on_the_gui_thread(qtbot, window):
+    from PySide6.QtCore import QThread
+
+    threads = []
+    window.notified.connect(lambda *_: threads.append(QThread.currentThread()))
+    with qtbot.waitSignal(window.source_stopped, timeout=20_000):
+        window.start_source("97")
+    assert threads and all(thread is window.thread() for thread in threads)

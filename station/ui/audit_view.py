@@ -121,7 +121,7 @@ class AuditView(QWidget):
         self.worker.queried.connect(self._on_queried)
         self.worker.verified.connect(self._on_verified)
         self.worker.image_loaded.connect(self._on_image_loaded)
-        self.worker.failed.connect(lambda _, message: self.status.setText(f"Error: {message}"))
+        self.worker.failed.connect(self._on_failed)  # a method, not a lambda: a lambda runs in the worker thread
 
         today = QDate.currentDate()
         self.date_from = QDateEdit(today.addDays(-30))
@@ -192,6 +192,9 @@ class AuditView(QWidget):
         self._query.emit(self._latest_query, self.filters())
 
     @Slot(int, object)
+    def _on_failed(self, _ticket: int, message: str) -> None:
+        self.status.setText(f"Error: {message}")
+
     def _on_queried(self, ticket: int, entries: list) -> None:
         if ticket != self._latest_query:
             return

@@ -7,26 +7,23 @@ from __future__ import annotations
 import logging
 import time
 
-from PySide6.QtCore import Slot
-
 log = logging.getLogger(__name__)
 
 STALLED_AFTER_S = 2.0  # a live source silent this long is stalled (a pulled cable, a hung driver)
 
 
 class LiveSourceMixin:
-    @Slot(str)
+    # No @Slot here: PySide6 takes a decorated method of a class that is not a QObject for a slot
+    # it already knows, and calls it in the emitting worker thread (a crash when it touches a widget).
     def start_source(self, spec: str) -> None:
         self.source_bar.set_running(True)
         self.source_label.setText(f"Source: opening {spec}…")
         self.settings.camera.source = spec
         self._run_source.emit(spec)
 
-    @Slot()
     def stop_source(self) -> None:
         self.capture.request_stop()
 
-    @Slot()
     def _show_latest_frame(self) -> None:
         frame = self.capture.mailbox.take()
         if frame is None:
@@ -57,31 +54,26 @@ class LiveSourceMixin:
                 and time.monotonic() - self._last_frame_at > STALLED_AFTER_S:
             self._mark_source(self._stale_notice("NO NEW FRAMES — source stalled"))
 
-    @Slot(bool)
     def _on_pause_toggled(self, paused: bool) -> None:
         self.capture.set_paused(paused)
         if paused:
             self._mark_source(self._stale_notice("PAUSED"))
 
-    @Slot(str)
     def _on_source_opened(self, description: str) -> None:
         self.source_label.setText(f"Source: {description}")
         log.info("source opened: %s", description)
         self.source_started.emit(description)
 
-    @Slot(str)
     def _on_source_problem(self, message: str) -> None:
         log.warning("source problem: %s", message)
         self.statusBar().showMessage(message, 8000)
 
-    @Slot(str)
     def _on_source_error(self, message: str) -> None:
         self.source_label.setText("Source: none")
         self.live_view.set_placeholder(message)
         self._mark_source(self._stale_notice("SOURCE DISCONNECTED"))
         self.notify("Source error", message)
 
-    @Slot()
     def _on_source_finished(self) -> None:
         self.source_bar.set_running(False)
         self.fps_label.setText("— fps")
@@ -91,6 +83,5 @@ class LiveSourceMixin:
             self._mark_source(self._stale_notice("SOURCE STOPPED"))
         self.source_stopped.emit()
 
-    @Slot(float)
     def _on_fps(self, fps: float) -> None:
         self.fps_label.setText(f"{fps:.1f} fps")

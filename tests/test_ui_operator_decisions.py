@@ -168,7 +168,9 @@ def test_switching_operator_hands_over_or_sets_aside_on_the_record(qtbot, window
     assert accepted.operator_id == BEN.operator_id
 
     monkeypatch.setattr(window, "ask_choice", lambda *a: "Set aside (not released)")
-    discard = _commit(qtbot, window, "DISCARD", window.sign_in, ADA)
+    with qtbot.waitSignal(window.audit_committed, timeout=10_000,
+                          check_params_cb=lambda entry: entry.action == "SIGN_IN"):
+        discard = _commit(qtbot, window, "DISCARD", window.sign_in, ADA)
     assert discard.operator_id == BEN.operator_id and discard.chip_id == "CHIP-A"
     assert window.operator == ADA and not window.inspection.pending
     actions = [e.action for e in _entries()][-3:]

@@ -11,6 +11,8 @@ touched). The station shows them to the operator with the model's metrics.
 ``station models approve MODEL_DIR ... --admin ID`` records an admin's approval of each model's
 weights and card hashes on the audit log (``station.users.approvals``); a recipe loads only
 approved models. A card rewritten afterwards (limitations, calibration) needs approving again.
+``station models promote MODEL_DIR --recipe NAME --admin ID`` switches a recipe to an approved
+model, signed, with a ``MODEL_CHANGE`` entry (``station.inference.promotion``).
 """
 
 from __future__ import annotations
@@ -72,6 +74,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     if configure_compare is not None:
         configure_compare(sub.add_parser("compare", help="two models on the same images: is the difference real? "
                                          "(McNemar for classifiers, paired bootstrap of mAP for detectors)"))
+    from station.inference.promotion import configure_promote
+
+    configure_promote(sub.add_parser("promote", help="switch a recipe to an approved model (admin, signed); on the log"))
     approve = sub.add_parser("approve", help="approve models for use (admin, with their password); recorded on the log")
     approve.add_argument("models", nargs="+", type=Path, metavar="MODEL_DIR", help="model folders to approve")
     approve.add_argument("--admin", required=True, metavar="ADMIN_ID", help="the approving admin (asked for their password)")
@@ -85,6 +90,10 @@ def run(args: argparse.Namespace) -> int:
         return _limitations(args)
     if args.models_command == "approve":
         return _approve(args)
+    if args.models_command == "promote":
+        from station.inference.promotion import run_promote
+
+        return run_promote(args)
     if args.models_command == "compare":
         from station.training.compare import run_compare
 

@@ -241,3 +241,28 @@ def test_fine_tuning_refuses_another_architecture(classifier_run, tmp_path, caps
                  "--format", "folder", "--epochs", "1", "--imgsz", "48", "--workers", "0", "--out",
                  str(tmp_path / "x"), "--quiet"]) == 1
     assert "is a 'cti-tiny', this run trains 'cti-tiny-dwconv'" in capsys.readouterr().err
+
+
+def test_fine_tuning_keeps_the_parents_class_order(classifier_run, tmp_path):
+    """A folder dataset lists its classes sorted; the parent may name them in another order: the
+    head's rows must stay with their classes, so the run takes the parent's order."""
+    import json
+
+    import torch
+
+    root, parent_dir, _, _ = classifier_run
+    card_path = parent_dir / "card.json"
+    reordered = tmp_path / "parent"
+    shutil.copytree(parent_dir, reordered)
+    card = json.loads(card_path.read_text(encoding="utf-8"))
+    card["classes"] = list(reversed(card["classes"]))  # same names, another order
+    (reordered / "card.json").write_text(json.dumps(card, indent=2), encoding="utf-8")
+    out = tmp_path / "tuned"
+    assert main(["train", "classifier", "--init", str(reordered), "--data", str(root), "--format", "folder",
+                 "--epochs", "1", "--imgsz", "48", "--batch", "8", "--workers", "0", "--lr", "0", "--warmup", "0",
+                 "--no-ema", "--out", str(out), "--quiet"]) == 0
+    model, tuned = load_model(out)
+    assert tuned.classes == card["classes"] and not tuned.training.parent["reinitialised"]
+    parent_model, _ = load_model(reordered)
+    theirs = dict(parent_model.named_parameters())
+    assert all(torch.equal(tensor, theirs[key]) for key, tensor in model.named_parameters())

@@ -21,6 +21,7 @@ import argparse
 import dataclasses
 import json
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,7 +116,7 @@ def _recipe_file(recipe: Recipe, recipes_dir: Path) -> Path:
     recipes_dir.mkdir(parents=True, exist_ok=True)
     if recipe.origin is not None and Path(recipe.origin).resolve().parent == recipes_dir.resolve():
         return Path(recipe.origin)
-    stem = "".join(c if c.isalnum() or c in "-_" else "-" for c in recipe.name.strip().lower()).strip("-") or "recipe"
+    stem = re.sub(r"[^a-z0-9_]+", "-", recipe.name.lower()).strip("-") or "recipe"
     return recipes_dir / f"{stem}.json"
 
 

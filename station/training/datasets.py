@@ -113,6 +113,19 @@ class DatasetIndex:
         return replace(self, samples=[s for s in self.samples if s.key in wanted],
                        image_sha256={k: v for k, v in self.image_sha256.items() if k in wanted})
 
+    def in_class_order(self, classes: Sequence[str]) -> DatasetIndex:
+        """The same samples with the class indices of ``classes`` (the same names, another order):
+        a fine-tuned model keeps its parent's head rows only when index i names the same class."""
+        if sorted(classes) != sorted(self.classes):
+            raise ValueError(f"{list(classes)} are not the dataset's classes {list(self.classes)} in another order")
+        index_of = np.array([list(classes).index(name) for name in self.classes], dtype=np.int64)
+        samples = [
+            replace(sample, label=int(index_of[sample.label])) if isinstance(sample, ClassificationSample)
+            else replace(sample, labels=index_of[sample.labels])
+            for sample in self.samples
+        ]
+        return replace(self, classes=tuple(classes), samples=samples)
+
     def class_counts(self) -> dict[str, tuple[int, int]]:
         """class -> (images containing it, instances); for classification both count images."""
         images: Counter[int] = Counter()

@@ -43,6 +43,7 @@ from station.ml.cards import (
     Preprocessing,
     Thresholds,
     TrainingInfo,
+    load_card,
     load_model,
     save_model,
     state_dict_tensors,
@@ -418,6 +419,17 @@ def initialise_from(model: nn.Module, parent_dir: Path, architecture: str) -> di
             "reinitialised": reset}
 
 
+def _in_parent_class_order(index: DatasetIndex, parent_dir: Path) -> DatasetIndex:
+    """A dataset naming the parent's classes in another order (a folder dataset sorts them) takes
+    the parent's order, so that the head's row for "plastic" stays plastic's."""
+    parent_classes = load_card(parent_dir).classes
+    if list(parent_classes) == list(index.classes) or sorted(parent_classes) != sorted(index.classes):
+        return index
+    log.info("classes in the order of the --init model: %s (the dataset listed %s)", list(parent_classes),
+             list(index.classes))
+    return index.in_class_order(parent_classes)
+
+
 def model_classes_note(model: nn.Module) -> str:
     count = getattr(model, "num_classes", None)
     return f"{count} classes" if count is not None else "new classes"
@@ -436,6 +448,8 @@ def _report_problems(index: DatasetIndex, strict: bool) -> None:
 def _set_up(options: TrainOptions, out: Path) -> _Setup:
     index = read_dataset(options.data, options.format)
     _report_problems(index, options.strict)
+    if options.init is not None:
+        index = _in_parent_class_order(index, options.init)
     split = load_or_make_split(options, index)
     copy = out / "split.json"  # the card names the copy beside the weights
     if split.path is None or split.path.resolve() != copy.resolve():

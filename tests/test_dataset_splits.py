@@ -116,3 +116,46 @@ def test_train_cli_refuses_split_from_dataset_without_one(tmp_path):
     )
     assert result.returncode != 0
     assert "ships no split of its own" in result.stderr and "Traceback" not in result.stderr
+
+
+def _split_coco_files(root, files):
+    """``make_coco_dataset``'s one annotations.json cut into one file per split; each split's
+    images moved to the folder the layout keeps them in."""
+    import json
+    import shutil
+
+    whole = json.loads((root / "annotations.json").read_text())
+    (root / "annotations.json").unlink()
+    for json_path, image_folder, ids in files:
+        image_folder.mkdir(parents=True, exist_ok=True)
+        images = [image for image in whole["images"] if image["id"] in ids]
+        for image in images:
+            shutil.move(root / "images" / image["file_name"], image_folder / image["file_name"])
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps({"images": images, "categories": whole["categories"],
+                                         "annotations": [a for a in whole["annotations"] if a["image_id"] in ids]}))
+
+
+def test_coco_2017_layout_one_file_per_split(tmp_path):
+    from fixtures.training_data import make_coco_dataset
+
+    root = make_coco_dataset(tmp_path / "coco", count=6, size=64)
+    boxes = sum(len(s.boxes) for s in read_dataset(root, "coco").samples)
+    _split_coco_files(root, [(root / "annotations" / "instances_train2017.json", root / "train2017", {100, 101, 102, 103}),
+                             (root / "annotations" / "instances_val2017.json", root / "val2017", {104, 105})])
+    index = read_dataset(root, "coco")
+    assert len(index.samples) == 6 and sum(len(s.boxes) for s in index.samples) == boxes and not index.problems
+    split = dataset_split(index)
+    assert split.source == "dataset: annotations/instances_train2017.json + annotations/instances_val2017.json"
+    assert split.subsets["val"] == ["val2017/img4.png", "val2017/img5.png"] and len(split.subsets["train"]) == 4
+
+
+def test_roboflow_coco_export_train_valid_test(tmp_path):
+    from fixtures.training_data import make_coco_dataset
+
+    root = make_coco_dataset(tmp_path / "roboflow", count=6, size=64)
+    _split_coco_files(root, [(root / name / "_annotations.coco.json", root / name, ids)
+                             for name, ids in (("train", {100, 101, 102}), ("valid", {103, 104}), ("test", {105}))])
+    split = dataset_split(read_dataset(root, "coco"))
+    assert split.subsets["val"] == ["valid/img3.png", "valid/img4.png"]
+    assert split.subsets["test"] == ["test/img5.png"] and len(split.subsets["train"]) == 3

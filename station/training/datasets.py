@@ -529,21 +529,68 @@ def _coco_file(root: Path) -> Path:
     return found
 
 
-def _read_coco(root: Path, classes: tuple[str, ...] | None, problems: list[DataProblem]):
-    json_path = _coco_file(root)
-    base = root if root.is_dir() else root.parent
+COCO_SUBSET_WORDS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+
+
+def coco_split_files(root: Path) -> dict[str, Path]:
+    """subset -> annotation file, for a COCO dataset shipped as one file per split: the COCO layout
+    (``annotations/instances_train2017.json``, ``instances_val2017.json`` with images in
+    ``train2017/``, ``val2017/``) or Roboflow's (``train/_annotations.coco.json``,
+    ``valid/_annotations.coco.json``, ``test/...``). Empty for a single-file dataset."""
+    if not root.is_dir():
+        return {}
+    found: dict[str, Path] = {}
+    for folder_name, subset in COCO_SUBSET_WORDS.items():
+        candidate = root / folder_name / "_annotations.coco.json"
+        if candidate.is_file():
+            found.setdefault(subset, candidate)
+    for candidate in sorted(root.glob("annotations/*.json")):
+        words = re.split(r"[_\-.]", candidate.stem.lower())
+        subsets = {COCO_SUBSET_WORDS[w.rstrip("0123456789")] for w in words if w.rstrip("0123456789") in COCO_SUBSET_WORDS}
+        if len(subsets) == 1:
+            found.setdefault(subsets.pop(), candidate)
+    return found if "train" in found else {}
+
+
+def _load_coco_json(json_path: Path) -> dict:
     try:
-        coco = json.loads(json_path.read_text(encoding="utf-8-sig"))
+        return json.loads(json_path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as exc:
         raise DatasetError(f"{json_path}:{exc.lineno}: malformed JSON ({exc.msg})") from exc
-    categories = sorted(coco.get("categories", []), key=lambda c: c["id"])
-    category_names = {c["id"]: c["name"] for c in categories}
-    by_id: dict[int, _RawDetection] = {}
+
+
+def coco_image_paths(json_path: Path, base: Path, coco: dict | None = None) -> dict[int, Path]:
+    """image id -> the image file of one COCO annotation file (looked for where the usual layouts
+    put it: beside the dataset root, in images/, beside the JSON, in the split's folder)."""
+    coco = coco if coco is not None else _load_coco_json(json_path)
+    split_folder = json_path.parent.parent / json_path.stem.split("_", 1)[-1]  # instances_train2017 -> train2017
+    folders = (base, base / "images", json_path.parent, json_path.parent.parent / "images", split_folder)
+    paths = {}
     for image in coco.get("images", []):
         file_name = image.get("file_name", "")
-        folders = (base, base / "images", json_path.parent, json_path.parent.parent / "images")
-        image_path = next((f / file_name for f in folders if (f / file_name).is_file()), base / file_name)
-        by_id[image["id"]] = _RawDetection(image_path, json_path, [])
+        paths[image["id"]] = next((f / file_name for f in folders if (f / file_name).is_file()), base / file_name)
+    return paths
+
+
+def _read_coco(root: Path, classes: tuple[str, ...] | None, problems: list[DataProblem]):
+    split_files = coco_split_files(root)
+    if split_files:  # one file per split: the classes are the union, in the training file's order
+        names: list[str] = list(classes or ())
+        items: list[_RawDetection] = []
+        for json_path in split_files.values():
+            file_names, file_items = _read_coco_file(json_path, root, None, problems)
+            names += [name for name in file_names if name not in names and classes is None]
+            items += file_items
+        return tuple(names), items
+    return _read_coco_file(_coco_file(root), root if root.is_dir() else root.parent, classes, problems)
+
+
+def _read_coco_file(json_path: Path, base: Path, classes: tuple[str, ...] | None, problems: list[DataProblem]):
+    coco = _load_coco_json(json_path)
+    categories = sorted(coco.get("categories", []), key=lambda c: c["id"])
+    category_names = {c["id"]: c["name"] for c in categories}
+    by_id = {image_id: _RawDetection(path, json_path, [])
+             for image_id, path in coco_image_paths(json_path, base, coco).items()}
     for number, ann in enumerate(coco.get("annotations", [])):
         where = f"annotation #{number} (id {ann.get('id')})"
         if ann.get("iscrowd"):

@@ -170,6 +170,8 @@ def dataset_split(index: DatasetIndex, *, seed: int = 0, val: float = 0.2) -> Sp
 
     YOLO: ``train:`` / ``val:`` / ``test:`` of data.yaml (folders or image lists). Pascal VOC:
     ``ImageSets/Main/{train,val,trainval,test}.txt``. DeepPCB: ``trainval.txt`` / ``test.txt``.
+    COCO: one annotation file per split (``annotations/instances_{train,val}2017.json`` or
+    Roboflow's ``{train,valid,test}/_annotations.coco.json``).
     A dataset whose split has no validation part (VOC ``trainval`` only, DeepPCB) gets one
     carved from its training part, stratified as in :func:`make_split` with fraction ``val``;
     the split's ``source`` says so. Images the dataset's lists do not name are left out of every
@@ -272,4 +274,17 @@ def _yolo_split(index: DatasetIndex) -> tuple[str, dict[str, list[str]]] | None:
     return (yaml_path.name, lists) if lists else None
 
 
-_OFFICIAL_READERS = {"voc": _voc_split, "deeppcb": _deeppcb_split, "yolo": _yolo_split}
+def _coco_split(index: DatasetIndex) -> tuple[str, dict[str, list[str]]] | None:
+    from station.training.datasets import coco_image_paths, coco_split_files
+
+    files = coco_split_files(index.root)
+    if not files:
+        return None
+    keys_by_path = {sample.image_path.resolve(): sample.key for sample in index.samples}
+    lists = {subset: [keys_by_path[p.resolve()] for p in coco_image_paths(path, index.root).values()
+                      if p.resolve() in keys_by_path]
+             for subset, path in files.items()}
+    return " + ".join(path.relative_to(index.root).as_posix() for path in files.values()), lists
+
+
+_OFFICIAL_READERS = {"voc": _voc_split, "deeppcb": _deeppcb_split, "yolo": _yolo_split, "coco": _coco_split}

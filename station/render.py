@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Literal
 import cv2
 import numpy as np
 
+from station.labels import display_name
+
 if TYPE_CHECKING:
     from station.inference import Defect, InspectionResult
 
@@ -223,7 +225,7 @@ def draw_defects(
         y2 = min(height - 1, int(np.ceil(defect.box[3])) - 1 + offset)
         outlines[index] = ((x1, y1, x2, y2), color, line)
     placed: list[Rect] = []
-    tags = [_make_tag(f"{defects[i].label} {defects[i].score:.2f}", *outlines[i], (height, width), placed)
+    tags = [_make_tag(f"{display_name(defects[i].label)} {defects[i].score:.2f}", *outlines[i], (height, width), placed)
             for i in shown]
     for tag in tags[::-1]:  # the surest last, the selected one on top of all
         _draw_tag(canvas, tag)

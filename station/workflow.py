@@ -23,6 +23,7 @@ from typing import Any
 from station.audit.draft import EntryDraft
 from station.audit.entry import Action, Verdict
 from station.capture.base import Frame
+from station.labels import display_name, verdict_title
 from station.users.roles import Permission, Role, check_signature, require
 from station.users.signatures import Signature
 
@@ -87,14 +88,6 @@ def person_routing(result) -> Routing | None:
     if result.material is not None and result.material.uncertain:
         return Routing("uncertain", "UNCERTAIN – route to expert")
     return None
-
-
-def display_name(raw: str | None) -> str:
-    """What an operator reads for a model's raw class name: "chipped_edge" -> "Chipped edge"."""
-    if not raw:
-        return "—"
-    text = raw.replace("_", " ").strip()
-    return text[:1].upper() + text[1:]
 
 
 def release_label(method: str | None) -> str:
@@ -285,12 +278,14 @@ class Inspection:
         method = self.decap_method
         if not self.goes_to_decapping:
             return InspectionView(**base, banner=f"{stage.value.upper()} — inspection only", tone=Tone.DONE,
-                                  record=f"{record}: {self.verdict} — inspection only "
+                                  record=f"{record}: {verdict_title(self.verdict)} — inspection only "
                                          "(this recipe sends nothing to decapping).")
         shown = f"{display_name(self.material)} — {method}"
         if stage is Stage.OVERRIDDEN:
-            base.update(material=display_name(self.material), material_tooltip=self.material or "", decap=method or "—")
             model_said = display_name(call.material) if call is not None else "—"
+            said = f"model said {model_said} ({call.confidence:.1%})" if call is not None else ""
+            base.update(material=display_name(self.material), material_tooltip=self.material or "", decap=method or "—",
+                        confidence=f"overridden by a person; {said}" if said else "overridden by a person")
             return InspectionView(**base, banner=f"OVERRIDDEN → {shown}", tone=Tone.OVERRIDDEN,
                                   banner_details=(f"model said {model_said}; reason: {self.reason}",),
                                   record=f"{record}: override — {self.chip_label} → {method}.",

@@ -124,7 +124,7 @@ def test_keys_and_bulk_accept_write_one_audit_entry_per_item(qtbot, review_setup
 
     class FilledOverrideDialog(batch_window.OverrideDialog):
         def exec(self):
-            self.material.setCurrentText(other)
+            self.material.setCurrentIndex(self.material.findData(other))
             self.reason.setPlainText("ceramic lid under the label")
             return QDialog.DialogCode.Accepted
 

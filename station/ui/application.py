@@ -41,7 +41,7 @@ def run_window(
     app.setApplicationName("IC Inspection Station")
     app.setOrganizationName("station")
     window = MainWindow(settings, device_description)
-    window.show()
+    window.show_fitted()
     if start_source:
         window.start_source(settings.camera.source)
     window.sign_in_hint = sign_in_hint

@@ -7,7 +7,7 @@ import itertools
 import json
 
 import numpy as np
-from PySide6.QtCore import QAbstractTableModel, QDate, QModelIndex, Qt, Signal, Slot
+from PySide6.QtCore import QAbstractTableModel, QDate, QModelIndex, QSize, Qt, Signal, Slot
 from PySide6.QtWidgets import (
     QComboBox,
     QDateEdit,
@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 
 from station.audit.entry import Action, AuditEntry, Verdict
 from station.ui.image_view import ImageView
+from station.ui.screen_fit import fit_to_screen
 from station.ui.workers import AuditWorker, WorkerThread
 
 _COLUMNS = ("#", "Local time", "Operator", "Action", "Chip", "Material", "Verdict", "Decap", "Reason")
@@ -77,7 +78,7 @@ class AuditEntryDialog(QDialog):
         super().__init__(parent)
         self.entry = entry
         self.setWindowTitle(f"Audit entry #{entry.id} — {entry.action}")
-        self.resize(1100, 700)
+        fit_to_screen(self, QSize(1100, 700))
         self.image_view = ImageView("no image recorded" if not entry.image_path else "loading image…", interactive=True)
         details = QPlainTextEdit(json.dumps(entry.to_dict(), indent=2, ensure_ascii=False))
         details.setReadOnly(True)
@@ -109,7 +110,7 @@ class AuditView(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent, Qt.WindowType.Window)
         self.setWindowTitle("Audit log")
-        self.resize(1200, 650)
+        fit_to_screen(self, QSize(1200, 650))
         self._tickets = itertools.count(1)
         self._latest_query = 0
         self._dialogs: dict[int, AuditEntryDialog] = {}

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, QSize, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -54,6 +54,7 @@ from station.ui.batch_model import (
     BatchTableModel,
 )
 from station.ui.dialogs import ModelCardsDialog, OverrideDialog
+from station.ui.screen_fit import fit_to_screen
 from station.ui.workers import BatchDetailLoader, BatchExportWorker, BatchVerdictWorker, BatchWorker, WorkerThread
 from station.workflow import Operator
 
@@ -88,7 +89,7 @@ class BatchReviewWindow(QMainWindow):
         self.ask_signature = ask_signature or (lambda permission, what: None)
         self.setWindowTitle("Batch review")
         self.setObjectName("batchReviewWindow")
-        self.resize(1400, 860)
+        fit_to_screen(self, QSize(1400, 860))
         self.settings = settings
         self.recipes = dict(recipes)
         self.operator = operator

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from PySide6.QtCore import QSize
 from PySide6.QtGui import QTextCursor, QTextDocument
 from PySide6.QtWidgets import (
     QComboBox,
@@ -16,6 +17,9 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from station.labels import display_name
+from station.ui.screen_fit import fit_to_screen
 
 ROLE_TITLES = {"classifier": "Material classifier", "detector": "Defect detector"}
 # CommonMark with tables (md4c's MD_FLAG_TABLES) and no raw HTML: Qt's GitHub dialect also turns
@@ -68,15 +72,15 @@ class OverrideDialog(QDialog):
         self.setObjectName("overrideDialog")
         self.material = QComboBox()
         self.material.setObjectName("overrideMaterial")
-        others = [m for m in materials if m != predicted] + [m for m in materials if m == predicted]
-        self.material.addItems(others)
+        for material in [m for m in materials if m != predicted] + [m for m in materials if m == predicted]:
+            self.material.addItem(display_name(material), material)  # the record keeps the raw name
         self.reason = QPlainTextEdit()
         self.reason.setObjectName("overrideReason")
         self.reason.setPlaceholderText("Why is the model wrong? (required — e.g. gold lid visible under the label)")
         self.reason.setMaximumHeight(110)
         form = QFormLayout()
         if materials:
-            form.addRow("Model said", QLabel(predicted or "—"))
+            form.addRow("Model said", QLabel(display_name(predicted)))
             form.addRow("Material", self.material)
         else:
             form.addRow(QLabel("This recipe names no material: the override records that the defect\n"
@@ -97,7 +101,7 @@ class OverrideDialog(QDialog):
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(bool(self.reason.toPlainText().strip()))
 
     def values(self) -> tuple[str, str]:
-        return self.material.currentText(), self.reason.toPlainText().strip()
+        return self.material.currentData() or "", self.reason.toPlainText().strip()
 
 
 class ModelCardsDialog(QDialog):
@@ -110,7 +114,7 @@ class ModelCardsDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle(f"Models of “{recipe_name}”")
         self.setObjectName("modelCardsDialog")
-        self.resize(760, 640)
+        fit_to_screen(self, QSize(760, 640))
         self.tabs = QTabWidget()
         for role, card in cards.items():
             page = QTextBrowser()

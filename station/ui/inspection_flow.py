@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QDialog, QMessageBox
 
 from station.audit.draft import EntryDraft
 from station.audit.entry import AuditEntry, Verdict
+from station.labels import action_title
 from station.ui.dialogs import OverrideDialog, ReasonDialog
 from station.users import Permission, PermissionDenied
 from station.workflow import Inspection, Operator, chip_id_problem
@@ -306,14 +307,15 @@ class InspectionFlowMixin:
             on_committed(entry)
         if for_inspection:
             self._record_note = ""
-        self.audit_label.setText(f"Audit: #{entry.id} {entry.action}")
+        self.audit_label.setText(f"Audit: #{entry.id} {action_title(entry.action)}")
+        self.audit_label.setToolTip(f"last record #{entry.id}: {entry.action}")
         self._refresh()
         self.audit_committed.emit(entry)
         self.inspection_updated.emit()
 
     def _on_audit_failed(self, ticket: int, message: str) -> None:
         draft, _, for_inspection = self._pending_audit.pop(ticket, (None, None, False))
-        action = draft.action.value if draft is not None else "entry"
+        action = action_title(draft.action.value) if draft is not None else "entry"
         self.audit_label.setText("Audit: WRITE FAILED")
         if for_inspection:
             self._record_note = f"NOT recorded — release stays blocked.\n{message}"

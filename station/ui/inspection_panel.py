@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from station.ui.compact import ElidedLabel, compact
 from station.ui.result_panel import ResultPanel
 from station.workflow import InspectionView
 
@@ -60,7 +61,7 @@ class ChipFields(QWidget):
         self.serial.setObjectName("serialNo")
         grid = QGridLayout(self)
         grid.setContentsMargins(0, 0, 0, 0)
-        grid.setVerticalSpacing(4)
+        grid.setVerticalSpacing(3)
         for column, (label, field, placeholder) in enumerate((
             ("Chip", self.chip, "scan or type the chip ID (required)"),
             ("Lot", self.lot, "lot / date code"),
@@ -102,16 +103,17 @@ class InspectionPanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        # everything from the operator's name to Release fits 1366×768 (tests/test_ui_screen_fit.py)
         self.setMinimumWidth(380)
-        self.setMaximumWidth(500)
+        self.setMaximumWidth(520)
         self.chip_fields = ChipFields()
         self.results = ResultPanel()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(4)
+        layout.setSpacing(3)
         layout.addWidget(self._build_station_box())
         chip_box = QGroupBox("Part")
-        QVBoxLayout(chip_box).addWidget(self.chip_fields)
+        compact(QVBoxLayout(chip_box)).addWidget(self.chip_fields)
         layout.addWidget(chip_box)
         layout.addWidget(self._build_reference_box())
         layout.addLayout(self._build_capture_row())
@@ -119,8 +121,11 @@ class InspectionPanel(QWidget):
         layout.addWidget(self._build_verdict_box())
         self.show_state(PanelState())
 
+    def sizeHint(self) -> QSize:  # noqa: N802 — room for "Release to chemical (acid) decapsulation"
+        return QSize(440, super().sizeHint().height())
+
     def _build_station_box(self) -> QGroupBox:
-        self.operator_label = QLabel("Not signed in")
+        self.operator_label = ElidedLabel("Not signed in")
         self.operator_label.setObjectName("operatorLabel")
         self.operator_label.setStyleSheet("font-weight:bold;")
         self.sign_in_button = QPushButton("Sign in…")
@@ -129,12 +134,12 @@ class InspectionPanel(QWidget):
         self.recipe = QComboBox()
         self.recipe.setObjectName("recipePicker")
         self.recipe.activated.connect(lambda _: self.recipe_chosen.emit(self.recipe.currentText()))
-        self.recipe_status = QLabel("")
+        self.recipe_status = ElidedLabel("")
         self.recipe_status.setObjectName("recipeStatus")
-        self.recipe_status.setStyleSheet("color:#777;")
+        self.recipe_status.setStyleSheet("color:#a15c00;")
+        self.recipe_status.hide()
         box = QGroupBox("Station")
-        grid = QGridLayout(box)
-        grid.setVerticalSpacing(4)
+        grid = compact(QGridLayout(box))
         grid.addWidget(self.operator_label, 0, 0, 1, 2)
         grid.addWidget(self.sign_in_button, 0, 2)
         grid.addWidget(QLabel("Recipe"), 1, 0)
@@ -144,10 +149,15 @@ class InspectionPanel(QWidget):
         return box
 
     def set_recipe_status(self, text: str) -> None:
-        """One line in the column (a recipe's description is long); all of it in the tooltip."""
-        first = text.split(". ")[0]
-        self.recipe_status.setText(first if len(first) <= 60 else first[:57] + "…")
-        self.recipe_status.setToolTip(text)
+        """Loading, or why the recipe could not be loaded: one line under the recipe (all of it
+        in the tooltip)."""
+        self.recipe_status.setText(text)
+        self.recipe_status.setVisible(bool(text))
+
+    def set_recipe_description(self, text: str) -> None:
+        """The loaded recipe's description goes in the picker's tooltip, not in the column."""
+        self.recipe.setToolTip(text)
+        self.set_recipe_status("")
 
     def _build_reference_box(self) -> QGroupBox:
         self.reference_box = QGroupBox("Reference (defect-free template)")
@@ -170,7 +180,7 @@ class InspectionPanel(QWidget):
     def _build_capture_row(self) -> QVBoxLayout:
         self.capture_button = QPushButton("Capture && Classify")
         self.capture_button.setObjectName("captureButton")
-        self.capture_button.setMinimumHeight(44)
+        self.capture_button.setMinimumHeight(40)
         self.capture_button.setStyleSheet("font-size:17px;font-weight:bold;")
         self.capture_button.clicked.connect(self.capture_clicked)
         self.busy_label = QLabel("")
@@ -190,13 +200,13 @@ class InspectionPanel(QWidget):
         self.override_button.setObjectName("overrideButton")
         self.hold_button = QPushButton("Hold…")
         self.hold_button.setObjectName("holdButton")
-        self.hold_button.setToolTip("Reject / hold: the chip does not go to decapping (a reason is required)")
+        self.hold_button.setToolTip("Hold: the chip does not go to decapping (a reason is required; recorded as REJECT_HOLD)")
         self.accept_button.clicked.connect(self.accept_clicked)
         self.override_button.clicked.connect(self.override_clicked)
         self.hold_button.clicked.connect(self.hold_clicked)
         self.release_button = QPushButton("Release to decapping")
         self.release_button.setObjectName("releaseButton")
-        self.release_button.setMinimumHeight(36)
+        self.release_button.setMinimumHeight(32)
         self.release_button.setStyleSheet("font-weight:bold;")
         self.release_button.clicked.connect(self.release_clicked)
         self.record_label = QLabel("")
@@ -204,8 +214,7 @@ class InspectionPanel(QWidget):
         self.record_label.setWordWrap(True)
         self.record_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         verdict_box = QGroupBox("Verdict")
-        verdict_layout = QVBoxLayout(verdict_box)
-        verdict_layout.setSpacing(4)
+        verdict_layout = compact(QVBoxLayout(verdict_box))
         verdict_row = QHBoxLayout()
         for button in (self.accept_button, self.override_button, self.hold_button):
             verdict_row.addWidget(button)

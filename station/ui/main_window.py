@@ -14,7 +14,7 @@ import itertools
 import logging
 import math
 
-from PySide6.QtCore import Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QSize, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QLabel,
@@ -36,6 +36,7 @@ from station.ui.inspection_panel import InspectionPanel, PanelState
 from station.ui.live_source import LiveSourceMixin
 from station.ui.operator_session import OperatorSessionMixin
 from station.ui.result_panel import OverlayControls
+from station.ui.screen_fit import fit_to_screen
 from station.ui.source_bar import DEMO_LABEL, SourceBar
 from station.ui.users_dialogs import IdleLock, UsersClient
 from station.ui.users_session import UsersSessionMixin
@@ -70,7 +71,6 @@ class MainWindow(UsersSessionMixin, OperatorSessionMixin, InspectionFlowMixin, L
         super().__init__()
         self.settings = settings
         self.setWindowTitle(f"IC Inspection Station {__version__}")
-        self.resize(1500, 900)
         self.operator: Operator | None = None
         self.inspection: Inspection | None = None
         self.latest_frame = None
@@ -109,6 +109,15 @@ class MainWindow(UsersSessionMixin, OperatorSessionMixin, InspectionFlowMixin, L
             self.panel.set_recipe_status("No recipes found: check the installation (resources/recipes).")
         self._check_audit_status.emit()  # a lab server that cannot be reached is named at once
         self._refresh()
+        # a bench monitor smaller than this (1366×768) gets the window maximized: see show_fitted
+        self.fills_screen = fit_to_screen(self, QSize(1500, 900))
+
+    def show_fitted(self) -> None:
+        """Show inside the screen: maximized where the preferred size does not fit."""
+        if self.fills_screen:
+            self.showMaximized()
+        else:
+            self.show()
 
     @Slot(object)
     def _on_audit_status(self, status) -> None:
@@ -328,7 +337,7 @@ class MainWindow(UsersSessionMixin, OperatorSessionMixin, InspectionFlowMixin, L
         models = {card.name: card.weights_sha256 for card in cards.values()}  # as the engine's ModelRefs
         self.settings.recipe = name
         self.device_label.setText(f"Compute: {device}")
-        self.panel.set_recipe_status(self._recipe.description)
+        self.panel.set_recipe_description(self._recipe.description)
         self.overlay_controls.set_maps_available(self._recipe.classifier is not None, self._recipe.detector is not None)
         # an inspection-only recipe (no classifier) ends at the verdict: nothing goes to decapping
         self.panel.release_button.setVisible(self._recipe.classifier is not None)

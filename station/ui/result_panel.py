@@ -8,6 +8,7 @@ import html
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QFont, QFontMetrics
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QGridLayout,
@@ -25,9 +26,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from station.ui.compact import ElidedLabel, compact
 from station.workflow import InspectionView, Tone, display_name, result_view
 
-_BANNER_BASE = "color:white;font-size:17px;font-weight:bold;padding:6px;border-radius:4px;"
+_BANNER_BASE = "color:white;font-size:17px;font-weight:bold;padding:4px 6px;border-radius:4px;"
+_BANNER_DETAIL_PX = 12
+BANNER_DETAIL_LINES = 2  # more (several image problems) go in the tooltip: the column must fit 768 px
 BANNER_COLOURS = {  # one colour per kind of answer; the text says it too, for colour-blind eyes
     Tone.INFO: "#44505c",
     Tone.CONFIDENT: "#1e6b34",
@@ -43,12 +47,15 @@ class ConfidenceChart(pg.PlotWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent=parent, background=None)
-        self.setMinimumHeight(96)
-        self.setMaximumHeight(120)
-        self.setMinimumWidth(130)
+        self.setFixedHeight(74)
+        self.setMinimumWidth(170)
         self.setMouseEnabled(x=False, y=False)
         self.hideButtons()
         self.setYRange(0, 1, padding=0.02)
+        tick_font = QFont()
+        tick_font.setPixelSize(10)
+        for side in ("left", "bottom"):
+            self.getPlotItem().getAxis(side).setStyle(tickFont=tick_font)
         self.getPlotItem().getAxis("left").setTicks([[(0, "0"), (0.5, "0.5"), (1, "1")]])
         self._bars: pg.BarGraphItem | None = None
         self._threshold = pg.InfiniteLine(angle=0, pen=pg.mkPen("#b3261e", style=Qt.PenStyle.DashLine))
@@ -158,9 +165,10 @@ class ResultPanel(QWidget):
         self.banner.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.banner.setWordWrap(True)
         self.banner.hide()
+        self._banner_view: InspectionView | None = None
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(4)
+        layout.setSpacing(3)
         layout.addWidget(self.banner)
         layout.addWidget(self._build_material_box())
         layout.addWidget(self._build_defect_box(), 1)
@@ -169,23 +177,22 @@ class ResultPanel(QWidget):
         self.material_label = QLabel("—")
         self.material_label.setObjectName("materialLabel")
         self.material_label.setStyleSheet("font-size:20px;font-weight:bold;")
-        self.confidence_label = QLabel("")
-        self.confidence_label.setWordWrap(True)
-        self.decap_label = QLabel("—")
+        self.confidence_label = ElidedLabel("")
+        self.decap_label = ElidedLabel("—")
         self.decap_label.setObjectName("decapLabel")
         self.decap_label.setStyleSheet("font-size:15px;")
         self.chart = ConfidenceChart()
         self.chart.hide()
         self.material_box = QGroupBox("Packaging material")
-        grid = QGridLayout(self.material_box)
-        grid.setVerticalSpacing(2)
-        grid.addWidget(self.material_label, 0, 0)
-        grid.addWidget(self.confidence_label, 1, 0)
-        grid.addWidget(QLabel("Decapsulation"), 2, 0)
-        grid.addWidget(self.decap_label, 3, 0)
-        grid.addWidget(self.chart, 0, 1, 4, 1)
-        grid.setColumnStretch(0, 3)
-        grid.setColumnStretch(1, 2)
+        grid = compact(QGridLayout(self.material_box))
+        grid.setVerticalSpacing(1)
+        grid.addWidget(self.material_label, 0, 0, 1, 2)
+        grid.addWidget(QLabel("Decapsulation"), 1, 0)
+        grid.addWidget(self.decap_label, 1, 1)
+        grid.addWidget(self.confidence_label, 2, 0, 1, 2)
+        grid.addWidget(self.chart, 0, 2, 3, 1)
+        grid.setColumnStretch(1, 3)
+        grid.setColumnStretch(2, 2)
         return self.material_box
 
     def _build_defect_box(self) -> QGroupBox:
@@ -203,14 +210,13 @@ class ResultPanel(QWidget):
         self.defects.verticalHeader().hide()
         self.defects.verticalHeader().setDefaultSectionSize(22)
         self.defects.setMinimumHeight(self.defects.horizontalHeader().sizeHint().height()
-                                      + 22 * self.VISIBLE_DEFECT_ROWS + 4)
+                                      + 22 * self.VISIBLE_DEFECT_ROWS + 2 * self.defects.frameWidth())
         self.defects.itemSelectionChanged.connect(self._on_selection)
-        self.timing_label = QLabel("")
+        self.timing_label = ElidedLabel("")
         self.timing_label.setObjectName("timingLabel")
         self.timing_label.setStyleSheet("color:#777;")
         box = QGroupBox("Defects")
-        column = QVBoxLayout(box)
-        column.setContentsMargins(6, 4, 6, 4)
+        column = compact(QVBoxLayout(box))
         column.addWidget(self.defects, 1)
         column.addWidget(self.timing_label)
         return box
@@ -231,15 +237,7 @@ class ResultPanel(QWidget):
 
     def show_view(self, view: InspectionView | None, result, um_per_px: float | None, timing: str = "") -> None:
         """Banner, material and defects from one inspection's view (None: nothing captured yet)."""
-        if view is None or not view.banner:
-            self.banner.hide()
-        else:
-            details = "".join(f"<br><span style='font-size:12px;font-weight:normal'>{html.escape(d)}</span>"
-                              for d in view.banner_details if d)
-            self.banner.setText(f"{html.escape(view.banner)}{details}")
-            self.banner.setStyleSheet(f"background:{BANNER_COLOURS[view.tone]};{_BANNER_BASE}")
-            self.banner.setProperty("tone", view.tone.value)
-            self.banner.show()
+        self._show_banner(view)
         self.material_label.setText(view.material if view is not None else "—")
         self.material_label.setToolTip(view.material_tooltip if view is not None else "")
         self.confidence_label.setText(view.confidence if view is not None else "")
@@ -253,6 +251,33 @@ class ResultPanel(QWidget):
             self.chart.clear_bars()
         self._show_defects(result.defects if shown else [], um_per_px)
         self.timing_label.setText(timing if shown else "")
+
+    def _show_banner(self, view: InspectionView | None) -> None:
+        """The decision in one or two lines; its details elided to the column's width (a long
+        reason would push the verdict buttons off a small screen), all of them in the tooltip."""
+        self._banner_view = view
+        if view is None or not view.banner:
+            self.banner.hide()
+            return
+        details = [d for d in view.banner_details if d]
+        font = QFont(self.banner.font())
+        font.setPixelSize(_BANNER_DETAIL_PX)
+        width = max(self.banner.contentsRect().width() - 12, 120)
+        lines = [QFontMetrics(font).elidedText(d, Qt.TextElideMode.ElideRight, width) for d in details]
+        if len(lines) > BANNER_DETAIL_LINES:
+            lines = lines[:BANNER_DETAIL_LINES - 1] + [f"… and {len(lines) - BANNER_DETAIL_LINES + 1} more (hover)"]
+        shown = "".join(f"<br><span style='font-size:{_BANNER_DETAIL_PX}px;font-weight:normal'>{html.escape(line)}</span>"
+                        for line in lines)
+        self.banner.setText(f"{html.escape(view.banner)}{shown}")
+        self.banner.setToolTip("\n".join([view.banner, *details]))
+        self.banner.setStyleSheet(f"background:{BANNER_COLOURS[view.tone]};{_BANNER_BASE}")
+        self.banner.setProperty("tone", view.tone.value)
+        self.banner.show()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 — the details are elided to the new width
+        super().resizeEvent(event)
+        if self._banner_view is not None:
+            self._show_banner(self._banner_view)
 
     def _show_defects(self, defects, um_per_px: float | None) -> None:
         self.defects.blockSignals(True)

@@ -1,0 +1,144 @@
+"""The operator's column fits a 1366×768 bench monitor: banner, material, five rows of defects
+and the verdict buttons without scrolling (716 px is what a maximized window has there under a
+title bar and a task bar), and every window opens inside the screen."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+pytest.importorskip("PySide6")
+
+from helpers_models import make_tiny_recipe  # noqa: E402
+from helpers_users import expert_signs  # noqa: E402
+from PySide6.QtCore import QPoint, QRect, QSize  # noqa: E402
+
+from station.config import Settings  # noqa: E402
+from station.inference import Defect  # noqa: E402
+from station.ui.main_window import MainWindow  # noqa: E402
+from station.ui.screen_fit import available_geometry, fit_to_screen  # noqa: E402
+from station.workflow import Operator  # noqa: E402
+
+BENCH_SIZES = [(1366, 716), (1366, 768), (1920, 1050)]
+LONG_REASON = ("gold lid visible under the paper label at 20x; checked twice under the stereo microscope "
+               "with the ring light, and the lot's other chips are metallic too")
+
+
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory):
+    return dataclasses.replace(make_tiny_recipe(tmp_path_factory.mktemp("models")), uncertain_below=0.0)
+
+
+@pytest.fixture
+def window(qtbot, recipe):
+    window = MainWindow(Settings(recipe=recipe.name), "CPU (test)", recipes={recipe.name: recipe})
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: window._recipe is not None, timeout=30_000)
+    window.sign_in(Operator("op-7", "Ada Tester with a rather long name"))
+    window.ask_signature = expert_signs
+    with qtbot.waitSignal(window.frame_shown, timeout=10_000):
+        window.start_source("demo")
+    window.panel.chip_fields.chip.setText("LM358-2431-SN0001")
+    with qtbot.waitSignal(window.inspection_updated, timeout=60_000):
+        window.capture_and_classify()
+    assert window.inspection.result is not None, window.inspection.error
+    yield window
+    window.shutdown()
+
+
+def _with_many_defects(window) -> None:
+    """Seven findings with the longest names the table shows, as a crowded package would give."""
+    defects = [Defect((10.0 * i, 10.0, 10.0 * i + 8, 18.0), "chipped_edge", 0.9 - 0.05 * i,
+                      alternatives=(("bent_lead", 0.41),)) for i in range(7)]
+    window.inspection.result = dataclasses.replace(window.inspection.result, defects=defects)
+    window._refresh()
+
+
+def _rect_in_window(widget, window) -> QRect:
+    return QRect(widget.mapTo(window, QPoint(0, 0)), widget.size())
+
+
+def _assert_fits(qtbot, window, size) -> None:
+    window.resize(*size)
+    qtbot.waitUntil(lambda: window.size() == QSize(*size), timeout=2_000)
+    qtbot.wait(20)  # the layout settles on the next event-loop turn
+    usable = QRect(0, 0, window.width(), window.statusBar().mapTo(window, QPoint(0, 0)).y())
+    panel, results = window.panel, window.panel.results
+    key_widgets = {
+        "banner": results.banner, "material": results.material_box, "defects": results.defects,
+        "accept": panel.accept_button, "override": panel.override_button, "hold": panel.hold_button,
+        "release": panel.release_button, "record": panel.record_label, "capture": panel.capture_button,
+        "chip": panel.chip_fields.chip, "operator": panel.operator_label,
+    }
+    for name, widget in key_widgets.items():
+        if widget is results.banner and not widget.isVisibleTo(window):
+            continue
+        assert widget.isVisible(), name
+        rect = _rect_in_window(widget, window)
+        assert usable.contains(rect), f"{name} at {rect} is outside {usable} in a {size} window"
+        needed = widget.heightForWidth(widget.width()) if widget.hasHeightForWidth() else widget.minimumSizeHint().height()
+        assert widget.height() >= needed, f"{name} squeezed to {widget.height()} px (needs {needed}) at {size}"
+    table = results.defects
+    rows_shown = table.viewport().height() // table.verticalHeader().defaultSectionSize()
+    assert rows_shown >= 5, f"the defects table shows {rows_shown} rows at {size}"
+
+
+@pytest.mark.parametrize("size", BENCH_SIZES)
+def test_captured_result_fits_the_bench_monitor(qtbot, window, size):
+    _with_many_defects(window)
+    _assert_fits(qtbot, window, size)
+    assert window.panel.results.defects.item(0, 0).text() == "Chipped edge (or Bent lead 0.41)"
+    assert "chipped_edge" in window.panel.results.defects.item(0, 0).toolTip()
+
+
+def test_overridden_and_held_results_with_long_reasons_fit(qtbot, window):
+    call = window.inspection.result.material
+    other = next(m for m in call.classes if m != call.material)
+    with qtbot.waitSignal(window.audit_committed, timeout=10_000):
+        window.override_with(other, LONG_REASON)
+    qtbot.waitUntil(window.panel.release_button.isEnabled, timeout=5_000)
+    _with_many_defects(window)
+    for size in BENCH_SIZES:
+        _assert_fits(qtbot, window, size)
+    banner = window.panel.results.banner
+    assert LONG_REASON in banner.toolTip() and banner.text().count("<br>") <= 2
+    # the material line is the override's; the model's confidence is named as the model's
+    assert window.panel.results.confidence_label.text().startswith("overridden by a person; model said")
+
+    with qtbot.waitSignal(window.audit_committed, timeout=10_000,
+                          check_params_cb=lambda entry: entry.action == "RELEASE"):
+        window.panel.release_button.click()
+    window.panel.chip_fields.chip.setText("LM358-2")
+    with qtbot.waitSignal(window.inspection_updated, timeout=60_000):
+        window.capture_and_classify()
+    with qtbot.waitSignal(window.audit_committed, timeout=10_000,
+                          check_params_cb=lambda entry: entry.action == "REJECT_HOLD"):
+        window.hold_with(LONG_REASON)
+    _with_many_defects(window)
+    for size in BENCH_SIZES[:2]:
+        _assert_fits(qtbot, window, size)
+
+
+def test_the_main_window_opens_inside_a_small_screen(qtbot):
+    window = MainWindow(Settings(), "CPU (test)", recipes={})
+    qtbot.addWidget(window)
+    available = available_geometry(window)  # the offscreen screen is smaller than 1500×900
+    assert window.fills_screen
+    assert window.width() <= available.width() and window.height() <= available.height()
+    assert available.contains(QRect(window.pos(), window.size()))
+    window.shutdown()
+
+
+def test_fit_to_screen_keeps_a_dialog_inside_the_screen_over_its_parent(qtbot):
+    from PySide6.QtWidgets import QDialog, QWidget
+
+    parent = QWidget()
+    qtbot.addWidget(parent)
+    available = available_geometry(parent)
+    dialog = QDialog(parent)
+    assert fit_to_screen(dialog, QSize(available.width() + 400, available.height() + 300))
+    assert available.contains(QRect(dialog.pos(), dialog.size()))
+    assert not fit_to_screen(dialog, QSize(300, 200)) and dialog.size() == QSize(300, 200)
+    assert available.contains(QRect(dialog.pos(), dialog.size()))

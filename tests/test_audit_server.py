@@ -49,6 +49,18 @@ def _fill(location, n: int = 6, station_id: str = "lab-1") -> list:
     return entries
 
 
+def test_chip_contains_matches_a_part_of_the_id_in_any_case_on_both_backends(location):
+    with AuditLog(location, station_id="lab-1") as log:
+        for chip in ("LM358-2431", "lm358-2432", "NE555_9", "NE555x9", "100%-A"):
+            log.append(EntryDraft(Action.CLASSIFY, operator_id="jdoe", chip_id=chip))
+        log.append(EntryDraft(Action.SIGN_IN, operator_id="jdoe"))
+        assert [e.chip_id for e in log.query(chip_contains="lm358")] == ["LM358-2431", "lm358-2432"]
+        assert [e.chip_id for e in log.query(chip_contains="2431")] == ["LM358-2431"]
+        assert [e.chip_id for e in log.query(chip_contains="555_")] == ["NE555_9"]  # "_" is no wildcard
+        assert [e.chip_id for e in log.query(chip_contains="0%")] == ["100%-A"]
+        assert log.query(chip="LM358") == [] and len(log.query(chip="LM358-2431")) == 1
+
+
 class Tamperer:
     """Someone with the database and this code but not the station's key (on PostgreSQL: its owner)."""
 

@@ -48,7 +48,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     listing.add_argument("--from", dest="from_", metavar="DATE", help=_DATE_HELP)
     listing.add_argument("--to", metavar="DATE", help=_DATE_HELP)
     listing.add_argument("--operator")
-    listing.add_argument("--chip")
+    listing.add_argument("--chip", help="the whole chip ID")
+    listing.add_argument("--chip-contains", metavar="TEXT", help="chip IDs containing TEXT, any case")
     listing.add_argument("--material")
     listing.add_argument("--verdict")
     listing.add_argument("--action")
@@ -163,6 +164,7 @@ def _list(args: argparse.Namespace) -> int:
             to=args.to,
             operator=args.operator,
             chip=args.chip,
+            chip_contains=args.chip_contains,
             material=args.material,
             verdict=args.verdict,
             action=args.action,

@@ -311,12 +311,14 @@ class AuditLog:
         limit: int | None = None,
         *,
         station: str | None = None,
+        chip_contains: str | None = None,
         newest_first: bool = False,
     ) -> list[AuditEntry]:
         """Entries matching every given filter, by id (oldest first unless ``newest_first``).
 
         ``from_`` and ``to`` are inclusive. A date (``date`` or ``"2026-05-09"``) means that
-        whole day in the station's local time; a naive datetime is local time too.
+        whole day in the station's local time; a naive datetime is local time too. ``chip``
+        is the whole chip ID; ``chip_contains`` a part of it, any case ("2431" finds "LM358-2431").
         """
         where, params = [], []
         if from_ is not None:
@@ -337,6 +339,10 @@ class AuditLog:
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value.value if isinstance(value, (Action, Verdict)) else value)
+        if chip_contains:
+            # LIKE with lower() on both sides: PostgreSQL's LIKE is case-sensitive, SQLite's is not
+            where.append("lower(chip_id) LIKE ? ESCAPE '!'")
+            params.append("%" + _like_escaped(chip_contains.lower()) + "%")
         clause = ("WHERE " + " AND ".join(where)) if where else ""
         clause += " ORDER BY id DESC" if newest_first else " ORDER BY id"
         if limit is not None:
@@ -444,3 +450,8 @@ def write_selftest_entry(log: AuditLog) -> AuditEntry:
     if status != "ok":
         raise AuditError(f"selftest image {entry.image_path} is {status} after archiving")
     return entry
+
+
+def _like_escaped(text: str) -> str:
+    """``text`` matched literally inside a LIKE pattern (``%`` and ``_`` are not wildcards)."""
+    return text.replace("!", "!!").replace("%", "!%").replace("_", "!_")

@@ -1,31 +1,28 @@
-"""The audit log in the GUI: filter entries, verify the chain, open one with its archived
-image and the defect boxes that were recorded. Reads go through the AuditWorker thread."""
+"""The audit log in the GUI: filter entries, verify the chain, open one (station/ui/audit_entry.py:
+its fields as a form beside its archived image and the defect boxes that were recorded). Reads go
+through the AuditWorker thread."""
 
 from __future__ import annotations
 
 import itertools
-import json
 
-import numpy as np
 from PySide6.QtCore import QAbstractTableModel, QDate, QModelIndex, QSize, Qt, Signal, Slot
 from PySide6.QtWidgets import (
     QComboBox,
     QDateEdit,
-    QDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QLineEdit,
-    QPlainTextEdit,
     QPushButton,
-    QSplitter,
     QTableView,
     QVBoxLayout,
     QWidget,
 )
 
 from station.audit.entry import Action, AuditEntry, Verdict
-from station.ui.image_view import ImageView
+from station.labels import ACTION_TITLES, VERDICT_TITLES, action_title, display_name, verdict_title
+from station.ui.audit_entry import AuditEntryDialog
 from station.ui.screen_fit import fit_to_screen
 from station.ui.workers import AuditWorker, WorkerThread
 
@@ -54,50 +51,26 @@ class AuditTableModel(QAbstractTableModel):
         return None
 
     def data(self, index, role=Qt.ItemDataRole.DisplayRole):
-        if role != Qt.ItemDataRole.DisplayRole or not index.isValid():
+        if not index.isValid():
             return None
         entry = self.entries[index.row()]
+        if role == Qt.ItemDataRole.ToolTipRole:  # the stored names behind the readable ones
+            raw = {3: entry.action, 5: entry.material, 6: entry.verdict, 8: entry.reason}.get(index.column())
+            return raw or None
+        if role != Qt.ItemDataRole.DisplayRole:
+            return None
         values = (
             entry.id,
             entry.local_time.strftime("%Y-%m-%d %H:%M:%S"),
             entry.operator_id,
-            entry.action,
+            action_title(entry.action),
             entry.chip_id or "",
-            entry.material or "",
-            entry.verdict or "",
+            display_name(entry.material) if entry.material else "",
+            verdict_title(entry.verdict) if entry.verdict else "",
             entry.decap_method or "",
             entry.reason or "",
         )
         return str(values[index.column()])
-
-
-class AuditEntryDialog(QDialog):
-    """One entry: its archived image with the recorded defect boxes, and every field."""
-
-    def __init__(self, entry: AuditEntry, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.entry = entry
-        self.setWindowTitle(f"Audit entry #{entry.id} — {entry.action}")
-        fit_to_screen(self, QSize(1100, 700))
-        self.image_view = ImageView("no image recorded" if not entry.image_path else "loading image…", interactive=True)
-        details = QPlainTextEdit(json.dumps(entry.to_dict(), indent=2, ensure_ascii=False))
-        details.setReadOnly(True)
-        splitter = QSplitter()
-        splitter.addWidget(self.image_view)
-        splitter.addWidget(details)
-        splitter.setSizes([650, 450])
-        layout = QVBoxLayout(self)
-        layout.addWidget(splitter)
-
-    def show_image(self, image: np.ndarray | None) -> None:
-        if image is None:
-            self.image_view.set_placeholder(f"archived image missing or unreadable:\n{self.entry.image_path}")
-            return
-        from station.inference import Defect
-        from station.render import draw_defects
-
-        defects = [Defect(tuple(d["box"]), d.get("class", "?"), float(d.get("score", 0.0))) for d in self.entry.defects if "box" in d]
-        self.image_view.set_image(draw_defects(image, defects) if defects else image)
 
 
 class AuditView(QWidget):
@@ -133,10 +106,11 @@ class AuditView(QWidget):
         self.operator = QLineEdit()
         self.operator.setPlaceholderText("operator id")
         self.chip = QLineEdit()
-        self.chip.setPlaceholderText("chip id")
-        self.material = _choice(["plastic", "ceramic", "metallic"])
-        self.verdict = _choice([v.value for v in Verdict])
-        self.action = _choice([a.value for a in Action])
+        self.chip.setObjectName("auditChipFilter")
+        self.chip.setPlaceholderText("part of a chip ID")
+        self.material = _choice({m: display_name(m) for m in ("plastic", "ceramic", "metallic")})
+        self.verdict = _choice({v.value: VERDICT_TITLES.get(v.value, v.value) for v in Verdict})
+        self.action = _choice({a.value: ACTION_TITLES.get(a.value, a.value) for a in Action})
         search = QPushButton("Search")
         search.clicked.connect(self.refresh)
         verify = QPushButton("Verify chain")
@@ -178,7 +152,7 @@ class AuditView(QWidget):
             "from_": self.date_from.date().toPython(),
             "to": self.date_to.date().toPython(),
             "operator": self.operator.text().strip() or None,
-            "chip": self.chip.text().strip() or None,
+            "chip_contains": self.chip.text().strip() or None,
             "material": self.material.currentData(),
             "verdict": self.verdict.currentData(),
             "action": self.action.currentData(),
@@ -222,14 +196,18 @@ class AuditView(QWidget):
         if dialog is not None:
             dialog.show_image(image)
 
-    def closeEvent(self, event) -> None:  # noqa: N802
+    def shutdown(self) -> None:
+        """At the station's exit. Closing the window only hides it: opened again, it reads through
+        the same thread (its SQLite connection belongs to that thread)."""
         self.worker_thread.stop()
-        super().closeEvent(event)
+        self.close()
 
 
-def _choice(values: list[str]) -> QComboBox:
+def _choice(titles: dict[str, str]) -> QComboBox:
+    """Human-readable titles; the stored value (what the query filters on) as each item's data."""
     combo = QComboBox()
     combo.addItem("any", None)
-    for value in values:
-        combo.addItem(value, value)
+    for value, title in titles.items():
+        combo.addItem(title, value)
+        combo.setItemData(combo.count() - 1, value, Qt.ItemDataRole.ToolTipRole)
     return combo

@@ -467,9 +467,10 @@ class MainWindow(UsersSessionMixin, OperatorSessionMixin, InspectionFlowMixin, L
         for name, worker_thread in worker_threads:
             if not worker_thread.stop():
                 log.warning("%s thread did not stop in time", name)
-        for view in (getattr(self, "_audit_view", None), getattr(self, "_batch_window", None)):
-            if view is not None:
-                view.close()
+        if getattr(self, "_audit_view", None) is not None:
+            self._audit_view.shutdown()
+        if getattr(self, "_batch_window", None) is not None:
+            self._batch_window.close()
         if self.operator is not None:
             # the audit thread has stopped: the last entry is written here, at exit
             from station.audit import AuditError, AuditLog

@@ -1,0 +1,160 @@
+"""One audit entry as a reader sees it: a form of its fields beside its archived image with the
+recorded defect boxes. :func:`entry_sections` is the form as plain data (no Qt), so what the
+dialog says can be checked without a window; "Copy as JSON" keeps the raw record at hand."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QGroupBox,
+    QLabel,
+    QScrollArea,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from station.audit.entry import AuditEntry
+from station.labels import action_title, display_name, verdict_title
+from station.ui.image_view import ImageView
+from station.ui.screen_fit import fit_to_screen
+
+Row = tuple[str, str, str]  # label, text, tooltip
+
+
+def _short(digest: str | None, keep: int = 16) -> tuple[str, str]:
+    if not digest:
+        return "", ""
+    return (digest[:keep] + "…" if len(digest) > keep else digest), digest
+
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{key}: {_value_text(item)}" for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_value_text(item) for item in value)
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _signature_text(signature: dict) -> str:
+    role = signature.get("role", "")
+    return (f"{signature.get('name', '?')} ({signature.get('signer_id', '?')}{', ' + role if role else ''}) — "
+            f"{signature.get('meaning', '')}, {signature.get('time_utc', '')}")
+
+
+def entry_sections(entry: AuditEntry) -> list[tuple[str, list[Row]]]:
+    """The entry's fields in sections, each row ``(label, text, tooltip)``; empty fields left out."""
+    local = entry.local_time
+    what = [
+        ("Action", action_title(entry.action), f"recorded as {entry.action}"),
+        ("When", local.strftime("%Y-%m-%d %H:%M:%S") + f" (UTC{entry.utc_offset})", entry.time_utc),
+        ("Operator", entry.operator_id, ""),
+        ("Station", entry.station_id, f"app version {entry.app_version}"),
+    ]
+    if entry.refers_to is not None:
+        what.append(("Refers to", f"entry #{entry.refers_to}", ""))
+    part = [(label, value, "") for label, value in (("Chip", entry.chip_id), ("Lot", entry.lot_id),
+                                                    ("Serial", entry.serial_id), ("Recipe", entry.recipe)) if value]
+    decision: list[Row] = []
+    if entry.verdict:
+        decision.append(("Verdict", verdict_title(entry.verdict), entry.verdict))
+    if entry.material:
+        decision.append(("Material", display_name(entry.material), entry.material))
+    if entry.predicted_material:
+        decision.append(("Model said", display_name(entry.predicted_material), entry.predicted_material))
+    if entry.probabilities:
+        ranked = sorted(entry.probabilities.items(), key=lambda item: -item[1])
+        decision.append(("Probabilities", " · ".join(f"{display_name(m)} {p:.1%}" for m, p in ranked), ""))
+    if entry.uncertain is not None:
+        decision.append(("Routed to expert", "yes" if entry.uncertain else "no", "the model's call was uncertain"
+                         if entry.uncertain else ""))
+    if entry.decap_method:
+        decision.append(("Decapsulation", entry.decap_method, ""))
+    if entry.reason:
+        decision.append(("Reason", entry.reason, ""))
+    defects = [(f"{i + 1}. {display_name(d.get('class'))}",
+                f"score {float(d.get('score', 0.0)):.2f}" + (" · box " + ", ".join(f"{v:.0f}" for v in d["box"])
+                                                             if "box" in d else ""), str(d.get("class", "")))
+               for i, d in enumerate(entry.defects)]
+    details = dict(entry.details)
+    signed = details.pop("signature", None)
+    if isinstance(signed, dict):
+        decision.append(("Signed by", _signature_text(signed), "electronic signature, hashed into the record"))
+    other = [(display_name(key), _value_text(value), key) for key, value in sorted(details.items())]
+    models = [(name, *_short(sha)) for name, sha in sorted(entry.models.items())]
+    models += [(f"threshold {display_name(name).lower()}", _value_text(value), name)
+               for name, value in sorted(entry.thresholds.items())]
+    integrity = [(label, *_short(value)) for label, value in (
+        ("Image SHA-256", entry.image_sha256), ("Entry hash", entry.hash), ("Previous hash", entry.prev_hash),
+        ("Signature", entry.signature), ("Signing key", entry.signing_key)) if value]
+    if entry.image_path:
+        integrity.insert(0, ("Image file", entry.image_path, ""))
+    sections = [("Entry", what), ("Part", part), ("Decision", decision), ("Defects", defects),
+                ("Details", other), ("Models", models), ("Integrity", integrity)]
+    return [(title, rows) for title, rows in sections if rows]
+
+
+class AuditEntryDialog(QDialog):
+    """One entry: its archived image with the recorded defect boxes, and its fields as a form."""
+
+    def __init__(self, entry: AuditEntry, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.entry = entry
+        self.setObjectName("auditEntryDialog")
+        self.setWindowTitle(f"Audit entry #{entry.id} — {action_title(entry.action)}")
+        self.image_view = ImageView("no image recorded" if not entry.image_path else "loading image…", interactive=True)
+        self.form = QWidget()
+        column = QVBoxLayout(self.form)
+        self.value_labels: dict[str, QLabel] = {}
+        for title, rows in entry_sections(entry):
+            box = QGroupBox(title)
+            form = QFormLayout(box)
+            form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
+            for label, text, tooltip in rows:
+                value = QLabel(text)
+                value.setWordWrap(True)
+                value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+                value.setToolTip(tooltip)
+                form.addRow(label, value)
+                self.value_labels[f"{title}/{label}"] = value
+            column.addWidget(box)
+        column.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self.form)
+        splitter = QSplitter()
+        splitter.addWidget(self.image_view)
+        splitter.addWidget(scroll)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 2)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        copy = buttons.addButton("Copy as JSON", QDialogButtonBox.ButtonRole.ActionRole)
+        copy.clicked.connect(self.copy_json)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(splitter, 1)
+        layout.addWidget(buttons)
+        fit_to_screen(self, QSize(1100, 700))
+
+    def copy_json(self) -> None:
+        QGuiApplication.clipboard().setText(json.dumps(self.entry.to_dict(), indent=2, ensure_ascii=False))
+
+    def show_image(self, image: np.ndarray | None) -> None:
+        if image is None:
+            self.image_view.set_placeholder(f"archived image missing or unreadable:\n{self.entry.image_path}")
+            return
+        from station.inference import Defect
+        from station.render import draw_defects
+
+        defects = [Defect(tuple(d["box"]), d.get("class", "?"), float(d.get("score", 0.0))) for d in self.entry.defects if "box" in d]
+        self.image_view.set_image(draw_defects(image, defects) if defects else image)

@@ -1,0 +1,87 @@
+"""The audit window as a reader uses it: a part of a chip ID finds the chip, an entry opens as a
+form of readable fields beside its image (not a JSON dump), and the window opens again after a close."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PySide6")
+
+from station.audit import AuditLog  # noqa: E402
+from station.audit.draft import EntryDraft  # noqa: E402
+from station.audit.entry import Action, Verdict  # noqa: E402
+from station.ui.audit_entry import AuditEntryDialog, entry_sections  # noqa: E402
+from station.ui.audit_view import AuditView  # noqa: E402
+
+SIGNATURE = {"signer_id": "x-2", "name": "Eve Expert", "role": "expert", "meaning": "override approved",
+             "time_utc": "2026-05-09T07:35:25+00:00"}
+
+
+def _override_draft(chip: str) -> EntryDraft:
+    image = np.zeros((60, 80, 3), np.uint8)
+    image[20:30, 30:40] = 200
+    return EntryDraft(Action.OVERRIDE, operator_id="op-7", chip_id=chip, lot_id="L2431", recipe="IC package",
+                      image=image, probabilities={"ceramic": 0.93, "metallic": 0.05, "plastic": 0.02},
+                      predicted_material="ceramic", material="metallic", verdict=Verdict.OVERRIDE,
+                      reason="gold lid under the label", decap_method="laser",
+                      defects=[{"class": "chipped_edge", "score": 0.81, "box": [30, 20, 40, 30]}],
+                      models={"cti-demo": "ab" * 32}, details={"signature": SIGNATURE, "frame_id": 17})
+
+
+@pytest.fixture
+def filled_log():
+    with AuditLog() as audit_log:
+        for chip in ("LM358-2431", "NE555-0007", "lm358-2432"):
+            audit_log.append(EntryDraft(Action.CLASSIFY, operator_id="op-7", chip_id=chip))
+        return audit_log.append(_override_draft("LM358-2431"))
+
+
+def test_an_entry_reads_as_a_form_with_readable_names(filled_log):
+    sections = dict(entry_sections(filled_log))
+    rows = {(title, label): text for title, entries in sections.items() for label, text, _ in entries}
+    assert rows[("Entry", "Action")] == "Override"
+    assert rows[("Part", "Chip")] == "LM358-2431" and rows[("Part", "Lot")] == "L2431"
+    assert rows[("Decision", "Material")] == "Metallic" and rows[("Decision", "Model said")] == "Ceramic"
+    assert rows[("Decision", "Probabilities")].startswith("Ceramic 93.0%")
+    assert rows[("Decision", "Signed by")].startswith("Eve Expert (x-2, expert) — override approved")
+    assert rows[("Defects", "1. Chipped edge")].startswith("score 0.81")
+    assert rows[("Details", "Frame id")] == "17"
+    assert all("{" not in text for text in rows.values())  # no JSON anywhere
+    tooltips = {label: tooltip for _, entries in sections.items() for label, _, tooltip in entries}
+    assert tooltips["Action"] == "recorded as OVERRIDE" and tooltips["Material"] == "metallic"
+
+
+def test_the_chip_filter_matches_a_part_of_the_id_and_an_entry_opens_with_its_image(qtbot, filled_log):
+    view = AuditView()
+    qtbot.addWidget(view)
+    view.show()
+    with qtbot.waitSignal(view.worker.queried, timeout=10_000):
+        view.chip.setText("lm358")
+        view.refresh()
+    qtbot.waitUntil(lambda: view.model.rowCount() == 3, timeout=5_000)
+    assert {e.chip_id for e in view.model.entries} == {"LM358-2431", "lm358-2432"}
+    first = view.model.index(0, 3)
+    assert view.model.data(first) == "Override" and view.model.data(first, 3) == "OVERRIDE"  # ToolTipRole
+
+    dialog = view.open_entry(view.model.index(0, 0))
+    qtbot.addWidget(dialog)
+    assert isinstance(dialog, AuditEntryDialog)
+    assert dialog.windowTitle() == f"Audit entry #{filled_log.id} — Override"
+    assert dialog.value_labels["Decision/Reason"].text() == "gold lid under the label"
+    qtbot.waitUntil(dialog.image_view.has_image, timeout=5_000)
+    view.shutdown()
+
+
+def test_the_window_answers_again_after_a_close(qtbot, filled_log):
+    view = AuditView()
+    qtbot.addWidget(view)
+    view.show()
+    qtbot.waitUntil(lambda: view.model.rowCount() == 4, timeout=10_000)
+    view.close()
+    view.show()
+    with qtbot.waitSignal(view.worker.queried, timeout=10_000):
+        view.chip.setText("0007")
+        view.refresh()
+    qtbot.waitUntil(lambda: view.model.rowCount() == 1, timeout=5_000)
+    view.shutdown()

@@ -7,6 +7,8 @@ import contextlib
 
 import torch
 
+from station.labels import plural
+
 ROLES = ("classifier", "detector", "training")
 AMP_CHOICES = ("auto", "off", "bf16")
 
@@ -27,7 +29,7 @@ def resolve_device(preference: str = "auto") -> torch.device:
 def describe_device(device: torch.device) -> str:
     if device.type == "cuda":
         return f"CUDA: {torch.cuda.get_device_name(device)}"
-    return f"CPU ({torch.get_num_threads()} threads)"
+    return f"CPU ({plural(torch.get_num_threads(), 'thread')})"
 
 
 def autocast(device: torch.device, role: str, amp: str = "auto") -> contextlib.AbstractContextManager:

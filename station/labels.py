@@ -31,6 +31,11 @@ ACTION_TITLES = {
 VERDICT_TITLES = {"accept": "Accept", "override": "Override", "reject_hold": "Hold"}
 
 
+def plural(count: int, noun: str, plural_form: str | None = None) -> str:
+    """"1 error", "2 errors"."""
+    return f"{count} {noun if count == 1 else (plural_form or noun + 's')}"
+
+
 def display_name(raw: str | None) -> str:
     """A model's raw class name as words: "chipped_edge" -> "Chipped edge"."""
     if not raw:

@@ -14,6 +14,8 @@ import logging
 import sys
 from pathlib import Path
 
+from station.labels import plural
+
 log = logging.getLogger(__name__)
 
 
@@ -99,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"{scan.folder}: {len(scan.files)} files, {len(work)} to read; recipe {recipe.name!r} on "
             f"{engine.device_description}, batches of {runner.batch_size}, {runner.inference_lanes} inference "
-            f"lane(s), {runner.decode_workers} decode threads",
+            f"lane(s), {plural(runner.decode_workers, 'decode thread')}",
             file=sys.stderr,
         )
         with tqdm(total=len(work), unit="img", desc="batch", disable=args.quiet, file=sys.stderr) as bar:
@@ -124,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
             write_pdf_summary(store, summary, args.pdf, thumbnails)
     print(
         f"{summary.n_images} files: {summary.n_inspected} inspected ({result.inspected} this run, "
-        f"{result.images_per_s:.1f} img/s), {summary.n_errors} errors, {summary.n_uncertain} uncertain, "
+        f"{result.images_per_s:.1f} img/s), {plural(summary.n_errors, 'error')}, {summary.n_uncertain} uncertain, "
         f"{summary.n_with_defects} with defects -> {args.out}",
         file=sys.stderr,
     )

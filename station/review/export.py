@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from station import __version__
+from station.labels import plural
 from station.reports.style import PAGE_CSS, grid
 from station.review.runner import RunSummary
 from station.review.store import BatchStore, ItemRecord, ItemRow
@@ -190,7 +191,7 @@ def summary_html(store: BatchStore, summary: BatchSummary, thumbnails: Thumbnail
     meta_rows = [
         ("Folder", esc(summary.folder)),
         ("Recipe", esc(summary.recipe)),
-        ("Files", f"{summary.n_images} ({summary.n_inspected} inspected, {summary.n_errors} errors, "
+        ("Files", f"{summary.n_images} ({summary.n_inspected} inspected, {plural(summary.n_errors, 'error')}, "
                   f"{summary.n_pending} not inspected)"),
         ("Flags", f"{summary.n_uncertain} uncertain, {summary.n_with_defects} with defects"),
         ("Reviewed", f"{summary.n_reviewed} of {summary.n_inspected}"),

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSplitter, QVBox
 from station.inference import AttentionMaps, InspectionResult
 from station.review.store import ItemRecord
 from station.ui.image_view import ImageView
+from station.ui.compact import ElidedLabel
 from station.ui.result_panel import OverlayControls, ResultPanel
 
 
@@ -22,16 +23,15 @@ class BatchDetailView(QWidget):
     def __init__(self, um_per_px: float | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.um_per_px = um_per_px
-        self.title = QLabel("")
+        self.title = ElidedLabel("")  # a deep path must not widen the window past the screen
         self.title.setObjectName("batchDetailTitle")
         self.title.setStyleSheet("font-weight:bold;")
-        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.notice = QLabel("")
         self.notice.setObjectName("batchDetailNotice")
         self.notice.setWordWrap(True)
         self.notice.setStyleSheet("color:#a15c00;")
         self.image_view = ImageView("Select an image in the table", interactive=True)
-        self.overlay_controls = OverlayControls()
+        self.overlay_controls = OverlayControls(rows=2)
         self.results = ResultPanel()
         self.accept_button = QPushButton("Accept (A)")
         self.accept_button.setObjectName("batchAcceptButton")

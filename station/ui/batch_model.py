@@ -13,11 +13,15 @@ from collections import OrderedDict
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSize, QSortFilterProxyModel, Qt
 from PySide6.QtGui import QColor, QPixmap
 
-from station.review.store import ItemRow
+from station.labels import display_name
+from station.review.store import ItemRow, Review
 from station.review.thumbnails import ThumbnailCache
 
 COLUMNS = ("", "File", "Material", "Confidence", "Uncertain", "Defects", "Top defect", "Review")
 THUMBNAIL_COLUMN, FILE_COLUMN, MATERIAL_COLUMN, CONFIDENCE_COLUMN, UNCERTAIN_COLUMN, DEFECTS_COLUMN, TOP_COLUMN, REVIEW_COLUMN = range(8)
+# the longest text each column usually holds: the table sizes its columns by these
+COLUMN_SAMPLES = {MATERIAL_COLUMN: "Metallic", CONFIDENCE_COLUMN: "100.0%", UNCERTAIN_COLUMN: "UNCERTAIN",
+                  DEFECTS_COLUMN: "12", TOP_COLUMN: "0.99", REVIEW_COLUMN: "overridden → Metallic"}
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 ROW_ROLE = Qt.ItemDataRole.UserRole + 2
 THUMBNAIL_SIZE = QSize(72, 54)
@@ -138,13 +142,17 @@ class BatchTableModel(QAbstractTableModel):
         if column == FILE_COLUMN:
             return row.relative_path
         if column == REVIEW_COLUMN:
-            return "saving…" if row.item_id in self._pending else row.status_text
+            if row.item_id in self._pending:
+                return "saving…"
+            if row.review == Review.OVERRIDDEN.value:
+                return f"overridden → {display_name(row.reviewed_material)}"
+            return row.status_text
         if row.is_error:
             return (row.error or "error") if column == MATERIAL_COLUMN else ""
         if not row.is_done:
             return ""
         if column == MATERIAL_COLUMN:
-            return row.material or "—"
+            return display_name(row.material)
         if column == CONFIDENCE_COLUMN:
             return "—" if row.confidence is None else f"{row.confidence:.1%}"
         if column == UNCERTAIN_COLUMN:

@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
 
 from station.audit import Verdict
 from station.config import Settings
+from station.labels import plural
 from station.review.runner import BatchJob, BatchOpened, BatchProgress, RunControl, RunOptions, RunSummary
 from station.review.scan import absolute_path
 from station.review.store import BatchStore, ItemRow, StoreError
@@ -50,11 +51,14 @@ from station.ui.batch_model import (
     ROW_ROLE,
     THUMBNAIL_COLUMN,
     THUMBNAIL_SIZE,
+    COLUMN_SAMPLES,
+    COLUMNS,
     BatchFilterProxy,
     BatchTableModel,
 )
+from station.ui.compact import ElidedLabel
 from station.ui.dialogs import ModelCardsDialog, OverrideDialog
-from station.ui.screen_fit import fit_to_screen
+from station.ui.screen_fit import fit_to_screen, keep_on_screen
 from station.ui.workers import BatchDetailLoader, BatchExportWorker, BatchVerdictWorker, BatchWorker, WorkerThread
 from station.workflow import Operator
 
@@ -120,10 +124,13 @@ class BatchReviewWindow(QMainWindow):
     def _build_widgets(self) -> None:
         self.folder_edit = QLineEdit(self.settings.last_batch_folder)
         self.folder_edit.setObjectName("batchFolder")
-        self.folder_edit.setPlaceholderText("folder of images")
+        self.folder_edit.setPlaceholderText("folder of images (Enter inspects it)")
+        self.folder_edit.returnPressed.connect(self.start_run)
         choose = QPushButton("Choose folder…")
         choose.clicked.connect(self.choose_folder)
         self.recursive_check = QCheckBox("Subfolders")
+        self.recursive_check.setChecked(self.settings.batch_recursive)
+        self.recursive_check.toggled.connect(self._remember_recursive)
         self.recipe_combo = QComboBox()
         self.recipe_combo.setObjectName("batchRecipe")
         self.recipe_combo.addItems(list(self.recipes))
@@ -146,18 +153,23 @@ class BatchReviewWindow(QMainWindow):
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setObjectName("batchCancel")
         self.cancel_button.clicked.connect(self.cancel)
-        run_row = QHBoxLayout()
-        for widget, stretch in ((QLabel("Folder"), 0), (self.folder_edit, 3), (choose, 0), (self.recursive_check, 0),
-                                (QLabel("Recipe"), 0), (self.recipe_combo, 1), (self.reference_button, 0),
-                                (self.attention_check, 0),
-                                (self.start_button, 0), (self.pause_button, 0), (self.cancel_button, 0)):
-            run_row.addWidget(widget, stretch)
+        # two rows, so the window's minimum width stays well under a 1366-px screen
+        folder_row, run_row = QHBoxLayout(), QHBoxLayout()
+        for row, widgets in (
+            (folder_row, ((QLabel("Folder"), 0), (self.folder_edit, 1), (choose, 0), (self.recursive_check, 0))),
+            (run_row, ((QLabel("Recipe"), 0), (self.recipe_combo, 1), (self.reference_button, 0),
+                       (self.attention_check, 0), (self.start_button, 0), (self.pause_button, 0),
+                       (self.cancel_button, 0))),
+        ):
+            for widget, stretch in widgets:
+                row.addWidget(widget, stretch)
+        self.folder_edit.setMinimumWidth(200)
 
         self.progress_bar = QProgressBar()
         self.progress_bar.setObjectName("batchProgress")
         self.progress_bar.setRange(0, 1)
         self.progress_bar.setValue(0)
-        self.progress_label = QLabel("Choose a folder and a recipe, then Inspect folder.")
+        self.progress_label = ElidedLabel("Choose a folder and a recipe, then Inspect folder.")
         self.progress_label.setObjectName("batchProgressLabel")
         progress_row = QHBoxLayout()
         progress_row.addWidget(self.progress_bar, 1)
@@ -173,11 +185,12 @@ class BatchReviewWindow(QMainWindow):
         for check in (self.uncertain_filter, self.defects_filter, self.unreviewed_filter):
             check.toggled.connect(self._apply_filters)
         self.name_filter.textChanged.connect(self._apply_filters)
-        self.count_label = QLabel("")
+        self.count_label = ElidedLabel("")
+        self.count_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         filter_row = QHBoxLayout()
         for widget in (self.uncertain_filter, self.defects_filter, self.unreviewed_filter, self.name_filter):
             filter_row.addWidget(widget)
-        filter_row.addWidget(self.count_label, 1, Qt.AlignmentFlag.AlignRight)
+        filter_row.addWidget(self.count_label, 1)
 
         self.table = QTableView()
         self.table.setObjectName("batchTable")
@@ -193,10 +206,18 @@ class BatchReviewWindow(QMainWindow):
         self.table.verticalHeader().hide()
         self.table.verticalHeader().setDefaultSectionSize(THUMBNAIL_SIZE.height() + 4)
         header = self.table.horizontalHeader()
+        # every column but the file's as wide as its longest usual text, the file's takes the rest
+        # (elided in the middle): maximized at 1366 px the Review column is in view, no scrolling
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setSectionResizeMode(FILE_COLUMN, QHeaderView.ResizeMode.Stretch)
+        header.setStretchLastSection(False)
         header.resizeSection(THUMBNAIL_COLUMN, THUMBNAIL_SIZE.width() + 8)
-        header.resizeSection(FILE_COLUMN, 220)
-        header.setStretchLastSection(True)
+        metrics = self.table.fontMetrics()
+        for column, widest in COLUMN_SAMPLES.items():
+            text_width = max(metrics.horizontalAdvance(widest), header.fontMetrics().horizontalAdvance(COLUMNS[column]))
+            header.resizeSection(column, text_width + 18)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         self.table.selectionModel().currentRowChanged.connect(self._on_current_changed)
         for key, slot in (("A", self.accept_current), ("O", self.request_override)):
             shortcut = QShortcut(QKeySequence(key), self.table)
@@ -236,12 +257,13 @@ class BatchReviewWindow(QMainWindow):
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(table_column)
         splitter.addWidget(self.detail)
-        splitter.setStretchFactor(0, 2)
-        splitter.setStretchFactor(1, 3)
-        splitter.setSizes([640, 760])
+        splitter.setStretchFactor(0, 1)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([760, 640])
 
         central = QWidget()
         layout = QVBoxLayout(central)
+        layout.addLayout(folder_row)
         layout.addLayout(run_row)
         layout.addLayout(progress_row)
         layout.addWidget(splitter, 1)
@@ -348,6 +370,9 @@ class BatchReviewWindow(QMainWindow):
         self._update_controls()
         self.batch.submit(job, self.control)
 
+    def _remember_recursive(self, checked: bool) -> None:
+        self.settings.batch_recursive = checked  # saved with the station's settings at exit
+
     @Slot(bool)
     def _on_pause_toggled(self, paused: bool) -> None:
         if paused:
@@ -413,7 +438,7 @@ class BatchReviewWindow(QMainWindow):
             return
         self.progress_label.setText(
             f"{progress.done} / {progress.total} · {progress.images_per_s:.1f} img/s · "
-            f"ETA {format_duration(progress.eta_s)} · {progress.errors} errors"
+            f"ETA {format_duration(progress.eta_s)} · {plural(progress.errors, 'error')}"
         )
 
     @Slot(object)
@@ -436,11 +461,12 @@ class BatchReviewWindow(QMainWindow):
         self.progress_bar.setValue(self.progress_bar.maximum() if not summary.cancelled else self.progress_bar.value())
         self.progress_label.setText(
             f"{what}: {summary.inspected} inspected in {format_duration(summary.seconds)} "
-            f"({summary.images_per_s:.1f} img/s), {summary.errors} errors"
+            f"({summary.images_per_s:.1f} img/s), {plural(summary.errors, 'error')}"
             + (" — open the folder again to resume" if summary.cancelled else "")
         )
         self._update_controls()
         self._update_counts()
+        keep_on_screen(self)
         self.run_finished.emit(summary)
 
     @Slot(str)
@@ -710,6 +736,16 @@ class BatchReviewWindow(QMainWindow):
         )
 
     # -- shutdown -------------------------------------------------------------------------
+    def confirm_stop_run(self) -> bool:
+        """Asked before a close stops a running review; tests replace it."""
+        answer = QMessageBox.question(
+            self, "Stop the batch review?",
+            "A folder is being inspected. Stop it and close?\n\nFinished images are kept: opening the "
+            "folder again resumes where it stopped.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No,
+        )
+        return answer == QMessageBox.StandardButton.Yes
+
     def shutdown(self) -> None:
         """Stop the run (finished files are kept) and every worker thread; called once at close."""
         if self._shut_down:
@@ -722,7 +758,9 @@ class BatchReviewWindow(QMainWindow):
             ("detail", self.loader_thread), ("export", self.export_thread),
         ):
             if not worker_thread.stop(timeout_ms=10_000):
-                log.warning("batch %s thread did not stop in time", name)
+                # a QThread destroyed while it runs aborts the process: wait for the batch to end
+                log.warning("batch %s thread did not stop in 10 s; waiting for it", name)
+                worker_thread.thread.wait()
         # the threads have ended: their resources can be released from here
         self.batch.close()
         self.verdicts.close()
@@ -730,9 +768,13 @@ class BatchReviewWindow(QMainWindow):
             self._store.close()
             self._store = None
 
+    @property
+    def is_shut_down(self) -> bool:
+        return self._shut_down
+
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        if self.running and not self._shut_down and not self.confirm_stop_run():
+            event.ignore()
+            return
         self.shutdown()
         super().closeEvent(event)
-        if self.parent() is not None:
-            # opened from the main window, which keeps no other reference: free it
-            self.deleteLater()

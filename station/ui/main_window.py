@@ -470,6 +470,7 @@ class MainWindow(UsersSessionMixin, OperatorSessionMixin, InspectionFlowMixin, L
         if getattr(self, "_audit_view", None) is not None:
             self._audit_view.shutdown()
         if getattr(self, "_batch_window", None) is not None:
+            self._batch_window.shutdown()  # batch_may_close asked already
             self._batch_window.close()
         if self.operator is not None:
             # the audit thread has stopped: the last entry is written here, at exit
@@ -490,6 +491,9 @@ class MainWindow(UsersSessionMixin, OperatorSessionMixin, InspectionFlowMixin, L
             log.warning("could not save settings: %s", exc)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        if not getattr(self, "_shut_down", False) and not self.batch_may_close():
+            event.ignore()
+            return
         self.shutdown()
         super().closeEvent(event)
 

@@ -85,7 +85,7 @@ class OverlayControls(QWidget):
 
     changed = Signal()
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, *, rows: int = 1) -> None:
         super().__init__(parent)
         self.attention = QCheckBox("Attention map")
         self.attention.setChecked(True)
@@ -112,11 +112,18 @@ class OverlayControls(QWidget):
             (self.min_score, self.min_score.valueChanged),
         ):
             signal.connect(self.changed)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        for widget in (self.attention, self.attention_kind, QLabel("opacity"), self.opacity, self.boxes, self.min_score):
-            layout.addWidget(widget)
-        layout.addStretch(1)
+        # two rows where the column is narrow (batch review's detail pane)
+        widgets = (self.attention, self.attention_kind, QLabel("opacity"), self.opacity, self.boxes, self.min_score)
+        column = QVBoxLayout(self)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(2)
+        per_row = -(-len(widgets) // rows)
+        for start in range(0, len(widgets), per_row):
+            layout = QHBoxLayout()
+            for widget in widgets[start:start + per_row]:
+                layout.addWidget(widget)
+            layout.addStretch(1)
+            column.addLayout(layout)
 
     def set_maps_available(self, material: bool, defects: bool) -> None:
         """Offer only the maps the recipe's models make; pick one that exists."""

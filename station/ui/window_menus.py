@@ -9,6 +9,9 @@ from PySide6.QtWidgets import QDialog, QLabel, QMessageBox, QVBoxLayout
 from station import __version__
 from station.ui.dialogs import ModelCardsDialog
 
+STOP_AND_QUIT = "Stop it and quit"
+KEEP_RUNNING = "Keep running"
+
 
 class StationMenusMixin:
     def _build_menus(self) -> None:
@@ -41,12 +44,27 @@ class StationMenusMixin:
         from station.ui.batch_window import BatchReviewWindow
 
         window = getattr(self, "_batch_window", None)
+        if window is not None and window.is_shut_down:
+            # closed before: its threads have ended, so it can go (no signal to a freed receiver: the
+            # window is dropped here, not from a `destroyed` callback during teardown)
+            window.deleteLater()
+            window = None
         if window is None:
             window = self._batch_window = BatchReviewWindow(self.settings, self._recipes, self.operator, self,
                                                             ask_signature=self.ask_signature)
-            window.destroyed.connect(lambda: setattr(self, "_batch_window", None))
         window.show()
         window.raise_()
+
+    def batch_may_close(self) -> bool:
+        """Closing the station while a batch review runs asks first; the run then stops cleanly."""
+        window = getattr(self, "_batch_window", None)
+        if window is None or window.is_shut_down or not window.running:
+            return True
+        choice = self.ask_choice("Batch review running",
+                                 "A folder is being inspected in the batch review. Stop it and quit the station?\n\n"
+                                 "Finished images are kept: opening the folder again resumes.",
+                                 [STOP_AND_QUIT, KEEP_RUNNING])
+        return choice == STOP_AND_QUIT
 
     def ask_scale(self) -> None:
         from PySide6.QtWidgets import QInputDialog

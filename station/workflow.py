@@ -283,9 +283,9 @@ class Inspection:
         shown = f"{display_name(self.material)} — {method}"
         if stage is Stage.OVERRIDDEN:
             model_said = display_name(call.material) if call is not None else "—"
-            said = f"model said {model_said} ({call.confidence:.1%})" if call is not None else ""
+            said = f"model said {model_said} ({call.confidence:.1%})" if call is not None else "overridden by a person"
             base.update(material=display_name(self.material), material_tooltip=self.material or "", decap=method or "—",
-                        confidence=f"overridden by a person; {said}" if said else "overridden by a person")
+                        confidence=said)
             return InspectionView(**base, banner=f"OVERRIDDEN → {shown}", tone=Tone.OVERRIDDEN,
                                   banner_details=(f"model said {model_said}; reason: {self.reason}",),
                                   record=f"{record}: override — {self.chip_label} → {method}.",

@@ -105,7 +105,7 @@ def test_overridden_and_held_results_with_long_reasons_fit(qtbot, window):
     banner = window.panel.results.banner
     assert LONG_REASON in banner.toolTip() and banner.text().count("<br>") <= 2
     # the material line is the override's; the model's confidence is named as the model's
-    assert window.panel.results.confidence_label.text().startswith("overridden by a person; model said")
+    assert window.panel.results.confidence_label.text().startswith("model said")
 
     with qtbot.waitSignal(window.audit_committed, timeout=10_000,
                           check_params_cb=lambda entry: entry.action == "RELEASE"):

@@ -3,7 +3,9 @@
 One :class:`Inspection` per captured chip. The GUI asks this module what to write to the
 audit log at each step, and the module decides what the operator may do next: an
 uncertain call cannot simply be accepted, and a chip can be released to decapping only
-once its verdict record is committed. :meth:`Inspection.view` is what the screen shows:
+once its verdict record is committed. A frame that holds no part, or not one of the kind the
+models know (``InspectionResult.unfamiliar``), is routed as NO PART / UNFAMILIAR: it cannot be
+accepted at all, not even with an expert's signature, only overridden (with a reason) or held. :meth:`Inspection.view` is what the screen shows:
 the panel draws that and nothing else, so the screen cannot say one thing while the record
 says another.
 
@@ -23,6 +25,7 @@ from typing import Any
 from station.audit.draft import EntryDraft
 from station.audit.entry import Action, Verdict
 from station.capture.base import Frame
+from station.inference.familiarity import UNFAMILIAR_BANNER
 from station.labels import display_name, verdict_title
 from station.users.roles import Permission, Role, check_signature, require
 from station.users.signatures import Signature
@@ -74,14 +77,23 @@ class Routing:
     record keeps; a new kind (a part the models do not know, say) adds a branch in
     :func:`person_routing` and the banner, the buttons and the record follow."""
 
-    kind: str  # "uncertain", "image_problem"
+    kind: str  # "unfamiliar", "image_problem", "uncertain"
     banner: str
     details: tuple[str, ...] = ()
+
+    @property
+    def acceptable(self) -> bool:
+        """Whether an expert may accept the call as it is (with their signature): not for a frame
+        with no part the models know, where there is no call to accept."""
+        return self.kind != "unfamiliar"
 
 
 def person_routing(result) -> Routing | None:
     if result is None:
         return None
+    if getattr(result, "unfamiliar", False):
+        # no part, or one the models were never shown: whatever they named means nothing
+        return Routing("unfamiliar", UNFAMILIAR_BANNER, tuple(result.problems))
     if result.image_problems:
         # the networks answered, but on a frame the recipe does not trust
         return Routing("image_problem", "IMAGE CHECK FAILED – route to expert", tuple(result.image_problems))
@@ -130,7 +142,10 @@ def _material_fields(result, stage: Stage) -> dict[str, Any]:
     call = result.material
     fields = dict(stage=stage, material="not classified", material_tooltip="",
                   confidence="this recipe has no classifier", decap="—", show_result=True)
-    if call is not None:
+    if call is not None and getattr(result, "unfamiliar", False):
+        fields.update(material="not named — no known part", material_tooltip=f"the classifier said {call.material}",
+                      confidence="not a part of the kind the models know")
+    elif call is not None:
         threshold = result.thresholds.get("uncertain_below", 0.0)
         fields.update(material=display_name(call.material), material_tooltip=call.material, decap=call.decap_method,
                       confidence=f"{call.confidence:.1%} (calibrated; expert below {threshold:.0%})")
@@ -147,6 +162,8 @@ def result_view(result) -> InspectionView:
     else:
         banner, details, tone = "Findings ready – give the verdict", (), Tone.INFO
     tooltip = "Goes to a person: override with a reason, or hold for an expert." if routing else ""
+    if routing is not None and not routing.acceptable:
+        tooltip = "No part the models know: it cannot be accepted. An expert overrides it with a reason, or hold it."
     return InspectionView(**_material_fields(result, Stage.CAPTURED), banner=banner, banner_details=details,
                           tone=tone, accept_tooltip=tooltip)
 
@@ -210,8 +227,10 @@ class Inspection:
 
     @property
     def can_accept_signed(self) -> bool:
-        """A result routed to a person, which an expert may accept with their signature."""
-        return self.stage is Stage.CAPTURED and self.uncertain
+        """A result routed to a person, which an expert may accept with their signature (not a
+        frame with no known part: there is no call to accept)."""
+        routing = self.routing
+        return self.stage is Stage.CAPTURED and routing is not None and routing.acceptable
 
     @property
     def can_give_verdict(self) -> bool:
@@ -342,6 +361,10 @@ class Inspection:
         if self.discarded_entry_id is not None:
             raise ValueError("this inspection was set aside")
         self._check_operator(operator)
+        routing = self.routing
+        if verdict is Verdict.ACCEPT and routing is not None and not routing.acceptable:
+            raise ValueError("no part of the kind the models know in this frame: it cannot be accepted; "
+                             "an expert overrides it with a reason, or hold it")
         permission = self.verdict_permission(verdict, self.uncertain)
         if permission in (Permission.OVERRIDE, Permission.ACCEPT_UNCERTAIN):
             check_signature(signature, permission)
@@ -454,6 +477,12 @@ def result_audit_fields(result) -> dict[str, Any]:
     }
     if result.image_problems:
         fields["details"]["image_problems"] = list(result.image_problems)
+    familiarity = getattr(result, "familiarity", None)
+    if familiarity is not None:
+        fields["details"]["familiarity"] = familiarity.to_dict()
+        if not familiarity.familiar:
+            fields["details"]["unfamiliar"] = list(familiarity.reasons)
+            fields["details"]["suppressed_defects"] = result.suppressed_defects
     call = result.material
     if call is not None:
         fields.update(

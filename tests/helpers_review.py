@@ -98,7 +98,9 @@ def split_recipe(recipe, folder: Path, image_names: list[str], models_dir: Path)
     defects = [s >= score_threshold for s in top_scores]
     clean_and_sure = [not u and not d for u, d in zip(uncertain, defects)]
     assert any(uncertain) and any(defects) and any(clean_and_sure), (confidences, top_scores)
-    return dataclasses.replace(probe, uncertain_below=uncertain_below, score_threshold=score_threshold)
+    # random-init models: bulk accept takes what is not uncertain, wherever its attention lies
+    return dataclasses.replace(probe, uncertain_below=uncertain_below, score_threshold=score_threshold,
+                               bulk_accept_confidence=uncertain_below, min_attention_on_part=0.0)
 
 
 def write_recipe_file(recipe, path: Path) -> Path:

@@ -102,7 +102,7 @@ def test_keys_and_bulk_accept_write_one_audit_entry_per_item(qtbot, review_setup
     source, names, recipe = review_setup
     folder = copy_folder(source, tmp_path / "folder")
     window = _window(qtbot, recipe)
-    _run(qtbot, window, folder, want_attention=False)
+    _run(qtbot, window, folder, want_attention=True)  # bulk accept checks where the attention lies
     rows = window.model.rows()
     sure = next(r for r in rows if r.is_done and not r.uncertain)
     unsure = next(r for r in rows if r.uncertain)
@@ -136,7 +136,7 @@ def test_keys_and_bulk_accept_write_one_audit_entry_per_item(qtbot, review_setup
     assert entry.verdict == "override" and entry.material == other and entry.reason == "ceramic lid under the label"
     assert window.model.row_for(unsure.item_id).reviewed_material == other
 
-    candidates = [r for r in window.model.rows() if r.is_confident_and_clean and not r.is_reviewed]
+    candidates = [r for r in window.model.rows() if window.context.bulk_rule.refusal(r) is None]
     committed = []
     window.verdict_committed.connect(committed.append)
     assert window.bulk_accept_visible(confirm=False) == len(candidates) > 0

@@ -12,6 +12,11 @@ the latency bench):
   (``predict`` with the recipe's or the card's thresholds, boxes in image pixels), and, when
   asked, attention maps scaled against each card's fixed ``cam_reference``. Each image's result
   is then assembled in ``_result``, the one place for per-image checks on the outputs.
+- Familiarity: a model whose card has ``familiarity`` statistics is scored on its own pooled
+  features, caught during the same forward pass (``station.inference.familiarity``), and the
+  recipe's part localiser runs in ``prepare``; a frame with no part, or features far from the
+  training parts, is NO PART / UNFAMILIAR in ``_result``: its call is uncertain (to a person,
+  never accepted) and its boxes are not reported as findings.
 - ``run(request)`` is ``run_batch`` of one, with attention maps when the request asks.
 
 Precision follows ``station.devices.autocast`` (on CUDA the classifier in bf16 where supported,
@@ -23,6 +28,7 @@ logged warning, and the image is answered there.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Iterator, Sequence
@@ -35,14 +41,17 @@ from station.devices import autocast, describe_device, resolve_device
 from station.inference.errors import (
     EngineError,
     IncompatibleModelError,
+    InvalidCardError,
     InvalidInputError,
     MissingReferenceError,
     UnapprovedModelError,
 )
 from station.inference.defects import defects_from_detections
+from station.inference.familiarity import FamiliarityCheck, FamiliarityScorer, load_statistics
 from station.inference.image_check import check_frame, route_unfit_frame
 from station.inference.loading import LoadedModel, load_for_role
 from station.inference.networks import classifier_logits, detections, to_device
+from station.inference.part_region import PartRegion, find_part
 from station.inference.recipes import Recipe
 from station.inference.results import (
     AttentionMaps,
@@ -69,6 +78,7 @@ class PreparedImage:
     inputs: dict[str, PreparedInput]  # "classifier", "detector"
     image_problems: tuple[str, ...]  # the recipe's image check (station.inference.image_check)
     preprocess_ms: float
+    part_region: PartRegion | None = None  # the recipe's part localiser (station.inference.part_region)
 
 
 class _Stopwatch:
@@ -137,6 +147,8 @@ class Engine:
             self._check_approved(self.detector)
             self._check_detector(self.detector)
         self.thresholds = self._effective_thresholds()
+        self._familiarity = {loaded.role: self._familiarity_scorer(loaded) for loaded in self._loaded()
+                             if loaded.card.familiarity is not None}
         self.backend = backend
         self._runners = self._onnx_runners() if backend != "torch" else {}
         for loaded in self._loaded():
@@ -199,6 +211,23 @@ class Engine:
                 f"but recipe {self.recipe.name!r}{_from(self.recipe)} has use_reference={self.recipe.use_reference}",
                 loaded.directory / CARD_FILE,
             )
+
+    def _familiarity_scorer(self, loaded: LoadedModel) -> FamiliarityScorer:
+        info = loaded.card.familiarity
+        assert info is not None
+        path = loaded.directory / info.statistics_file
+        try:
+            statistics = load_statistics(path, info.layers, info.statistics_sha256)
+            return FamiliarityScorer(loaded.card.name, loaded.model, info.layers, statistics, info.limits)
+        except (OSError, ValueError) as exc:
+            raise InvalidCardError(f"cannot use the familiarity statistics of {loaded.directory / CARD_FILE}: "
+                                   f"{exc}", path) from exc
+
+    @property
+    def checks_familiarity(self) -> bool:
+        """Whether this recipe decides "is this a part the models know?" (statistics or a part localiser)."""
+        return bool(self._familiarity) or (
+            self.recipe.part_region is not None and self.recipe.part_region.kind != "frame")
 
     def _effective_thresholds(self) -> dict[str, float]:
         recipe = self.recipe
@@ -265,9 +294,10 @@ class Engine:
         except ValueError as exc:
             raise InvalidInputError(str(exc)) from exc
         problems = check_frame(self.recipe.image_check, image)
+        region = find_part(self.recipe.part_region, image)
         height, width = image.shape[:2]
         return PreparedImage(
-            request_id, (int(height), int(width)), inputs, problems, (time.perf_counter() - start) * 1e3
+            request_id, (int(height), int(width)), inputs, problems, (time.perf_counter() - start) * 1e3, region
         )
 
     def run_batch(self, batch: Sequence[PreparedImage], *, want_attention: bool = False) -> list[InspectionResult]:
@@ -299,6 +329,9 @@ class Engine:
     def close(self) -> None:
         """Release the models (and GPU memory); the engine cannot run afterwards."""
         cuda = self._device.type == "cuda"
+        for scorer in self._familiarity.values():
+            scorer.close()
+        self._familiarity = {}
         self.classifier = self.detector = None
         self._runners = {}
         if cuda:
@@ -353,26 +386,64 @@ class Engine:
         defects: list[list[Defect]] = [[] for _ in range(count)]
         material_maps: list[np.ndarray | None] = [None] * count
         defect_maps: list[np.ndarray | None] = [None] * count
+        scores: dict[str, np.ndarray] = {}  # model name -> familiarity score per image
         if self.classifier is not None:
-            calls, material_maps = self._classify(batch, want_attention, clock)  # type: ignore[assignment]
+            calls, material_maps = self._classify(batch, want_attention, clock, scores)  # type: ignore[assignment]
         if self.detector is not None:
-            defects, defect_maps = self._detect(batch, want_attention, clock)
+            defects, defect_maps = self._detect(batch, want_attention, clock, scores)
         network_ms = {stage: clock.timings_ms[stage] / count for stage in ("classifier", "detector", "cam")}
         return [
             self._result(
                 prepared, calls[index], defects[index],
                 AttentionMaps(material_maps[index], defect_maps[index]) if want_attention else None, network_ms,
+                {name: float(values[index]) for name, values in scores.items()},
             )
             for index, prepared in enumerate(batch)
         ]
 
+    def _score_familiarity(self, role: str, loaded: LoadedModel, images: torch.Tensor,
+                           scores: dict[str, np.ndarray]) -> None:
+        """The role's familiarity scores from the features its tap caught in the forward pass just
+        run; a runner that is not the torch model (ONNX Runtime) lets none through, so the torch
+        model runs once more for them."""
+        scorer = self._familiarity.get(role)
+        if scorer is None:
+            return
+        captured = scorer.take()
+        if any(features is None for features in captured):
+            scorer.arm()
+            with torch.inference_mode(), autocast(self._device, role):
+                loaded.model(images)
+            captured = scorer.take()
+        scores[loaded.card.name] = scorer.scores(captured, images.shape[0])
+
+    def _arm(self, role: str) -> None:
+        scorer = self._familiarity.get(role)
+        if scorer is not None:
+            scorer.arm()
+
     def _result(
         self, prepared: PreparedImage, call: MaterialCall | None, defects: list[Defect],
-        attention: AttentionMaps | None, network_ms: dict[str, float],
+        attention: AttentionMaps | None, network_ms: dict[str, float], scores: dict[str, float],
     ) -> InspectionResult:
         """One image's result from the batch's outputs: per-image checks on the outputs go here."""
         if call is not None:
             call = route_unfit_frame(call, prepared.image_problems)
+        familiarity = None
+        suppressed = 0
+        region = prepared.part_region
+        if self.checks_familiarity:
+            part_problem = region.problem if region is not None and not region.found else ""
+            familiarity = FamiliarityCheck(scores, part_problem)
+            if not familiarity.familiar:
+                # not a part the models know: no call to accept, and its boxes are no findings
+                if call is not None and not call.uncertain:
+                    call = dataclasses.replace(call, uncertain=True)
+                suppressed, defects = len(defects), []
+        attention_on_part = None
+        if attention is not None and region is not None:
+            attention_on_part = region.share_inside(
+                attention.material if attention.material is not None else attention.defects)
         timings = {"preprocess": prepared.preprocess_ms, **network_ms}
         timings["total"] = sum(timings.values())
         return InspectionResult(
@@ -387,20 +458,24 @@ class Engine:
             recipe=self.recipe.name,
             image_size=prepared.image_hw,
             image_problems=prepared.image_problems,
+            familiarity=familiarity,
+            suppressed_defects=suppressed,
+            attention_on_part=attention_on_part,
         )
 
     def _classify(
-        self, batch: Sequence[PreparedImage], want_attention: bool, clock: _Stopwatch
+        self, batch: Sequence[PreparedImage], want_attention: bool, clock: _Stopwatch, scores: dict[str, np.ndarray]
     ) -> tuple[list[MaterialCall], list[np.ndarray | None]]:
         loaded = self.classifier
         assert loaded is not None
         card = loaded.card
         inputs = [prepared.inputs["classifier"] for prepared in batch]
         raw_maps = None
+        images = to_device([i.tensor for i in inputs], self._device)
+        self._arm("classifier")
         if want_attention and card.cam_reference is not None:
             # one forward gives the logits and the maps; its backward is the maps' cost
             start = clock.now()
-            images = to_device([i.tensor for i in inputs], self._device)
             with autocast(self._device, "classifier"), _TimedGradCam(loaded.model, loaded.model.cam_target_layer, clock) as cam:
                 logits, raw_maps = cam(images)
             clock.add("classifier", cam.forward_seconds)
@@ -408,8 +483,9 @@ class Engine:
         else:
             with clock.stage("classifier"):
                 network = self._network(loaded, with_maps=False)
-                logits = classifier_logits(network, to_device([i.tensor for i in inputs], self._device), self._device)
+                logits = classifier_logits(network, images, self._device)
         with clock.stage("classifier"):
+            self._score_familiarity("classifier", loaded, images, scores)
             # temperature scaling (Guo et al. 2017): calibrated probabilities, same ranking
             probabilities = torch.softmax(logits.float() / card.temperature, dim=1).cpu().numpy()
         calls = [self._material_call(card, row) for row in probabilities]
@@ -436,7 +512,7 @@ class Engine:
         )
 
     def _detect(
-        self, batch: Sequence[PreparedImage], want_attention: bool, clock: _Stopwatch
+        self, batch: Sequence[PreparedImage], want_attention: bool, clock: _Stopwatch, scores: dict[str, np.ndarray]
     ) -> tuple[list[list[Defect]], list[np.ndarray | None]]:
         loaded = self.detector
         assert loaded is not None
@@ -447,9 +523,11 @@ class Engine:
             with_map = want_attention and card.cam_reference is not None
             cam = stack.enter_context(EigenCam(loaded.model, loaded.model.cam_target_layer)) if with_map else None
             with clock.stage("detector"):
+                images = to_device([i.tensor for i in inputs], self._device)
+                self._arm("detector")
                 found = detections(
                     self._network(loaded, with_map),
-                    to_device([i.tensor for i in inputs], self._device),
+                    images,
                     self._device,
                     views=card.test_time_views,
                     score_thresh=self.thresholds["score_threshold"],
@@ -457,6 +535,7 @@ class Engine:
                     max_det=int(self.thresholds["max_detections"]),
                     letterboxes=[i.letterbox for i in inputs],
                 )
+                self._score_familiarity("detector", loaded, images, scores)
             if cam is not None:
                 with clock.stage("cam"):
                     raw_maps = cam.maps()

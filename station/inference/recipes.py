@@ -8,7 +8,12 @@ file is logged and skipped, so one bad recipe never stops the station from start
 or give a path to a model folder (absolute, or relative to the recipe file). A threshold left
 ``null`` takes the value from the model's card. ``image_check`` (optional) holds the limits a
 captured frame must meet before the answer is trusted (``station.inference.image_check``); a
-frame that fails goes to a person, like an uncertain call. ``allow_missing_chip_id`` lets a
+frame that fails goes to a person, like an uncertain call. ``part_region`` says how the part is
+found in a frame (``station.inference.part_region``): ``{"kind": "object", ...}`` for a part on a
+stage, ``{"kind": "frame"}`` (the default) where the subject fills the frame; a frame without a
+part, or whose features the models' familiarity statistics do not know, is NO PART / UNFAMILIAR.
+Batch review's bulk accept takes only calls at or above ``bulk_accept_confidence`` whose attention
+lies at least ``min_attention_on_part`` inside the part. ``allow_missing_chip_id`` lets a
 capture go on without a chip ID, with a reason the operator gives that goes into the record.
 """
 
@@ -24,6 +29,7 @@ from typing import Any
 
 from station import paths
 from station.inference.image_check import ImageCheck
+from station.inference.part_region import PartRegionCheck
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +53,9 @@ class Recipe:
     decap_methods: dict[str, str] = field(default_factory=dict)  # material -> decapsulation method
     use_reference: bool = False  # the detector compares against a defect-free template image
     image_check: ImageCheck | None = None  # limits a usable frame meets; None: no check
+    part_region: PartRegionCheck | None = None  # how the part is found; None: the whole frame
+    bulk_accept_confidence: float = 0.9  # batch bulk accept: calibrated confidence at least this
+    min_attention_on_part: float = 0.6  # batch bulk accept: share of the attention inside the part
     # parts without a readable ID (bare dies, scrap): capture may go on without one, with a recorded reason
     allow_missing_chip_id: bool = False
     origin: Path | None = field(default=None, compare=False)  # the file it was read from
@@ -61,7 +70,8 @@ class Recipe:
             value = getattr(self, key)
             if value is not None and (not isinstance(value, str) or not value.strip()):
                 raise RecipeError(f"{where}: {key!r} must be a model name or folder, got {value!r}")
-        for key, upper_open in (("uncertain_below", False), ("score_threshold", False), ("nms_iou", True)):
+        for key, upper_open in (("uncertain_below", False), ("score_threshold", False), ("nms_iou", True),
+                                ("bulk_accept_confidence", False), ("min_attention_on_part", False)):
             value = getattr(self, key)
             if value is None:
                 continue
@@ -83,6 +93,8 @@ class Recipe:
             raise RecipeError(f"{where}: 'allow_missing_chip_id' must be true or false, got {self.allow_missing_chip_id!r}")
         if self.image_check is not None and not isinstance(self.image_check, ImageCheck):
             raise RecipeError(f"{where}: 'image_check' must be an ImageCheck, got {self.image_check!r}")
+        if self.part_region is not None and not isinstance(self.part_region, PartRegionCheck):
+            raise RecipeError(f"{where}: 'part_region' must be a PartRegionCheck, got {self.part_region!r}")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], origin: Path | None = None) -> Recipe:
@@ -107,12 +119,18 @@ class Recipe:
                 data["image_check"] = ImageCheck.from_dict(data["image_check"])
             except (TypeError, ValueError) as exc:
                 raise RecipeError(f"{where}: {exc}") from exc
+        if data.get("part_region") is not None:
+            try:
+                data["part_region"] = PartRegionCheck.from_dict(data["part_region"])
+            except (TypeError, ValueError) as exc:
+                raise RecipeError(f"{where}: {exc}") from exc
         return cls(**data, origin=origin)
 
     def to_dict(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "origin"}
         data["decap_methods"] = dict(self.decap_methods)
         data["image_check"] = self.image_check.to_dict() if self.image_check is not None else None
+        data["part_region"] = self.part_region.to_dict() if self.part_region is not None else None
         return {"version": RECIPE_VERSION, **data}
 
     def model_dir(self, reference: str) -> Path:

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from station.inference.familiarity import FamiliarityCheck
+
 
 # eq=False where a field holds arrays: ``==`` on arrays has no single truth value
 
@@ -85,11 +87,26 @@ class InspectionResult:
     recipe: str = ""
     image_size: tuple[int, int] = field(default=(0, 0))  # (height, width)
     image_problems: tuple[str, ...] = ()  # the recipe's image check failed: route to a person
+    # is this a part of the kind the models know? (station.inference.familiarity); None: not checked
+    familiarity: FamiliarityCheck | None = None
+    suppressed_defects: int = 0  # boxes the detector gave an unfamiliar frame: not findings, not in ``defects``
+    attention_on_part: float | None = None  # share of the material map's mass inside the part (maps only)
+
+    @property
+    def unfamiliar(self) -> bool:
+        """No part, or not a part of the kind the models know: never accepted, only overridden."""
+        return self.familiarity is not None and not self.familiarity.familiar
 
     @property
     def needs_expert(self) -> bool:
-        """An uncertain material call, or a frame the recipe's image check rejected."""
-        return bool(self.image_problems) or (self.material is not None and self.material.uncertain)
+        """An uncertain material call, a frame the recipe's image check rejected, or an unfamiliar one."""
+        return self.unfamiliar or bool(self.image_problems) or (self.material is not None and self.material.uncertain)
+
+    @property
+    def problems(self) -> tuple[str, ...]:
+        """Why the frame goes to a person before any call is read: unfamiliar first, then the image check."""
+        unfamiliar = self.familiarity.reasons if self.unfamiliar else ()  # type: ignore[union-attr]
+        return tuple(f"NO PART / UNFAMILIAR: {reason}" for reason in unfamiliar) + self.image_problems
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (no attention arrays) for the audit log and batch reports."""
@@ -115,6 +132,9 @@ class InspectionResult:
             "device": self.device,
             "timings_ms": dict(self.timings_ms),
             "image_problems": list(self.image_problems),
+            "familiarity": self.familiarity.to_dict() if self.familiarity is not None else None,
+            "suppressed_defects": self.suppressed_defects,
+            "attention_on_part": self.attention_on_part,
         }
 
     @classmethod
@@ -150,4 +170,7 @@ class InspectionResult:
             recipe=data.get("recipe", ""),
             image_size=(height, width),
             image_problems=tuple(str(problem) for problem in data.get("image_problems", ())),
+            familiarity=FamiliarityCheck.from_dict(data["familiarity"]) if data.get("familiarity") else None,
+            suppressed_defects=int(data.get("suppressed_defects", 0)),
+            attention_on_part=None if data.get("attention_on_part") is None else float(data["attention_on_part"]),
         )

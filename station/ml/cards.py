@@ -94,6 +94,25 @@ class CamReference:
 
 
 @dataclass
+class FamiliarityInfo:
+    """The out-of-distribution check on the network's pooled features (``station.inference.familiarity``):
+    the layers tapped, one Mahalanobis limit per layer, the statistics file beside the weights
+    and its sha256, and how the limits were fitted (data, quantile, counts, command)."""
+
+    layers: list[str]
+    limits: list[float]
+    statistics_file: str = "familiarity.safetensors"
+    statistics_sha256: str = ""
+    fitted: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.layers = [str(layer) for layer in self.layers]
+        self.limits = [float(limit) for limit in self.limits]
+        if not self.layers or len(self.layers) != len(self.limits):
+            raise ValueError(f"card familiarity needs one limit per layer, got {self.layers} and {self.limits}")
+
+
+@dataclass
 class DataInfo:
     description: str = ""
     root: str = ""
@@ -134,6 +153,7 @@ class ModelCard:
     temperature: float = 1.0
     thresholds: Thresholds = field(default_factory=Thresholds)
     cam_reference: CamReference | None = None
+    familiarity: FamiliarityInfo | None = None  # None: no out-of-distribution check for this model
     test_time_views: int = 1  # detectors: dihedral views fused per image (station.ml.tta); 1 = off
     metrics: dict[str, float] = field(default_factory=dict)
     # what is known to go wrong or was never tested, in the words of whoever measured it
@@ -192,6 +212,8 @@ class ModelCard:
                 data[key] = _build(kind, data[key])
         if data.get("cam_reference") is not None:
             data["cam_reference"] = _build(CamReference, data["cam_reference"])
+        if data.get("familiarity") is not None:
+            data["familiarity"] = _build(FamiliarityInfo, data["familiarity"])
         missing = [f.name for f in dataclasses.fields(cls) if f.name not in data and _required(f)]
         if missing:
             raise KeyError(", ".join(missing))
@@ -302,6 +324,22 @@ def save_model(directory: str | Path, model: nn.Module, card: ModelCard) -> Mode
     card = dataclasses.replace(card, weights_sha256=hashlib.sha256(payload).hexdigest())
     save_card(directory, card)
     return card
+
+
+def _familiarity_lines(info: FamiliarityInfo) -> list[str]:
+    limits = ", ".join(f"`{layer}` {limit:.3f}" for layer, limit in zip(info.layers, info.limits))
+    lines = [
+        "A frame is routed to an expert as NO PART / UNFAMILIAR when the Mahalanobis distance of its pooled "
+        f"features (mean and spread per channel) exceeds a limit on any of these layers: {limits}. "
+        f"Statistics: `{info.statistics_file}` (sha256 `{info.statistics_sha256[:16]}…`).",
+    ]
+    fitted = info.fitted
+    if fitted:
+        lines.append("")
+        for key in ("statistics_from", "limits_from", "quantile", "counts", "validation_flag_rate", "command", "date"):
+            if key in fitted:
+                lines.append(f"- {key.replace('_', ' ')}: {fitted[key]}")
+    return lines
 
 
 def save_card(directory: str | Path, card: ModelCard) -> None:
@@ -496,6 +534,8 @@ def render_markdown(card: ModelCard) -> str:
         if card.cam_reference.per_class:
             ranges = ", ".join(f"{name} [{low:.4g}, {high:.4g}]" for name, (low, high) in card.cam_reference.per_class.items())
             lines.append(f"- Per predicted class: {ranges}")
+    if card.familiarity is not None:
+        lines += ["", "## Familiarity check (no part / unfamiliar)", "", *_familiarity_lines(card.familiarity)]
     data, training = card.data, card.training
     lines += [
         "",

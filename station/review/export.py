@@ -131,6 +131,17 @@ def material_classes(store: BatchStore) -> list[str]:
     return []
 
 
+def _call_cells(result) -> tuple[Any, ...]:
+    """material, confidence, uncertain, decap_method: a frame with no known part names no material."""
+    call = result.material if result is not None else None
+    unfamiliar = result is not None and result.unfamiliar
+    if call is None:
+        return (None, None, True if unfamiliar else None, None)
+    if unfamiliar:
+        return (None, call.confidence, True, None)
+    return (call.material, call.confidence, call.uncertain, call.decap_method)
+
+
 def _csv_row(record: ItemRecord, classes: list[str]) -> list[Any]:
     row = record.row
     result = record.result
@@ -140,8 +151,8 @@ def _csv_row(record: ItemRecord, classes: list[str]) -> list[Any]:
     defects = result.to_dict()["defects"] if result is not None else None
     values = [
         row.relative_path, status, row.error, row.sha256, record.width, record.height,
-        *((call.material, call.confidence, call.uncertain, call.decap_method) if call is not None else (None,) * 4),
-        "; ".join(result.image_problems if result is not None else ()) or None,
+        *_call_cells(result),
+        "; ".join(result.problems if result is not None else ()) or None,
         *(probabilities.get(c) for c in classes),
         row.n_defects, record.top_defect_label, row.top_defect_score,
         json.dumps(defects, separators=(",", ":")) if defects is not None else None,

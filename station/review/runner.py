@@ -339,9 +339,10 @@ class BatchRunner:
             item_id=read.item.item_id, size=read.size, mtime_ns=read.mtime_ns, sha256=read.sha256,
             state=ItemState.DONE, fingerprint=self.fingerprint, width=width, height=height,
             material=call.material if call else None, confidence=call.confidence if call else None,
-            uncertain=result.needs_expert if call or result.image_problems else None, n_defects=len(result.defects),
+            uncertain=result.needs_expert if call or result.image_problems or result.familiarity else None,
+            n_defects=len(result.defects),
             top_defect_label=top.label if top else None, top_defect_score=top.score if top else None,
-            has_maps=has_maps, result=result.to_dict(),
+            has_maps=has_maps, result=result.to_dict(), attention_on_part=result.attention_on_part,
         )
 
     def _lane_engine(self) -> Engine:

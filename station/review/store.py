@@ -42,7 +42,7 @@ from station.inference.results import InspectionResult
 from station.storage import describe_os_error, disk_is_full, is_writable_folder
 from station.review.scan import FolderScan, unsupported_reason
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: attention_on_part
 STORE_FILE = "review.sqlite3"
 RETRY_NEXT_RUN = "retry"  # the fingerprint of an error row the next run reads again (never a recipe's)
 
@@ -75,14 +75,15 @@ CREATE TABLE IF NOT EXISTS items (
     review_reason TEXT,
     reviewed_by TEXT,
     reviewed_at TEXT,
-    audit_entry_id INTEGER
+    audit_entry_id INTEGER,
+    attention_on_part REAL
 );
 CREATE INDEX IF NOT EXISTS items_state ON items (present, state);
 """
 
 _ROW_COLUMNS = (
     "id, path, state, sha256, material, confidence, uncertain, n_defects, top_defect_score, error, review, "
-    "reviewed_material, audit_entry_id"
+    "reviewed_material, audit_entry_id, attention_on_part"
 )
 
 
@@ -125,6 +126,7 @@ class ItemRow:
     review: str | None
     reviewed_material: str | None
     audit_entry_id: int | None
+    attention_on_part: float | None = None  # share of the attention map inside the part (maps only)
 
     @property
     def is_done(self) -> bool:
@@ -214,6 +216,7 @@ class ItemOutcome:
     top_defect_score: float | None = None
     has_maps: bool = False
     result: dict[str, Any] | None = None  # InspectionResult.to_dict(), as stored
+    attention_on_part: float | None = None
 
 
 @dataclass(frozen=True)
@@ -275,10 +278,11 @@ def _now() -> str:
 
 
 def _row(values: tuple) -> ItemRow:
-    (item_id, path, state, sha, material, confidence, uncertain, n_defects, top, error, review, reviewed, entry) = values
+    (item_id, path, state, sha, material, confidence, uncertain, n_defects, top, error, review, reviewed, entry,
+     on_part) = values
     return ItemRow(
         item_id, path, state, sha, material, confidence, None if uncertain is None else bool(uncertain), n_defects,
-        top, error, review, reviewed, entry,
+        top, error, review, reviewed, entry, on_part,
     )
 
 
@@ -315,6 +319,9 @@ class BatchStore:
                 conn.close()
                 raise StoreError(f"batch store {self.path} has schema {version}, newer than this station ({SCHEMA_VERSION})")
             conn.executescript(_SCHEMA)
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(items)")}
+            if "attention_on_part" not in columns:  # a version-1 store: its results are recomputed anyway
+                conn.execute("ALTER TABLE items ADD COLUMN attention_on_part REAL")
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open the batch store {self.path}: {_reason(exc, self.path)}") from exc
@@ -451,14 +458,15 @@ class BatchStore:
                     "UPDATE items SET size = ?, mtime_ns = ?, sha256 = ?, state = ?, fingerprint = ?, error = ?, "
                     "width = ?, height = ?, material = ?, confidence = ?, uncertain = ?, n_defects = ?, "
                     "top_defect_label = ?, top_defect_score = ?, has_maps = ?, result_json = ?, inspected_at = ?, "
-                    "review = NULL, reviewed_material = NULL, review_reason = NULL, reviewed_by = NULL, "
+                    "attention_on_part = ?, review = NULL, reviewed_material = NULL, review_reason = NULL, reviewed_by = NULL, "
                     "reviewed_at = NULL, audit_entry_id = NULL WHERE id = ?",
                     (
                         outcome.size, outcome.mtime_ns, outcome.sha256, outcome.state.value, outcome.fingerprint,
                         outcome.error, outcome.width, outcome.height, outcome.material, outcome.confidence,
                         None if outcome.uncertain is None else int(outcome.uncertain), outcome.n_defects,
                         outcome.top_defect_label, outcome.top_defect_score, int(outcome.has_maps),
-                        None if outcome.result is None else json.dumps(outcome.result), now, outcome.item_id,
+                        None if outcome.result is None else json.dumps(outcome.result), now,
+                        outcome.attention_on_part, outcome.item_id,
                     ),
                 )
 
@@ -507,8 +515,8 @@ class BatchStore:
 
     @staticmethod
     def _record(values: tuple) -> ItemRecord:
-        row = _row(values[:13])
-        size, mtime, width, height, label, has_maps, result_json, inspected, reason, by, at = values[13:]
+        row = _row(values[:14])
+        size, mtime, width, height, label, has_maps, result_json, inspected, reason, by, at = values[14:]
         return ItemRecord(
             row, size, mtime, width, height, label, bool(has_maps),
             None if result_json is None else InspectionResult.from_dict(json.loads(result_json)), inspected, reason, by, at,

@@ -6,7 +6,9 @@ material of record, the verdict, the reason and the decapsulation method, and th
 losslessly by the audit log. The action is ``BATCH_VERDICT``; ``details`` name the folder, the
 file and its sha256, and whether the decision was part of a bulk accept.
 
-The rules are the workflow's: an uncertain call cannot be accepted (override it with a reason);
+The rules are the workflow's: an uncertain call, or a frame with no part the models know (NO PART
+/ UNFAMILIAR), cannot be accepted (override it with a reason); a bulk accept takes only what the
+recipe's ``BulkRule`` calls confident, defect-free and looked at on the part;
 an override needs a reason, and the material where the recipe classifies. A second decision on
 an item is a ``CORRECTION`` that refers to the first, with its reason. The file is hashed again
 before archiving, so an entry never pairs a prediction with an image it was not made on.
@@ -33,12 +35,51 @@ class VerdictError(ValueError):
 
 
 @dataclass(frozen=True)
+class BulkRule:
+    """What a bulk accept takes: a call not routed to a person, no defect reported, a calibrated
+    confidence of at least ``min_confidence`` (recipes that classify), and an attention map with
+    at least ``min_attention_on_part`` of its mass inside the part (``InspectionResult.attention_on_part``)."""
+
+    min_confidence: float = 0.9
+    min_attention_on_part: float = 0.6
+    classifies: bool = True
+
+    @classmethod
+    def from_recipe(cls, recipe) -> BulkRule:
+        return cls(float(recipe.bulk_accept_confidence), float(recipe.min_attention_on_part),
+                   recipe.classifier is not None)
+
+    def describe(self) -> str:
+        """The rule as the batch window states it."""
+        confident = f"confident (≥ {self.min_confidence:.0%}), " if self.classifies else ""
+        return f"{confident}defect-free, attention ≥ {self.min_attention_on_part:.0%} on the part"
+
+    def refusal(self, row: ItemRow) -> str | None:
+        """Why ``row`` is no bulk-accept candidate (None when it is one)."""
+        if not row.is_done or row.is_reviewed:
+            return f"{row.relative_path} is {row.status_text}"
+        if row.uncertain:
+            return f"{row.relative_path} goes to a person (uncertain, image check, or no known part)"
+        if row.n_defects:
+            return f"{row.relative_path} has defects reported"
+        if self.classifies and (row.confidence is None or row.confidence < self.min_confidence):
+            return f"{row.relative_path}: confidence below the recipe's {self.min_confidence:.0%} for bulk accept"
+        if row.attention_on_part is None:
+            return f"{row.relative_path} has no attention map to check against the part (inspect with maps)"
+        if row.attention_on_part < self.min_attention_on_part:
+            return (f"{row.relative_path}: only {row.attention_on_part:.0%} of the attention lies on the part "
+                    f"(bulk accept needs {self.min_attention_on_part:.0%})")
+        return None
+
+
+@dataclass(frozen=True)
 class BatchContext:
     """Which review a decision belongs to."""
 
     folder: Path
     store_dir: Path
     decap_methods: dict[str, str]  # the recipe's material -> decapsulation method
+    bulk_rule: BulkRule = BulkRule()
 
 
 @dataclass(frozen=True)
@@ -77,11 +118,17 @@ def verdict_draft(
     *,
     bulk: bool = False,
     signature: Signature | None = None,
+    bulk_rule: BulkRule | None = None,
 ) -> EntryDraft:
     """The audit entry for a decision on ``record`` (its ``image`` is added when committing).
     An override needs an expert's (or admin's) ``signature``: ``VerdictError`` otherwise."""
     row = record.row
     problem = refusal(row, verdict)
+    if verdict is Verdict.ACCEPT and record.result is not None and record.result.unfamiliar:
+        problem = (f"{row.relative_path}: no part of the kind the models know (NO PART / UNFAMILIAR) cannot be "
+                   "accepted; override it with a reason")
+    if not problem and bulk:
+        problem = (bulk_rule or BulkRule()).refusal(row)
     if problem:
         raise VerdictError(problem)
     try:
@@ -140,7 +187,7 @@ def commit_verdict(
     folder = context.folder
     draft = verdict_draft(
         record, folder, context.decap_methods, request.operator, request.verdict, request.material, request.reason,
-        bulk=request.bulk, signature=request.signature,
+        bulk=request.bulk, signature=request.signature, bulk_rule=context.bulk_rule,
     )
     path = absolute_path(folder, record.row.relative_path)
     try:

@@ -43,7 +43,7 @@ from station.review.runner import BatchJob, BatchOpened, BatchProgress, RunContr
 from station.review.scan import absolute_path
 from station.review.store import BatchStore, ItemRow, StoreError
 from station.review.thumbnails import ThumbnailCache
-from station.review.verdicts import BatchContext, VerdictRequest, refusal
+from station.review.verdicts import BatchContext, BulkRule, VerdictRequest, refusal
 from station.users import Permission
 from station.ui.batch_detail import BatchDetailView
 from station.ui.batch_model import (
@@ -413,7 +413,8 @@ class BatchReviewWindow(QMainWindow):
             self._message(str(exc))
             return
         assert self._recipe is not None
-        self.context = BatchContext(opened.folder, opened.store_dir, dict(self._recipe.decap_methods))
+        self.context = BatchContext(opened.folder, opened.store_dir, dict(self._recipe.decap_methods),
+                                    BulkRule.from_recipe(self._recipe))
         self._cards = dict(opened.cards)
         self.setWindowTitle(f"Batch review — {opened.folder} — {self._recipe.name}")
         self.model.set_rows(opened.rows)
@@ -496,7 +497,10 @@ class BatchReviewWindow(QMainWindow):
         visible = self.proxy.rowCount()
         candidates = len(self._bulk_candidates())
         self.count_label.setText(f"{visible} of {rows} shown")
-        self.bulk_button.setText(f"Accept confident, defect-free in view ({candidates})")
+        rule = self._bulk_rule()
+        self.bulk_button.setText(f"Accept {rule.describe()} in view ({candidates})")
+        self.bulk_button.setToolTip(f"Bulk accept takes only items the recipe calls {rule.describe()}; "
+                                    "never uncertain or NO PART / UNFAMILIAR ones.")
         self._update_controls()
 
     def current_row(self) -> ItemRow | None:
@@ -561,10 +565,16 @@ class BatchReviewWindow(QMainWindow):
             return "Nothing to review yet."
         return ""
 
+    def _bulk_rule(self) -> BulkRule:
+        if self.context is not None:
+            return self.context.bulk_rule
+        return BulkRule.from_recipe(self._recipe) if self._recipe is not None else BulkRule()
+
     def _bulk_candidates(self) -> list[ItemRow]:
+        rule = self._bulk_rule()
         return [
             row for row in self.proxy.visible_rows()
-            if row.is_confident_and_clean and not row.is_reviewed and not self.model.is_pending(row.item_id)
+            if rule.refusal(row) is None and not self.model.is_pending(row.item_id)
         ]
 
     def _submit(self, rows: list[ItemRow], verdict: Verdict, material: str | None = None, reason: str = "",

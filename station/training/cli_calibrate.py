@@ -6,7 +6,10 @@ Examples::
 
 Re-fits what training fits on validation after the last epoch: the score threshold (detectors,
 best validation F-score) or the temperature (classifiers), the fixed CAM range, and the card's
-validation metrics. ``--views`` turns test-time augmentation on or off for a detector first, so
+validation metrics, and the familiarity check (``station.training.familiarity_fit``: the
+statistics of the network's pooled features on training images and the NO PART / UNFAMILIAR
+limits on validation ones; ``--familiarity only`` refits nothing else, ``skip`` leaves it as it
+is). ``--views`` turns test-time augmentation on or off for a detector first, so
 that threshold and metrics are those of the views the station will run. The command is recorded
 in the card (``training.recalibration``).
 """
@@ -31,6 +34,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--workers", type=int, default=0)
+    parser.add_argument("--familiarity", choices=("refit", "only", "skip"), default="refit",
+                        help="the NO PART / UNFAMILIAR check: refit it too (default), refit only it, or leave it")
+    parser.add_argument("--familiarity-quantile", type=float, default=None,
+                        help="share of validation images each layer's limit lets through (default 0.985)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -39,13 +46,25 @@ def run(args: argparse.Namespace) -> int:
     from station.training.cli_train import console_logging
     from station.training.recalibrate import recalibrate
 
+    from station.training.familiarity_fit import DEFAULT_QUANTILE, fit_familiarity
+
     console_logging()
     try:
-        card = recalibrate(args.model, args.data, args.format, views=args.views, device=args.device,
-                           batch=args.batch, workers=args.workers,
-                           command_line=args.command_line, progress=not args.quiet)
+        if args.familiarity != "only":
+            card = recalibrate(args.model, args.data, args.format, views=args.views, device=args.device,
+                               batch=args.batch, workers=args.workers,
+                               command_line=args.command_line, progress=not args.quiet)
+            print(f"updated {args.model / 'card.json'}: " + ", ".join(f"{k} {v:.4f}" for k, v in card.metrics.items()))
+        if args.familiarity != "skip":
+            card = fit_familiarity(args.model, args.data, args.format,
+                                   quantile=args.familiarity_quantile or DEFAULT_QUANTILE,
+                                   command_line=args.command_line)
+            info = card.familiarity
+            assert info is not None
+            print(f"familiarity of {card.name}: limits " + ", ".join(
+                f"{layer} {limit:.3f}" for layer, limit in zip(info.layers, info.limits))
+                + f"; {info.fitted['validation_flag_rate']:.1%} of validation images flagged")
     except (ModelLoadError, DatasetError, SplitError, ValueError, OSError) as exc:
         print(f"station calibrate: {exc}", file=sys.stderr)
         return 1
-    print(f"updated {args.model / 'card.json'}: " + ", ".join(f"{k} {v:.4f}" for k, v in card.metrics.items()))
     return 0

@@ -248,3 +248,18 @@ def test_table_holds_light_rows_and_a_bounded_thumbnail_cache(qtbot, tmp_path):
     proxy.sort(3, Qt.SortOrder.DescendingOrder)  # by confidence, numerically
     top = proxy.index(0, 3).data()
     assert top == "99.0%"
+
+
+def test_onnx_runtime_is_offered_for_runs_without_maps(qtbot, review_setup, tmp_path):
+    pytest.importorskip("onnxruntime")
+    source, names, recipe = review_setup
+    window = _window(qtbot, recipe)
+    window.attention_check.setChecked(True)
+    assert not window.onnx_check.isEnabled() and "attention maps" in window.onnx_check.toolTip()
+    window.attention_check.setChecked(False)
+    assert window.onnx_check.isEnabled()
+    window.onnx_check.setChecked(True)
+    assert window.settings.batch_onnxruntime  # remembered with the settings
+    with qtbot.waitSignal(window.batch.opened, timeout=RUN_TIMEOUT_MS) as opened:
+        summary = _run(qtbot, window, copy_folder(source, tmp_path / "onnx"), want_attention=False)
+    assert "ONNX Runtime" in opened.args[0].device and summary.inspected == len(names)

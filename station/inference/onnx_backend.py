@@ -25,6 +25,24 @@ log = logging.getLogger(__name__)
 BACKENDS = ("torch", "onnxruntime")
 
 
+def onnxruntime_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
+def onnx_unavailable_reason(device: str, want_attention: bool) -> str | None:
+    """Why ONNX Runtime cannot do a run's arithmetic (None: it can): it is the CPU backend of
+    runs without attention maps."""
+    if want_attention:
+        return "ONNX Runtime is used only without attention maps (the maps need torch's gradients)"
+    if device == "cuda" or (device == "auto" and torch.cuda.is_available()):
+        return "the station runs on CUDA; ONNX Runtime is its CPU backend"
+    if not onnxruntime_available():
+        return "onnxruntime is not installed in this station"
+    return None
+
+
 def onnx_runner(loaded: LoadedModel, cache: Path) -> OnnxClassifier | OnnxDetector:
     """``loaded``'s runner, exporting its graph into ``cache`` first when it is not there."""
     card = loaded.card

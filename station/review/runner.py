@@ -155,6 +155,7 @@ class BatchJob:
     recursive: bool = False
     device: str = "auto"
     options: RunOptions = field(default_factory=RunOptions)
+    backend: str = "torch"  # or "onnxruntime": the networks' CPU arithmetic when no maps are drawn
 
 
 @dataclass(frozen=True)

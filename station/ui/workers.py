@@ -377,13 +377,14 @@ class BatchWorker(QObject):
     def _engine_for(self, job):
         from station.inference import Engine
 
-        key = (job.recipe, job.device)
+        key = (job.recipe, job.device, job.backend)
         if self._engine is None or self._engine_key != key:
             if self._engine is not None:
                 self._engine.close()
                 self._engine = None
             self.status.emit(f"Loading recipe {job.recipe.name}…")
-            self._engine = Engine(job.recipe, device=job.device)
+            device = "cpu" if job.backend == "onnxruntime" else job.device
+            self._engine = Engine(job.recipe, device=device, backend=job.backend)
             self._engine_key = key
         return self._engine
 

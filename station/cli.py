@@ -84,10 +84,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"station: {missing}", file=sys.stderr)
         return 2
     from station.logs import setup_logging
+    from station.storage import OutputFileError
 
     setup_logging(console=args.command != "gui")
     try:
         return int(importlib.import_module(args._module).run(args) or 0)
+    except OutputFileError as exc:  # any command's report file held open elsewhere: its words, not a traceback
+        print(f"station {args.command}: {exc}", file=sys.stderr)
+        return 1
     except BrokenPipeError:  # `station … | head`: the reader has gone, which is not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit flush stays quiet
         return 0

@@ -1,6 +1,7 @@
 """Windows conditions, simulated on Linux: files saved by Notepad (UTF-8 with a BOM), the cp1252
 code page of redirected output and of open() without an encoding, the DLL load order of torch and
-Qt, tests that call os.geteuid, and the venv's Scripts folder."""
+Qt, tests that call os.geteuid, the venv's Scripts folder, and files held open by another program
+(Windows refuses to replace them: ``os.replace`` raises PermissionError, WinError 32)."""
 
 from __future__ import annotations
 
@@ -152,3 +153,163 @@ def test_the_makefile_uses_the_windows_venv_layout():
     assert ".venv/Scripts/python -m pytest" in windows and ".venv/Scripts/station --demo" in windows
     assert ".venv/bin" not in windows and "python -m venv .venv" in windows
     assert ".venv/bin/python -m pytest" in dry_run()
+
+
+# -- files in use: Windows refuses to replace a file another program holds open -------------------
+
+
+def hold_open(monkeypatch, *held: Path) -> None:
+    """``os.replace`` onto any of ``held`` fails as on Windows while Excel or Acrobat has it open."""
+    real_replace = os.replace
+    names = {os.fspath(p) for p in held}
+
+    def replace(src, dst, **kwargs):
+        if os.fspath(dst) in names:
+            raise PermissionError(13, "The process cannot access the file because it is being used by another "
+                                      "process", os.fspath(src), None, os.fspath(dst))
+        return real_replace(src, dst, **kwargs)
+
+    monkeypatch.setattr(os, "replace", replace)
+
+
+@pytest.fixture
+def audit_db(tmp_path) -> Path:
+    from station.audit import Action, AuditLog, EntryDraft
+
+    path = tmp_path / "log" / "audit.sqlite3"
+    with AuditLog(path, station_id="bench-1") as log:
+        log.append(EntryDraft(Action.SIGN_IN, operator_id="zoë"))
+        log.append(EntryDraft(Action.SIGN_OUT, operator_id="zoë"))
+    return path
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_an_export_over_a_file_open_in_excel_keeps_both(audit_db, tmp_path, monkeypatch, capsys, fmt):
+    from station.cli import main
+
+    out = tmp_path / f"audit.{fmt}"
+    out.write_text("last week's export", encoding="utf-8")
+    hold_open(monkeypatch, out)
+    assert main(["audit", "export", "--db", str(audit_db), "--format", fmt, "--out", str(out)]) == 1
+    message = capsys.readouterr().err
+    kept = tmp_path / f"audit (2).{fmt}"
+    assert "Traceback" not in message and f"audit.{fmt} is open in another program" in message
+    assert "close it there" in message and str(kept) in message
+    assert out.read_text(encoding="utf-8") == "last week's export"
+    assert "zoë" in kept.read_text(encoding="utf-8-sig")
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_an_export_over_a_read_only_file_says_so(audit_db, tmp_path, monkeypatch):
+    from station.audit.export import export
+    from station.storage import OutputFileError
+
+    out = tmp_path / "audit.csv"
+    out.write_text("signed copy", encoding="utf-8")
+    hold_open(monkeypatch, out)
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: False if Path(path) == out else real_access(path, mode))
+    with pytest.raises(OutputFileError, match="audit.csv is read-only: clear its read-only attribute") as caught:
+        export("csv", out, db_path=audit_db)
+    assert caught.value.kept == tmp_path / "audit (2).csv" and caught.value.kept.is_file()
+
+
+def test_an_export_into_a_folder_that_cannot_be_written_names_it(audit_db, tmp_path, monkeypatch):
+    from station.audit.export import export
+    from station.storage import OutputFileError
+
+    locked = tmp_path / "shared"
+    locked.mkdir()
+    real_open = Path.open
+
+    def refuse(self, *args, **kwargs):
+        if self.parent == locked:
+            raise PermissionError(13, "Access is denied", str(self))
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", refuse)
+    with pytest.raises(OutputFileError, match="no permission to write there in the folder .*shared; choose another"):
+        export("csv", locked / "audit.csv", db_path=audit_db)
+    assert list(locked.iterdir()) == []
+
+
+def test_a_pdf_report_over_a_file_open_in_acrobat_is_kept_beside_it(qapp, tmp_path, monkeypatch):
+    from station.reports.pdf import write_pdf
+    from station.storage import OutputFileError
+
+    out = tmp_path / "report.pdf"
+    out.write_bytes(b"%PDF-1.4 yesterday")
+    hold_open(monkeypatch, out)
+    with pytest.raises(OutputFileError, match="report.pdf is open in another program") as caught:
+        write_pdf("<h1>Shift report</h1>", out, title="Shift")
+    assert caught.value.kept.read_bytes().startswith(b"%PDF") and out.read_bytes() == b"%PDF-1.4 yesterday"
+
+
+def test_a_batch_review_csv_held_open_is_kept_and_the_command_says_so(tmp_path, monkeypatch):
+    from station.review.export import write_csv
+    from station.review.scan import FolderScan, ScannedFile
+    from station.review.store import BatchStore
+    from station.storage import OutputFileError
+
+    out = tmp_path / "lot-7-review.csv"
+    out.write_text("open in Excel", encoding="utf-8")
+    hold_open(monkeypatch, out)
+    with BatchStore(tmp_path / "store") as store:
+        store.sync(FolderScan(tmp_path, False, (ScannedFile("a.png", 10, 1, True),)))
+        with pytest.raises(OutputFileError, match="lot-7-review.csv is open in another program") as caught:
+            write_csv(store, out)
+    assert "a.png" in caught.value.kept.read_text(encoding="utf-8-sig")
+
+
+def test_the_review_of_a_drive_root_is_offered_a_file_name():
+    from pathlib import PurePosixPath, PureWindowsPath
+
+    from station.review.export import export_path
+
+    assert export_path(PureWindowsPath("E:/"), "csv") == PureWindowsPath("E:/E-drive-review.csv")
+    assert export_path(PureWindowsPath(r"\\lab\scans"), "pdf") == PureWindowsPath(r"\\lab\scans\lab-scans-review.pdf")
+    assert export_path(PureWindowsPath(r"E:\lot 7"), "csv") == PureWindowsPath(r"E:\lot 7-review.csv")
+    assert export_path(PurePosixPath("/"), "csv") == PurePosixPath("/root-review.csv")
+
+
+def test_an_export_to_a_folder_gets_a_file_name_in_it(audit_db, tmp_path):
+    from station.audit.export import export
+
+    result = export("csv", tmp_path, db_path=audit_db)
+    assert result.path.parent == tmp_path and result.path.name.startswith("audit-") and result.path.suffix == ".csv"
+
+
+def test_two_writers_archiving_the_same_frame_on_windows(tmp_path, monkeypatch):
+    """The second writer's os.replace meets the first one's read-only copy: Windows refuses."""
+    import numpy as np
+
+    from station.audit.archive import archive_image
+
+    frame = np.full((8, 8, 3), 7, np.uint8)
+    real_replace = os.replace
+
+    def first_writer_wins(src, dst, **kwargs):
+        shutil.copyfile(src, dst)  # the other process's copy: the same bytes under the same name
+        os.chmod(dst, 0o444)
+        raise PermissionError(13, "Access is denied", os.fspath(src), None, os.fspath(dst))
+
+    monkeypatch.setattr(os, "replace", first_writer_wins)
+    sha, path = archive_image(frame, tmp_path / "archive")
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert path.name == f"{sha}.png" and path.is_file()
+    assert [p.name for p in path.parent.iterdir()] == [path.name]
+
+
+def test_a_read_only_archive_folder_is_named(tmp_path, monkeypatch):
+    import numpy as np
+
+    from station.audit.archive import archive_image
+    from station.audit.entry import AuditWriteError
+
+    def refuse(path, *args, **kwargs):
+        raise PermissionError(13, "Access is denied", os.fspath(path))
+
+    monkeypatch.setattr(os, "open", refuse)
+    with pytest.raises(AuditWriteError, match="the image archive folder is read-only .*modify rights on .*archive"):
+        archive_image(np.zeros((4, 4, 3), np.uint8), tmp_path / "archive")
+

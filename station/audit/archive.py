@@ -11,6 +11,7 @@ a writer next opens the log).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
@@ -21,6 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from station.audit.db import write_error
+from station.audit.entry import AuditWriteError
+from station.storage import describe_os_error
 
 log = logging.getLogger(__name__)
 
@@ -63,13 +66,35 @@ def archive_image(rgb: np.ndarray, archive_dir: Path) -> tuple[str, Path]:
         finally:
             os.close(fd)
         os.chmod(tmp, 0o444)
-        os.replace(tmp, target)
+        try:
+            os.replace(tmp, target)
+        except PermissionError:
+            # Windows refuses to replace a read-only file: another writer archived the same frame
+            # first, and the name is the content's hash, so its copy is this one.
+            if not target.is_file():
+                raise
+            _remove_read_only(tmp)
+            return sha, target
         _fsync_dir(target.parent)
         _fsync_dir(target.parent.parent)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        _remove_read_only(tmp)
+        if isinstance(exc, PermissionError) or exc.errno == errno.EROFS:
+            raise AuditWriteError(
+                f"could not archive the image in {target.parent}: the image archive folder is read-only "
+                f"({describe_os_error(exc)}); give the station's users modify rights on {Path(archive_dir)} "
+                f"or check the data disk ({type(exc).__name__}: {exc})"
+            ) from exc
         raise write_error(target, exc, "archive the image") from exc
     return sha, target
+
+
+def _remove_read_only(path: Path) -> None:
+    try:
+        path.chmod(0o644)  # Windows refuses to delete a read-only file
+        path.unlink()
+    except OSError:
+        pass
 
 
 def _temporary_name(sha: str) -> str:

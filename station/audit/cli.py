@@ -1,7 +1,7 @@
 """``station audit``: verify, export, list and show the audit log; set up and fill a lab's server.
 
-Exit codes: 0 fine; 1 the log fails verification (``verify``; ``export`` still writes its file) or an
-entry/image check failed; 2 the log cannot be read (missing file, not an audit log, server
+Exit codes: 0 fine; 1 the log fails verification (``verify``; ``export`` still writes its file), an
+entry/image check failed or the export's file could not be replaced (open in another program); 2 the log cannot be read (missing file, not an audit log, server
 unreachable) or bad arguments.
 """
 
@@ -85,6 +85,7 @@ def _add_db(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from station.audit.entry import AuditError
+    from station.storage import OutputFileError
 
     handlers = {
         "verify": _verify, "export": _export, "list": _list, "show": _show,
@@ -95,6 +96,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         return handlers[args.audit_command](args)
+    except OutputFileError as exc:
+        print(f"station audit {args.audit_command}: {exc}", file=sys.stderr)
+        return 1
     except (AuditError, ValueError) as exc:
         print(f"station audit {args.audit_command}: {exc}", file=sys.stderr)
         return 2

@@ -30,6 +30,7 @@ from station.audit.entry import AuditEntry
 from station.audit.keys import fingerprint
 from station.audit.log import AuditLog, When
 from station.reports.style import PAGE_CSS, grid
+from station.storage import output_file, replacing
 
 FORMATS = ("csv", "json", "pdf")
 CSV_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(AuditEntry))
@@ -100,7 +101,7 @@ def export(
         source = log.describe_location()
         data_dir = log.data_dir
     period = (None if from_ is None else str(from_), None if to is None else str(to))
-    out = Path(out)
+    out = output_file(out, f"audit-{datetime.now():%Y-%m-%d}.{fmt}")
     if fmt == "csv":
         write_csv(entries, out)
     elif fmt == "json":
@@ -117,8 +118,7 @@ def export(
 
 
 def write_csv(entries: Sequence[AuditEntry], out: Path) -> Path:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", newline="", encoding="utf-8-sig") as stream:
+    with replacing(out) as tmp, tmp.open("w", newline="", encoding="utf-8-sig") as stream:
         writer = csv.writer(stream)
         writer.writerow(CSV_COLUMNS)
         for entry in entries:
@@ -167,8 +167,8 @@ def write_json(
         "summary": asdict(summarize(entries)),
         "entries": [entry.to_dict() for entry in entries],
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(document, indent=2, ensure_ascii=False), encoding="utf-8")
+    with replacing(out) as tmp:
+        tmp.write_text(json.dumps(document, indent=2, ensure_ascii=False), encoding="utf-8")
     return out
 
 

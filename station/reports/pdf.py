@@ -13,7 +13,7 @@ application exists (QTextDocument and QPdfWriter are reentrant).
 
 from __future__ import annotations
 
-import os
+import errno
 import threading
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from PySide6.QtCore import QCoreApplication, QMarginsF, QUrl
 from PySide6.QtGui import QGuiApplication, QPageLayout, QPageSize, QPdfWriter, QTextDocument
 
 from station import __version__
+from station.storage import is_writable_folder, replacing
 
 _RESOLUTION_DPI = 300
 _app_lock = threading.Lock()
@@ -54,22 +55,20 @@ def write_pdf(
 
     ``title`` becomes the PDF's document title; ``base_dir`` resolves relative image paths.
     QTextDocument.print_ breaks the document into pages with a 2 cm margin and numbers the pages
-    at the foot; a ``<thead>`` row repeats on every page. Raises ``OSError`` naming the path
-    when the file cannot be written.
+    at the foot; a ``<thead>`` row repeats on every page. Raises ``OutputFileError`` (an
+    ``OSError``) naming the path when the file cannot be written; a report that could not replace
+    a file held open elsewhere is kept under another name (``station.storage.replacing``).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     _ensure_gui_application()
     # Written beside the target and renamed: a failed or interrupted render never leaves a
     # truncated report under the real name, and a missing file reveals a silent writer failure.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with replacing(path) as tmp:
         _render(html, tmp, title=title, landscape=landscape, page_size=page_size, base_dir=base_dir)
         if not tmp.is_file() or tmp.stat().st_size == 0:
+            if not is_writable_folder(path.parent):
+                raise PermissionError(errno.EACCES, "no permission to write there", str(tmp))
             raise OSError(f"could not write the PDF report {path} (Qt's PDF writer produced no file)")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -67,11 +67,12 @@ def run(args: argparse.Namespace) -> int:
 
     from station.capture.images import ImageReadError, read_image
     from station.inference import Engine, EngineError, RecipeError
-    from station.review.export import summarize, write_csv, write_json, write_pdf_summary
+    from station.review.export import export_name, summarize, write_csv, write_json, write_pdf_summary
     from station.review.runner import BatchRunner, RunOptions
     from station.review.scan import FolderScanError, scan_folder
     from station.review.store import BatchStore, StoreError
     from station.review.thumbnails import ThumbnailCache
+    from station.storage import OutputFileError, output_file
 
     try:
         recipe = resolve_recipe(args.recipe)
@@ -119,15 +120,20 @@ def run(args: argparse.Namespace) -> int:
                 print("\nstation batch: interrupted; finished files are kept and a rerun resumes", file=sys.stderr)
                 return 130
         summary = summarize(store, result)
-        write_csv(store, args.out)
-        if args.json:
-            write_json(summary, args.json)
-        if args.pdf:
-            write_pdf_summary(store, summary, args.pdf, thumbnails)
+        out = output_file(args.out, export_name(scan.folder, "csv"))
+        try:
+            write_csv(store, out)
+            if args.json:
+                write_json(summary, output_file(args.json, export_name(scan.folder, "json")))
+            if args.pdf:
+                write_pdf_summary(store, summary, output_file(args.pdf, export_name(scan.folder, "pdf")), thumbnails)
+        except OutputFileError as exc:
+            print(f"station batch: {exc}; the review is kept and a rerun writes the reports", file=sys.stderr)
+            return 1
     print(
         f"{summary.n_images} files: {summary.n_inspected} inspected ({result.inspected} this run, "
         f"{result.images_per_s:.1f} img/s), {plural(summary.n_errors, 'error')}, {summary.n_uncertain} uncertain, "
-        f"{summary.n_with_defects} with defects -> {args.out}",
+        f"{summary.n_with_defects} with defects -> {out}",
         file=sys.stderr,
     )
     return 0

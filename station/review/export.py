@@ -15,7 +15,7 @@ import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from station import __version__
@@ -24,6 +24,7 @@ from station.reports.style import PAGE_CSS, grid
 from station.review.runner import RunSummary
 from station.review.store import BatchStore, ItemRecord, ItemRow
 from station.review.thumbnails import ThumbnailCache
+from station.storage import replacing
 
 CSV_COLUMNS_BEFORE_PROBABILITIES = (
     "file", "status", "error", "sha256", "width", "height", "material", "confidence", "uncertain", "decap_method",
@@ -102,10 +103,25 @@ def summarize(store: BatchStore, run: RunSummary | None = None) -> BatchSummary:
     )
 
 
+def export_name(folder: PurePath, kind: str) -> str:
+    """The file name offered for a review of ``folder``: ``lot-7-review.csv``; a drive root has no
+    name, so ``E:\\`` gives ``E-drive-review.csv`` and ``\\\\lab\\scans`` ``lab-scans-review.csv``."""
+    label = folder.name or "-".join(part for part in re.split(r"[\\/:]+", folder.anchor) if part)
+    if not folder.name:
+        label = f"{label}-drive" if folder.drive.endswith(":") else label or "root"
+    return f"{label}-review.{kind}"
+
+
+def export_path(folder: PurePath, kind: str) -> PurePath:
+    """Where the export of a review of ``folder`` is offered: beside it, or inside a drive root."""
+    name = export_name(folder, kind)
+    return folder / name if not folder.name else folder.with_name(name)
+
+
 def write_json(summary: BatchSummary, path: Path) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(summary.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    with replacing(path) as tmp:
+        tmp.write_text(json.dumps(summary.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return path
 
 
@@ -165,9 +181,8 @@ def _csv_row(record: ItemRecord, classes: list[str]) -> list[Any]:
 def write_csv(store: BatchStore, path: Path) -> Path:
     """One row per listed file, in folder order; ``p_<class>`` columns for each material."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     classes = material_classes(store)
-    with path.open("w", newline="", encoding="utf-8-sig") as stream:
+    with replacing(path) as tmp, tmp.open("w", newline="", encoding="utf-8-sig") as stream:
         writer = csv.writer(stream)
         writer.writerow([*CSV_COLUMNS_BEFORE_PROBABILITIES, *(f"p_{c}" for c in classes), *CSV_COLUMNS_AFTER_PROBABILITIES])
         for record in store.iter_records():

@@ -707,7 +707,9 @@ class BatchReviewWindow(QMainWindow):
             self._message("Inspect a folder first.")
             return False
         if path is None:
-            suggested = str(self.context.folder.with_name(f"{self.context.folder.name}-review.{kind}"))
+            from station.review.export import export_path
+
+            suggested = str(export_path(self.context.folder, kind))
             path, _ = QFileDialog.getSaveFileName(self, f"Export {kind.upper()}", suggested, file_filter)
             if not path:
                 return False

@@ -42,6 +42,15 @@ def log_file_problem() -> str | None:
     return getattr(logging.getLogger("station"), "_log_file_problem", None)
 
 
+def close_log_file() -> None:
+    """Flush and close the log file (at quit: a Windows session's end leaves no time after it);
+    later records go to the console, where there is one."""
+    root = logging.getLogger("station")
+    for handler in [h for h in root.handlers if isinstance(h, _FileHandler)]:
+        root.removeHandler(handler)
+        handler.close()
+
+
 class _FileHandler(logging.handlers.RotatingFileHandler):
     """A rotating log file that, when a write fails (the disk filled up), falls back to the
     console once instead of printing a traceback for every record."""

@@ -313,3 +313,75 @@ def test_a_read_only_archive_folder_is_named(tmp_path, monkeypatch):
     with pytest.raises(AuditWriteError, match="the image archive folder is read-only .*modify rights on .*archive"):
         archive_image(np.zeros((4, 4, 3), np.uint8), tmp_path / "archive")
 
+
+# -- shutdown: a Windows session's end emits aboutToQuit, never a close event ---------------------
+
+
+def test_about_to_quit_shuts_the_window_down_once(qtbot, qapp, monkeypatch):
+    from station.ui import main_window
+    from station.ui.application import shut_down_on_quit
+    from station.ui.main_window import MainWindow
+
+    saved = []
+    monkeypatch.setattr(main_window, "save_settings", lambda settings: saved.append(settings))
+    window = MainWindow(main_window.Settings(), "CPU (test)", recipes={})
+    qtbot.addWidget(window)
+    shut_down_on_quit(qapp, window)
+    window.show()
+    with qtbot.waitSignal(window.source_started, timeout=10_000):
+        window.start_source("demo")
+    try:
+        qapp.aboutToQuit.emit()  # what Qt does on WM_ENDSESSION
+        assert window.capture_thread.thread.isFinished() and window.audit_thread.thread.isFinished()
+        window.close()
+        assert len(saved) == 1
+    finally:
+        qapp.aboutToQuit.disconnect(window.shutdown)
+        from station.logs import close_log_file
+
+        qapp.aboutToQuit.disconnect(close_log_file)
+
+
+_INTERRUPT_PROBE = r"""
+import os, signal, sys
+import torch  # noqa: F401  (the window's own import order)
+from PySide6.QtCore import QTimer
+from station.audit import AuditLog
+from station.ui import application
+
+opened = application.shut_down_on_quit
+
+def shut_down_on_quit(app, window):
+    opened(app, window)
+
+    def interrupt_once_signed_in():
+        if window.operator is not None:
+            with AuditLog(readonly=True) as log:
+                if any(e.action == "SIGN_IN" for e in log.query()):
+                    os.kill(os.getpid(), signal.SIGINT)  # Ctrl+C in the console
+                    return
+        QTimer.singleShot(100, interrupt_once_signed_in)
+
+    QTimer.singleShot(0, interrupt_once_signed_in)
+
+application.shut_down_on_quit = shut_down_on_quit
+from station.cli import main
+sys.exit(main(["gui", "--demo", "--operator", "demo-tech"]))
+"""
+
+
+def test_ctrl_c_in_the_console_signs_the_operator_out_once(tmp_path):
+    from station.app import missing_display_libraries
+    from station.audit import AuditLog
+
+    if missing_display_libraries():
+        pytest.skip("Qt's system libraries are not here")
+    env = os.environ | {"PYTHONPATH": str(REPO), "STATION_HOME": str(tmp_path), "QT_QPA_PLATFORM": "offscreen"}
+    done = subprocess.run([sys.executable, "-c", _INTERRUPT_PROBE], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    with AuditLog(tmp_path / "data" / "audit.sqlite3", readonly=True) as log:
+        actions = [e.action for e in log.query(operator="demo-tech")]
+    assert actions[-2:] == ["SIGN_IN", "SIGN_OUT"] and actions.count("SIGN_OUT") == 1
+    assert (tmp_path / "config" / "settings.json").is_file()
+    assert "SIGINT" in (tmp_path / "logs" / "station.log").read_text(encoding="utf-8")

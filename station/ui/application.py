@@ -2,17 +2,25 @@
 
 ``station.app`` composes what the window needs and calls ``run_window``; this is the only place
 that creates the QApplication.
+
+The window's ``shutdown`` (workers stopped, the operator signed out, settings saved) runs once on
+``aboutToQuit``, however the station ends: its window closed, Ctrl+C in the console, or the end of
+the Windows session (logoff, an update's restart, the installer's Restart Manager), where Qt emits
+``aboutToQuit`` on WM_ENDSESSION and the process is ended soon after, without any close event.
 """
 
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+import threading
 
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
 from station.config import Settings
+from station.logs import close_log_file
 from station.ui.main_window import MainWindow
 
 log = logging.getLogger(__name__)
@@ -41,6 +49,7 @@ def run_window(
     app.setApplicationName("IC Inspection Station")
     app.setOrganizationName("station")
     window = MainWindow(settings, device_description)
+    shut_down_on_quit(app, window)
     window.show_fitted()
     if start_source:
         window.start_source(settings.camera.source)
@@ -57,6 +66,32 @@ def run_window(
         _schedule_screenshot(window, screenshot, auto_capture)
     log.info("station window opened (source %s, %s)", settings.camera.source, device_description)
     return app.exec()
+
+
+def shut_down_on_quit(app: QApplication, window: MainWindow) -> None:
+    """``window.shutdown`` then the log file's close on ``aboutToQuit``; Ctrl+C (and Ctrl+Break, a
+    closed console on Windows, SIGTERM elsewhere) quits the application like closing its window."""
+    app.aboutToQuit.connect(window.shutdown)
+    app.aboutToQuit.connect(close_log_file)
+    if threading.current_thread() is not threading.main_thread():
+        return  # signal handlers can only be set from the main thread
+    for name in ("SIGINT", "SIGTERM", "SIGBREAK"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), _quit_on_signal)
+    # Python runs a signal handler only when it next runs bytecode, never inside Qt's event loop:
+    # a timer gives it that chance five times a second.
+    wake = QTimer(app)
+    wake.timeout.connect(_stay_responsive_to_signals)
+    wake.start(200)
+
+
+def _quit_on_signal(signum, frame) -> None:
+    log.info("station ending on signal %s", signal.Signals(signum).name)
+    QApplication.quit()
+
+
+def _stay_responsive_to_signals() -> None:
+    pass
 
 
 def _schedule_screenshot(window: MainWindow, path: str, auto_capture: bool, delay_ms: int = 6000) -> None:

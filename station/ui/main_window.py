@@ -465,7 +465,9 @@ class MainWindow(UsersSessionMixin, OperatorSessionMixin, InspectionFlowMixin, L
         worker_threads = (("capture", self.capture_thread), ("inference", self.inference_thread),
                           ("audit", self.audit_thread), ("users", self.users_client.thread))
         for name, worker_thread in worker_threads:
-            if not worker_thread.stop():
+            # a model still loading cannot be interrupted, and a QThread destroyed while it runs
+            # aborts the process: the inference thread gets the time a load takes
+            if not worker_thread.stop(timeout_ms=30_000 if name == "inference" else 3000):
                 log.warning("%s thread did not stop in time", name)
         if getattr(self, "_audit_view", None) is not None:
             self._audit_view.shutdown()

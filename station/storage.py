@@ -7,11 +7,14 @@ never of the file being inspected: callers report it as such and try again later
 from __future__ import annotations
 
 import errno
+import ntpath
 import os
 import shutil
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
+from pathlib import Path, PurePath, PureWindowsPath
+from urllib.parse import quote
 
 # free space under which a vague SQLite "disk I/O error" is taken for what it nearly always is
 _NEARLY_FULL_BYTES = 1 << 20
@@ -132,3 +135,89 @@ def output_file(out: Path | str, default_name: str) -> Path:
     """``out`` itself, or ``out/default_name`` when ``out`` is a folder (a drive root ``E:\\`` too)."""
     out = Path(out)
     return out / default_name if out.is_dir() or not out.name else out
+
+
+# -- network drives ---------------------------------------------------------------------------------
+
+# /proc/mounts file system types that live on another machine
+_NETWORK_FILE_SYSTEMS = frozenset({
+    "nfs", "nfs4", "cifs", "smb3", "smbfs", "fuse.sshfs", "ceph", "glusterfs", "fuse.glusterfs", "lustre", "afs",
+    "9p", "davfs", "fuse.davfs2",
+})
+_MOUNTS = Path("/proc/mounts")
+_DRIVE_REMOTE = 4  # GetDriveTypeW: a mapped network drive
+
+
+def is_network_path(path: Path | str) -> bool:
+    """Whether ``path`` is on another machine: a UNC path (``\\\\server\\share\\...``), a mapped
+    network drive (Windows: ``GetDriveTypeW`` says DRIVE_REMOTE) or an NFS/SMB mount (Linux:
+    its file system type in /proc/mounts). A path whose disk cannot be told counts as local."""
+    text = os.fspath(path)
+    if sys.platform == "win32" or _is_unc(text):
+        return _is_unc(text) or _windows_drive_type(_drive_root(text)) == _DRIVE_REMOTE
+    return _mount_type(text) in _NETWORK_FILE_SYSTEMS
+
+
+def _is_unc(text: str) -> bool:
+    """``\\\\server\\share`` or ``\\\\?\\UNC\\server\\share``; not ``\\\\?\\C:\\`` or a device (``\\\\.\\``)."""
+    text = text.replace("/", "\\")
+    if text[:8].upper() == "\\\\?\\UNC\\":
+        return True
+    return text.startswith("\\\\") and not text.startswith(("\\\\?\\", "\\\\.\\"))
+
+
+def _drive_root(text: str) -> str:
+    drive = ntpath.splitdrive(ntpath.abspath(text) if sys.platform == "win32" else text)[0]
+    return drive.removeprefix("\\\\?\\") + "\\"
+
+
+def _windows_drive_type(root: str) -> int:
+    import ctypes
+
+    try:
+        return int(ctypes.windll.kernel32.GetDriveTypeW(root))  # type: ignore[attr-defined]
+    except (AttributeError, OSError):
+        return 0  # DRIVE_UNKNOWN
+
+
+def _mount_type(text: str) -> str:
+    """The file system type of the mount holding ``text`` ("" when /proc/mounts cannot be read)."""
+    try:
+        lines = _MOUNTS.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return ""
+    target = os.path.realpath(text)
+    best, kind = "", ""
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        # /proc/mounts writes a space in a mount point as \040
+        mount_point = fields[1].replace("\\040", " ").replace("\\011", "\t").replace("\\134", "\\")
+        inside = target == mount_point or target.startswith(mount_point.rstrip("/") + "/")
+        if inside and len(mount_point) >= len(best):
+            best, kind = mount_point, fields[2]
+    return kind
+
+
+def sqlite_uri(path: PurePath | str, query: str = "") -> str:
+    """A ``file:`` URI SQLite opens for ``path``, percent-escaped (``?``, ``#``, ``%``, spaces).
+
+    ``Path.as_uri`` turns ``\\\\server\\share\\log.sqlite3`` (and a mapped drive, which ``resolve``
+    makes UNC) into ``file://server/share/...``, which SQLite refuses (it takes no host): a UNC
+    path here has an empty authority and the ``//server/share`` path Windows opens,
+    ``file:////server/share/log.sqlite3``. ``path`` should be absolute."""
+    windows = isinstance(path, PureWindowsPath) or (not isinstance(path, PurePath) and sys.platform == "win32")
+    if windows:
+        text = str(PureWindowsPath(path)).replace("\\", "/")
+        if text.startswith("//?/UNC/"):
+            text = "//" + text[len("//?/UNC/"):]
+        elif text.startswith("//?/"):
+            text = text[len("//?/"):]
+        if text.startswith("//"):
+            location = "//" + quote(text, safe="/")  # file: + // (no host) + //server/share/...
+        else:
+            location = "///" + quote(text, safe="/:")  # file:///C:/...
+    else:
+        location = "//" + quote(os.fspath(path), safe="/")
+    return f"file:{location}" + (f"?{query}" if query else "")

@@ -385,3 +385,83 @@ def test_ctrl_c_in_the_console_signs_the_operator_out_once(tmp_path):
     assert actions[-2:] == ["SIGN_IN", "SIGN_OUT"] and actions.count("SIGN_OUT") == 1
     assert (tmp_path / "config" / "settings.json").is_file()
     assert "SIGINT" in (tmp_path / "logs" / "station.log").read_text(encoding="utf-8")
+
+
+# -- network drives: SQLite's locks do not hold on SMB or NFS ---------------------------------------
+
+
+def test_network_paths_are_told_from_local_ones(tmp_path, monkeypatch):
+    from station import storage
+
+    assert storage.is_network_path(r"\\lab-nas\qa\audit.sqlite3") and storage.is_network_path("//lab-nas/qa/x")
+    assert storage.is_network_path(r"\\?\UNC\lab-nas\qa\audit.sqlite3")
+    assert not storage.is_network_path(r"\\?\C:\station\audit.sqlite3") and not storage.is_network_path(tmp_path)
+    monkeypatch.setattr(sys, "platform", "win32")
+    drive_types = {"Z:\\": 4, "C:\\": 3}  # DRIVE_REMOTE: a mapped network drive; DRIVE_FIXED
+    monkeypatch.setattr(storage, "_windows_drive_type", lambda root: drive_types.get(root.upper(), 0))
+    assert storage.is_network_path(r"Z:\station\audit.sqlite3") and storage.is_network_path("z:/audit.sqlite3")
+    assert not storage.is_network_path(r"C:\ProgramData\Station\audit.sqlite3")
+
+
+def fake_mounts(monkeypatch, tmp_path, *lines: str) -> None:
+    from station import storage
+
+    mounts = tmp_path / "mounts"
+    mounts.write_text("".join(f"{line}\n" for line in ("/dev/sda1 / ext4 rw 0 0", *lines)), encoding="utf-8")
+    monkeypatch.setattr(storage, "_MOUNTS", mounts)
+
+
+def test_linux_mounts_of_nfs_and_smb_are_network_drives(tmp_path, monkeypatch):
+    from station.storage import is_network_path
+
+    share = tmp_path / "lab share"
+    (share / "station").mkdir(parents=True)
+    fake_mounts(monkeypatch, tmp_path, f"//nas/qa {str(share).replace(' ', chr(92) + '040')} cifs rw 0 0",
+                f"nas:/export {tmp_path / 'nfs'} nfs4 rw 0 0")
+    assert is_network_path(share / "station" / "audit.sqlite3") and is_network_path(tmp_path / "nfs" / "x")
+    assert not is_network_path(tmp_path / "lab share2" / "x") and not is_network_path(tmp_path / "local")
+
+
+def test_the_audit_writer_refuses_a_log_on_a_network_drive(tmp_path, monkeypatch):
+    from station.audit import Action, AuditLog, EntryDraft
+    from station.audit.entry import AuditWriteError
+
+    local = tmp_path / "share" / "audit.sqlite3"
+    with AuditLog(local, station_id="bench-1") as log:
+        log.append(EntryDraft(Action.SIGN_IN, operator_id="jdoe"))
+    fake_mounts(monkeypatch, tmp_path, f"//nas/qa {tmp_path / 'share'} cifs rw 0 0")
+    with pytest.raises(AuditWriteError, match="on a network drive.*lab's PostgreSQL log"):
+        with AuditLog(local, station_id="bench-1") as log:
+            log.append(EntryDraft(Action.SIGN_OUT, operator_id="jdoe"))
+    with pytest.raises(AuditWriteError, match="network drive"):
+        with AuditLog(Path(r"\\nas\qa\station\audit.sqlite3"), station_id="bench-1") as log:
+            log.append(EntryDraft(Action.SIGN_OUT, operator_id="jdoe"))
+    with AuditLog(local, readonly=True) as log:  # reading a copy on a share is fine
+        assert [e.action for e in log.query()] == ["SIGN_IN"]
+
+
+def test_reader_uris_work_for_unc_paths_and_odd_names(tmp_path):
+    import sqlite3
+    from pathlib import PureWindowsPath
+
+    from station.audit import Action, AuditLog, EntryDraft
+    from station.storage import sqlite_uri
+
+    assert (sqlite_uri(PureWindowsPath(r"\\lab-nas\qa share\station\audit #1.sqlite3"), "mode=ro")
+            == "file:////lab-nas/qa%20share/station/audit%20%231.sqlite3?mode=ro")
+    assert sqlite_uri(PureWindowsPath(r"\\?\UNC\lab-nas\qa\a.sqlite3")) == "file:////lab-nas/qa/a.sqlite3"
+    assert sqlite_uri(PureWindowsPath(r"C:\Program Data\a?.sqlite3"), "mode=ro") == "file:///C:/Program%20Data/a%3F.sqlite3?mode=ro"
+    # what Path.as_uri() gives for a UNC path (and a mapped drive, once resolved): SQLite refuses a host
+    assert PureWindowsPath(r"\\lab-nas\qa\a.sqlite3").as_uri() == "file://lab-nas/qa/a.sqlite3"
+    with pytest.raises(sqlite3.OperationalError, match="invalid uri authority"):
+        sqlite3.connect("file://lab-nas/qa/a.sqlite3?mode=ro", uri=True)
+    odd = tmp_path / "lot #7 ? 100% µ" / "audit.sqlite3"
+    with AuditLog(odd, station_id="bench-1") as log:
+        log.append(EntryDraft(Action.SIGN_IN, operator_id="jdoe"))
+    # the UNC form has an empty authority and a path starting with two slashes, which SQLite keeps
+    # as it is (here POSIX reads //tmp/... as /tmp/...)
+    four_slashes = sqlite3.connect("file:///" + sqlite_uri(odd, "mode=ro").removeprefix("file://"), uri=True)
+    assert four_slashes.execute("SELECT count(*) FROM entries").fetchone()[0] == 1
+    four_slashes.close()
+    with AuditLog(odd, readonly=True) as log:
+        assert [e.action for e in log.query()] == ["SIGN_IN"]

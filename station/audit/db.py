@@ -27,7 +27,7 @@ import sqlite3
 from pathlib import Path
 
 from station.audit.entry import AuditError, AuditWriteError
-from station.storage import disk_is_full, is_writable_folder
+from station.storage import disk_is_full, is_network_path, is_writable_folder, sqlite_uri
 
 SCHEMA_VERSION = 2
 
@@ -92,6 +92,14 @@ CREATE INDEX entries_station ON entries(station_id, id);
 
 def connect_writer(path: Path, busy_timeout_s: float) -> sqlite3.Connection:
     """Open (creating if needed) the audit database for appending; AuditWriteError if it cannot be."""
+    if is_network_path(path):
+        # SQLite's locks do not hold over SMB or NFS, and journal_mode=WAL still answers "wal"
+        # there: two stations appending would break the chain without an error.
+        raise AuditWriteError(
+            f"audit log {path} is on a network drive, where SQLite cannot lock the file safely: keep the "
+            "station's own log on this PC's disk, or write to the lab's PostgreSQL log (set audit_url or "
+            "STATION_AUDIT_URL, docs/LAB-LOG.md); a copy on a share can still be read (station audit verify --db)"
+        )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -122,15 +130,16 @@ def connect_writer(path: Path, busy_timeout_s: float) -> sqlite3.Connection:
 
 
 def connect_reader(path: Path) -> sqlite3.Connection:
-    """Open an existing audit database read-only (never creates it); AuditError if it cannot be."""
+    """Open an existing audit database read-only (never creates it); AuditError if it cannot be.
+    A log on a network share (UNC path, mapped drive) opens too: reading takes no write lock."""
     if not path.is_file():
         raise AuditError(f"no audit log at {path}")
-    uri = path.resolve().as_uri()
+    location = path.resolve()
     failure: sqlite3.Error | None = None
     # A WAL database in a folder we may not write needs a -shm file it cannot create; with no
     # writer around (none can write there either) reading the file as immutable is exact.
     for mode in ("mode=ro", "immutable=1"):
-        conn = sqlite3.connect(f"{uri}?{mode}", uri=True, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(sqlite_uri(location, mode), uri=True, isolation_level=None, check_same_thread=False)
         try:
             if _schema_version(conn, path) == 0:
                 raise AuditError(f"{path} is not a station audit log (it has no audit schema)")

@@ -1,5 +1,10 @@
 """Rotating log file in the user's log dir, plus stderr for warnings.
 
+One log file per process: the process holding ``station.log.lock`` writes (and rotates)
+``station.log``; any other running at the same time (``station selftest`` beside the window, a
+second window) writes ``station-<pid>.log``, since two processes rotating one file break on
+Windows (WinError 32: the file is open elsewhere). Such files older than two weeks are removed.
+
 A log folder that cannot be written (read-only data disk, full disk, no permission) never
 stops the station: logging falls back to the console and says so once.
 """
@@ -8,7 +13,10 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import os
 import sys
+import time
+from pathlib import Path
 
 from station import paths
 from station.storage import describe_os_error
@@ -25,7 +33,7 @@ def setup_logging(level: int = logging.INFO, *, console: bool = True) -> logging
     try:
         folder = paths.log_dir()
         folder.mkdir(parents=True, exist_ok=True)  # the reason it cannot be created, if it cannot
-        file_handler = _FileHandler(folder / "station.log", maxBytes=5_000_000, backupCount=5, encoding="utf-8")
+        file_handler = _FileHandler.in_folder(folder)
     except OSError as exc:
         _fall_back_to_console(root, f"cannot write the log file in {exc.filename or 'its folder'}: {describe_os_error(exc)}")
         return root
@@ -51,9 +59,36 @@ def close_log_file() -> None:
         handler.close()
 
 
+_PROCESS_LOG_MAX_AGE_S = 14 * 24 * 3600
+
+
 class _FileHandler(logging.handlers.RotatingFileHandler):
     """A rotating log file that, when a write fails (the disk filled up), falls back to the
     console once instead of printing a traceback for every record."""
+
+    _lock_fd: int | None = None
+
+    @classmethod
+    def in_folder(cls, folder: Path) -> _FileHandler:
+        """``station.log`` when this process can take its lock, else ``station-<pid>.log``."""
+        lock_fd = os.open(folder / "station.log.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        if not _try_lock(lock_fd):
+            os.close(lock_fd)
+            return cls(folder / f"station-{os.getpid()}.log", maxBytes=5_000_000, backupCount=2, encoding="utf-8")
+        try:
+            handler = cls(folder / "station.log", maxBytes=5_000_000, backupCount=5, encoding="utf-8")
+        except OSError:
+            os.close(lock_fd)
+            raise
+        handler._lock_fd = lock_fd
+        _remove_old_process_logs(folder)
+        return handler
+
+    def close(self) -> None:
+        super().close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the lock: the next process may take station.log
+            self._lock_fd = None
 
     def handleError(self, record: logging.LogRecord) -> None:
         exc = sys.exc_info()[1]
@@ -83,3 +118,29 @@ def _console_handler(level: int) -> logging.Handler:
     stream.setLevel(level)
     stream.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
     return stream
+
+
+def _try_lock(fd: int) -> bool:
+    """An exclusive lock on ``fd`` for this process's life, without waiting; False when another has it."""
+    try:
+        if sys.platform == "win32":
+            import msvcrt
+
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
+def _remove_old_process_logs(folder: Path) -> None:
+    cutoff = time.time() - _PROCESS_LOG_MAX_AGE_S
+    for old in folder.glob("station-*.log*"):
+        try:
+            if old.stat().st_mtime < cutoff:
+                old.unlink()
+        except OSError:
+            pass

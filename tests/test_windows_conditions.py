@@ -465,3 +465,57 @@ def test_reader_uris_work_for_unc_paths_and_odd_names(tmp_path):
     four_slashes.close()
     with AuditLog(odd, readonly=True) as log:
         assert [e.action for e in log.query()] == ["SIGN_IN"]
+
+
+# -- one log file per process: two processes rotating one file break on Windows (WinError 32) -------
+
+
+@pytest.fixture
+def fresh_logging():
+    import logging
+
+    root = logging.getLogger("station")
+    saved = (root.handlers[:], root.level, root.__dict__.copy())
+    for attribute in ("_station_configured", "_log_file_problem"):
+        root.__dict__.pop(attribute, None)
+    root.handlers = []
+    yield root
+    for handler in root.handlers:
+        handler.close()
+    root.handlers, root.level = saved[0], saved[1]
+    root.__dict__.clear()
+    root.__dict__.update(saved[2])
+
+
+def _log_files(root) -> list[str]:
+    import logging
+
+    return [Path(h.baseFilename).name for h in root.handlers if isinstance(h, logging.FileHandler)]
+
+
+def test_a_second_process_logs_to_its_own_file(fresh_logging, station_home):
+    from station import logs
+
+    root = logs.setup_logging(console=False)
+    assert _log_files(root) == ["station.log"]
+    env = os.environ | {"PYTHONPATH": str(REPO), "STATION_HOME": str(station_home)}
+    done = subprocess.run([sys.executable, "-m", "station", "audit", "list"], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert "no audit log" in done.stderr
+    others = sorted(p.name for p in (station_home / "logs").glob("station-*.log"))
+    assert len(others) == 1 and others[0] != f"station-{os.getpid()}.log"
+    logs.close_log_file()  # the lock goes with the file: the next process takes station.log
+    fresh_logging.__dict__.pop("_station_configured")
+    assert _log_files(logs.setup_logging(console=False)) == ["station.log"]
+
+
+def test_process_logs_older_than_two_weeks_are_removed(fresh_logging, station_home):
+    from station import logs, paths
+
+    folder = paths.log_dir()
+    old, recent = folder / "station-4242.log", folder / "station-4343.log.1"
+    for path in (old, recent):
+        path.write_text("x", encoding="utf-8")
+    os.utime(old, (0, 0))
+    logs.setup_logging(console=False)
+    assert not old.exists() and recent.exists()

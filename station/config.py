@@ -2,6 +2,12 @@
 
 Each schema change bumps ``SCHEMA_VERSION`` and adds a migration from the previous
 version, so an old settings file is upgraded instead of being thrown away.
+
+A lab admin sets machine-wide values in ``settings.json`` of ``paths.machine_config_dir()``
+(``C:\\ProgramData\\station\\config`` on Windows, ``/etc/xdg/station/config`` on Linux): the lab's
+``audit_url``, the ``station_id``, ``data_folder``. They are every user's defaults; a value in the
+user's own file overrides them. The user's file keeps only what differs from the machine's values,
+so a later change by the admin reaches every user who did not choose otherwise.
 """
 
 from __future__ import annotations
@@ -53,6 +59,9 @@ class Settings:
     batch_onnxruntime: bool = False  # batch review without maps runs the networks on ONNX Runtime (CPU)
     max_image_megapixels: float = 100.0  # an image whose header claims more is refused before decoding (0: no cap)
     audit_url: str = ""  # postgresql://ROLE@HOST/DB: the lab's shared audit log; empty: the local file (docs/LAB-LOG.md)
+    # the local audit log and image archive: "" the machine's data folder where the installer made
+    # one, else the user's; "user" the user's; or a folder (station.paths.data_dir)
+    data_folder: str = ""
 
 
 def _hostname() -> str:
@@ -81,27 +90,69 @@ def _from_dict(cls, data: dict[str, Any]):
     return cls(**kwargs)
 
 
-def load_settings(path: Path | None = None) -> Settings:
-    """Read settings; a missing or unreadable file gives the defaults (and a log line)."""
-    path = path or settings_path()
+def machine_settings_path() -> Path:
+    return paths.machine_config_dir() / "settings.json"
+
+
+def _read_settings_file(path: Path) -> dict[str, Any]:
+    """The file's values, migrated to ``SCHEMA_VERSION``; {} when it is missing or unreadable (logged)."""
     if not path.exists():
-        return Settings()
+        return {}
     try:
         data = json.loads(path.read_text(encoding="utf-8-sig"))  # Notepad writes a BOM
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
         version = int(data.get("version", 1))
         while version < SCHEMA_VERSION:
             data = MIGRATIONS[version](data)
             version += 1
         data["version"] = SCHEMA_VERSION
-        return _from_dict(Settings, data)
+        return data
     except (OSError, ValueError, TypeError, KeyError) as exc:
         log.warning("settings file %s unreadable (%s); using defaults", path, exc)
+        return {}
+
+
+def _merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for name, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(name), dict):
+            value = {**merged[name], **value}
+        merged[name] = value
+    return merged
+
+
+def _machine_values() -> dict[str, Any]:
+    return _read_settings_file(machine_settings_path())
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    """The defaults, overridden by the machine-wide file, overridden by the user's; a missing or
+    unreadable file counts as empty (with a log line for the unreadable one)."""
+    data = _merged(_machine_values(), _read_settings_file(path or settings_path()))
+    try:
+        return _from_dict(Settings, data)
+    except TypeError as exc:
+        log.warning("settings unusable (%s); using defaults", exc)
         return Settings()
 
 
 def save_settings(settings: Settings, path: Path | None = None) -> None:
-    """Write atomically so a crash never leaves half a settings file."""
+    """Write the values that differ from the machine-wide ones, atomically so a crash never
+    leaves half a settings file. The station ID is kept even when it is the host name (an
+    audit chain's key belongs to it), unless the machine's file names it."""
     path = path or settings_path()
+    machine = _machine_values()
+    base = dataclasses.asdict(_from_dict(Settings, machine))
+    values = dataclasses.asdict(settings)
+    own: dict[str, Any] = {"version": SCHEMA_VERSION}
+    for name, value in values.items():
+        if isinstance(value, dict):
+            changed = {k: v for k, v in value.items() if base[name].get(k) != v}
+            if changed:
+                own[name] = changed
+        elif value != base[name] or (name == "station_id" and "station_id" not in machine):
+            own[name] = value
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(dataclasses.asdict(settings), indent=2), encoding="utf-8")
+    tmp.write_text(json.dumps(own, indent=2, ensure_ascii=False), encoding="utf-8")
     os.replace(tmp, path)

@@ -4,9 +4,13 @@ The only module that knows about the frozen (PyInstaller) layout. Three kinds of
 
 * bundled, read-only: ``resources/`` and ``models/`` beside the package in a checkout, or
   inside the bundle (``sys._MEIPASS``) in the frozen app; ``STATION_MODELS`` overrides models;
-* per user, writable: settings, data (audit log, archived images), cache and logs from
-  platformdirs;
-* ``STATION_HOME=DIR`` puts every per-user place under DIR (tests, portable installs).
+* per user, writable: settings, cache and logs from platformdirs;
+* per machine (platformdirs' site folders; ``C:\\ProgramData\\station`` on Windows): ``config/``,
+  a lab admin's settings for every user (``station.config``), and ``data/``, the audit log and
+  archived images, used when it exists and can be written (the installer makes it, with modify
+  rights for users); else data is per user. The ``data_folder`` setting chooses otherwise;
+* ``STATION_HOME=DIR`` puts every place under DIR (tests, portable installs): the per-user ones
+  in ``config/``, ``data/``, ``cache/``, ``logs/``, the machine's in ``machine/``.
 """
 
 from __future__ import annotations
@@ -62,8 +66,40 @@ def config_dir() -> Path:
 
 
 def data_dir() -> Path:
+    """The audit log and archived images: the ``data_folder`` setting's choice (see there)."""
     home = _home_override()
-    return _ensure(home / "data" if home else Path(platformdirs.user_data_dir(APP_NAME, APP_AUTHOR)))
+    return _ensure(home / "data" if home else chosen_data_dir())
+
+
+def user_data_dir() -> Path:
+    home = _home_override()
+    return home / "data" if home else Path(platformdirs.user_data_dir(APP_NAME, APP_AUTHOR))
+
+
+def machine_config_dir() -> Path:
+    """A lab admin's settings for every user of this PC (read, never created here)."""
+    home = _home_override()
+    return home / "machine" / "config" if home else Path(platformdirs.site_config_dir(APP_NAME, appauthor=False)) / "config"
+
+
+def machine_data_dir() -> Path:
+    """The per-machine data folder, made by the installer (never created here)."""
+    home = _home_override()
+    return home / "machine" / "data" if home else Path(platformdirs.site_data_dir(APP_NAME, appauthor=False)) / "data"
+
+
+def chosen_data_dir() -> Path:
+    """Where the settings' ``data_folder`` puts the data: "" (the machine's folder when it exists
+    and can be written, else the user's), "user", or a folder of its own."""
+    from station.config import load_settings  # config imports this module: at call time only
+
+    choice = (load_settings().data_folder or "").strip()
+    if choice.lower() == "user":
+        return user_data_dir()
+    if choice:
+        return Path(choice).expanduser()
+    machine = machine_data_dir()
+    return machine if machine.is_dir() and os.access(machine, os.W_OK | os.X_OK) else user_data_dir()
 
 
 def cache_dir() -> Path:

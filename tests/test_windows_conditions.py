@@ -519,3 +519,72 @@ def test_process_logs_older_than_two_weeks_are_removed(fresh_logging, station_ho
     os.utime(old, (0, 0))
     logs.setup_logging(console=False)
     assert not old.exists() and recent.exists()
+
+
+# -- where the data lives: per machine (C:\ProgramData\station) with the user's choice overriding ----
+
+
+def _write_json(path: Path, data: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+def test_the_machine_folders_are_in_programdata_on_windows(monkeypatch):
+    from pathlib import PureWindowsPath
+
+    import platformdirs
+    import platformdirs.windows
+
+    from station import paths
+
+    monkeypatch.delenv("STATION_HOME")
+    monkeypatch.setenv("WIN_PD_OVERRIDE_COMMON_APPDATA", "C:\\ProgramData")
+    for name in ("site_config_dir", "site_data_dir"):
+        monkeypatch.setattr(platformdirs, name, lambda *a, _n=name, **k: getattr(platformdirs.windows.Windows(*a, **k), _n))
+    assert PureWindowsPath(str(paths.machine_config_dir())) == PureWindowsPath(r"C:\ProgramData\station\config")
+    assert PureWindowsPath(str(paths.machine_data_dir())) == PureWindowsPath(r"C:\ProgramData\station\data")
+
+
+def test_machine_settings_are_every_users_defaults_and_the_users_own_win(station_home):
+    from station.config import load_settings, machine_settings_path, save_settings, settings_path
+
+    assert machine_settings_path() == station_home / "machine" / "config" / "settings.json"
+    _write_json(machine_settings_path(), {"version": 1, "audit_url": "postgresql://station@lab/qa",
+                                          "station_id": "bench-7", "device": "cpu", "camera": {"fps": 15.0}})
+    _write_json(settings_path(), {"version": 1, "device": "cuda", "camera": {"width": 640}})
+    settings = load_settings()
+    assert (settings.audit_url, settings.station_id, settings.device) == ("postgresql://station@lab/qa", "bench-7", "cuda")
+    assert (settings.camera.fps, settings.camera.width) == (15.0, 640)
+    settings.foot_pedal_key = "F9"
+    save_settings(settings)
+    own = json.loads(settings_path().read_text(encoding="utf-8"))
+    assert own == {"version": 1, "device": "cuda", "camera": {"width": 640}, "foot_pedal_key": "F9"}
+    # the admin moves the lab log: every user who did not choose otherwise follows
+    _write_json(machine_settings_path(), {"version": 1, "audit_url": "postgresql://station@lab2/qa"})
+    assert load_settings().audit_url == "postgresql://station@lab2/qa" and load_settings().foot_pedal_key == "F9"
+
+
+def test_the_station_id_stays_pinned_without_a_machine_value(station_home):
+    from station.config import Settings, save_settings, settings_path
+
+    save_settings(Settings())
+    assert json.loads(settings_path().read_text(encoding="utf-8"))["station_id"] == "test-station"
+
+
+def test_the_data_folder_is_the_machines_when_the_installer_made_it(station_home, monkeypatch):
+    from station import paths
+    from station.config import settings_path
+
+    assert paths.chosen_data_dir() == station_home / "data"  # no machine folder: the user's
+    machine = station_home / "machine" / "data"
+    machine.mkdir(parents=True)
+    assert paths.chosen_data_dir() == machine
+    _write_json(settings_path(), {"version": 1, "data_folder": "user"})
+    assert paths.chosen_data_dir() == station_home / "data"
+    _write_json(settings_path(), {"version": 1, "data_folder": str(station_home / "lab data")})
+    assert paths.chosen_data_dir() == station_home / "lab data"
+    _write_json(settings_path(), {"version": 1})
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if Path(p) == machine else real_access(p, mode))
+    assert paths.chosen_data_dir() == station_home / "data"  # users were not given modify rights

@@ -101,10 +101,11 @@ def _border_ring(height: int, width: int, thickness: int) -> np.ndarray:
 
 def find_part(check: PartRegionCheck | None, image: np.ndarray) -> PartRegion:
     """The part in an HxWx3 RGB uint8 frame (see the module docstring)."""
+    if check is None or check.kind == "frame":
+        scale = min(1.0, _SIDE / max(image.shape[:2]))
+        return PartRegion(np.ones((max(1, round(image.shape[0] * scale)), max(1, round(image.shape[1] * scale))), bool))
     small = _small(image)
     height, width = small.shape[:2]
-    if check is None or check.kind == "frame":
-        return PartRegion(np.ones((height, width), dtype=bool))
     small = cv2.GaussianBlur(small, (0, 0), 1.0)
     ring = _border_ring(height, width, max(2, min(height, width) // 40))
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)

@@ -588,3 +588,25 @@ def test_the_data_folder_is_the_machines_when_the_installer_made_it(station_home
     real_access = os.access
     monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if Path(p) == machine else real_access(p, mode))
     assert paths.chosen_data_dir() == station_home / "data"  # users were not given modify rights
+
+
+# -- hidden and system files: a drive's recycle bin, restore points, the hidden attribute -----------
+
+
+def test_batch_review_skips_a_drives_system_folders_and_hidden_files(tmp_path, monkeypatch):
+    from station.review import scan
+
+    drive = tmp_path / "E"
+    for name in ("lot 7/a.png", "lot 7/b.png", "$RECYCLE.BIN/S-1-5-21/$R0AB12.png", "System Volume Information/x.png",
+                 "lot 7/.DS_Store", "lot 7/Thumbs.db", "lot 7/hidden by attribute.png", "secret/c.png", "notes.txt"):
+        (drive / name).parent.mkdir(parents=True, exist_ok=True)
+        (drive / name).write_bytes(b"")
+    assert [f.relative_path for f in scan.scan_folder(drive, recursive=True).files] == [
+        "lot 7/a.png", "lot 7/b.png", "lot 7/hidden by attribute.png", "secret/c.png", "notes.txt"]
+    monkeypatch.setattr(sys, "platform", "win32")
+    hidden = {drive / "lot 7" / "hidden by attribute.png": 0x2, drive / "secret": 0x2 | 0x4}
+    asked = []
+    monkeypatch.setattr(scan, "_file_attributes", lambda path: asked.append(path) or hidden.get(path, 0x20))
+    assert [f.relative_path for f in scan.scan_folder(drive, recursive=True).files] == [
+        "lot 7/a.png", "lot 7/b.png", "notes.txt"]
+    assert asked.count(drive / "lot 7") == 1  # a folder's attributes are read once per scan

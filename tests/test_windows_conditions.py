@@ -610,3 +610,57 @@ def test_batch_review_skips_a_drives_system_folders_and_hidden_files(tmp_path, m
     assert [f.relative_path for f in scan.scan_folder(drive, recursive=True).files] == [
         "lot 7/a.png", "lot 7/b.png", "notes.txt"]
     assert asked.count(drive / "lot 7") == 1  # a folder's attributes are read once per scan
+
+
+# -- PDF reports: the offscreen platform on Windows finds no system font --------------------------
+
+_PDF_PROBE = r"""
+import sys
+from station.reports import pdf
+if sys.argv[2] == "without-bundled-fonts":
+    pdf._font_files = lambda: []
+pdf.write_pdf("<h1>Report for Zoë Müller</h1><p>void 5 µm, Ø 2 mm; operator 王小明</p>", sys.argv[1])
+"""
+
+_CJK_FONT_FILES = ("/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf",
+                   "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+                   "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
+
+
+def _pdf_text_without_system_fonts(tmp_path: Path, mode: str, windir: Path | None = None) -> str:
+    """The text pdftotext reads from a report laid out where fontconfig knows no font at all."""
+    config = tmp_path / "fonts.conf"
+    config.write_text(f"<?xml version='1.0'?><fontconfig><cachedir>{tmp_path / 'fc-cache'}</cachedir></fontconfig>",
+                      encoding="utf-8")
+    env = os.environ | {"PYTHONPATH": str(REPO), "FONTCONFIG_FILE": str(config)}
+    env.pop("WINDIR", None)
+    if windir is not None:
+        env["WINDIR"] = str(windir)
+    out = tmp_path / f"{mode}.pdf"
+    done = subprocess.run([sys.executable, "-c", _PDF_PROBE, str(out), mode], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return subprocess.run(["pdftotext", str(out), "-"], capture_output=True, text=True, check=True).stdout
+
+
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="needs pdftotext (poppler-utils)")
+def test_a_pdf_report_has_its_text_where_no_system_font_is_found(tmp_path):
+    assert "Zoë Müller" not in _pdf_text_without_system_fonts(tmp_path, "without-bundled-fonts")  # the Windows bug
+    text = _pdf_text_without_system_fonts(tmp_path, "bundled")
+    assert "Report for Zoë Müller" in text and "void 5 µm, Ø 2 mm" in text
+    cjk = next((Path(p) for p in _CJK_FONT_FILES if Path(p).is_file()), None)
+    if cjk is None:
+        pytest.skip("no CJK font on this machine to stand in for Windows' Microsoft YaHei")
+    fonts = tmp_path / "Windows" / "Fonts"
+    fonts.mkdir(parents=True)
+    (fonts / "msyh.ttc").symlink_to(cjk)
+    assert "operator 王小明" in _pdf_text_without_system_fonts(tmp_path, "bundled", windir=tmp_path / "Windows")
+
+
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="needs pdftotext (poppler-utils)")
+def test_the_audit_pdf_export_has_the_operators_names(audit_db, tmp_path):
+    from station.audit.export import export
+
+    out = export("pdf", tmp_path / "audit.pdf", db_path=audit_db).path
+    text = subprocess.run(["pdftotext", "-layout", str(out), "-"], capture_output=True, text=True, check=True).stdout
+    assert "Audit log report" in text and "zoë" in text and "SIGN_IN" in text

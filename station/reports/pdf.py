@@ -9,23 +9,35 @@ may be given by file path (``<img src="/abs/image.png">``) or as ``data:image/pn
 Works headless: without a running application a QGuiApplication is created on the
 ``offscreen`` platform, so the CLI needs no display. Safe to call from a worker thread once an
 application exists (QTextDocument and QPdfWriter are reentrant).
+
+Text is set in the bundled DejaVu Sans (``resources/fonts``, Latin, Greek and Cyrillic: µ, ü, Ø),
+falling back to a Chinese, Japanese or Korean font of Windows (``%WINDIR%\\Fonts``) or, elsewhere,
+of the system: the offscreen platform on Windows finds no system font by itself, and a PDF laid
+out without a font has no text.
 """
 
 from __future__ import annotations
 
 import errno
+import os
 import threading
 from pathlib import Path
 
 from PySide6.QtCore import QCoreApplication, QMarginsF, QUrl
-from PySide6.QtGui import QGuiApplication, QPageLayout, QPageSize, QPdfWriter, QTextDocument
+from PySide6.QtGui import QFont, QFontDatabase, QGuiApplication, QPageLayout, QPageSize, QPdfWriter, QTextDocument
 
-from station import __version__
+from station import __version__, paths
 from station.storage import is_writable_folder, replacing
 
 _RESOLUTION_DPI = 300
 _app_lock = threading.Lock()
 _headless_app: QGuiApplication | None = None  # kept alive for the life of the process
+_report_families: list[str] | None = None  # the fonts' families, once registered
+
+# Windows' own CJK fonts (Microsoft YaHei, SimSun, Meiryo, Malgun Gothic): too large to bundle
+_WINDOWS_FALLBACK_FONTS = ("msyh.ttc", "simsun.ttc", "meiryo.ttc", "malgun.ttf")
+# where no Windows font was registered: system fonts the platform's own database may know
+_SYSTEM_FALLBACK_FAMILIES = ("Noto Sans CJK SC", "Droid Sans Fallback", "WenQuanYi Micro Hei")
 
 
 def _ensure_gui_application() -> None:
@@ -40,6 +52,26 @@ def _ensure_gui_application() -> None:
                 "write_pdf needs a QGuiApplication (fonts and layout), but this process runs a plain "
                 "QCoreApplication; create a QGuiApplication or QApplication instead"
             )
+
+
+def _font_files() -> list[Path]:
+    bundled = sorted((paths.resources_dir() / "fonts").glob("*.ttf"))
+    windows = os.environ.get("WINDIR")
+    system = [Path(windows) / "Fonts" / name for name in _WINDOWS_FALLBACK_FONTS] if windows else []
+    return bundled + [file for file in system if file.is_file()]
+
+
+def report_families() -> list[str]:
+    """The families a report is set in, first choice first (registers the fonts once)."""
+    global _report_families
+    with _app_lock:
+        if _report_families is None:
+            families: list[str] = []
+            for file in _font_files():
+                font_id = QFontDatabase.addApplicationFont(str(file))
+                families += [f for f in QFontDatabase.applicationFontFamilies(font_id) if f not in families]
+            _report_families = families + [f for f in _SYSTEM_FALLBACK_FAMILIES if f not in families]
+        return _report_families
 
 
 def write_pdf(
@@ -96,6 +128,9 @@ def _render(
         raise ValueError(f"page layout {page_size!r} (landscape={landscape}) rejected by the PDF writer")
 
     document = QTextDocument()
+    font = QFont()
+    font.setFamilies(report_families())
+    document.setDefaultFont(font)
     document.setMetaInformation(QTextDocument.MetaInformation.DocumentTitle, title)
     if base_dir is not None:
         document.setBaseUrl(QUrl.fromLocalFile(str(Path(base_dir).resolve()) + "/"))

@@ -75,7 +75,7 @@ MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
 
 
 def settings_path() -> Path:
-    return paths.config_dir() / "settings.json"
+    return paths.settings_file()
 
 
 def _from_dict(cls, data: dict[str, Any]):
@@ -91,7 +91,7 @@ def _from_dict(cls, data: dict[str, Any]):
 
 
 def machine_settings_path() -> Path:
-    return paths.machine_config_dir() / "settings.json"
+    return paths.machine_settings_file()
 
 
 def _read_settings_file(path: Path) -> dict[str, Any]:

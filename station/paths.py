@@ -15,6 +15,7 @@ The only module that knows about the frozen (PyInstaller) layout. Three kinds of
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -91,15 +92,34 @@ def machine_data_dir() -> Path:
 def chosen_data_dir() -> Path:
     """Where the settings' ``data_folder`` puts the data: "" (the machine's folder when it exists
     and can be written, else the user's), "user", or a folder of its own."""
-    from station.config import load_settings  # config imports this module: at call time only
-
-    choice = (load_settings().data_folder or "").strip()
+    choice = _data_folder_setting()
     if choice.lower() == "user":
         return user_data_dir()
     if choice:
         return Path(choice).expanduser()
     machine = machine_data_dir()
     return machine if machine.is_dir() and os.access(machine, os.W_OK | os.X_OK) else user_data_dir()
+
+
+def settings_file() -> Path:
+    return config_dir() / "settings.json"
+
+
+def machine_settings_file() -> Path:
+    return machine_config_dir() / "settings.json"
+
+
+def _data_folder_setting() -> str:
+    """``data_folder`` of the user's settings file, else of the machine's (``station.config``
+    reads the rest; it imports this module, so the one value is read here)."""
+    for file in (settings_file(), machine_settings_file()):
+        try:
+            value = json.loads(file.read_text(encoding="utf-8-sig")).get("data_folder")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(value, str):
+            return value.strip()
+    return ""
 
 
 def cache_dir() -> Path:

@@ -56,9 +56,16 @@ def run(args: argparse.Namespace) -> int:
                                command_line=args.command_line, progress=not args.quiet)
             print(f"updated {args.model / 'card.json'}: " + ", ".join(f"{k} {v:.4f}" for k, v in card.metrics.items()))
         if args.familiarity != "skip":
-            card = fit_familiarity(args.model, args.data, args.format,
-                                   quantile=args.familiarity_quantile or DEFAULT_QUANTILE,
-                                   command_line=args.command_line)
+            try:
+                card = fit_familiarity(args.model, args.data, args.format,
+                                       quantile=args.familiarity_quantile or DEFAULT_QUANTILE,
+                                       command_line=args.command_line)
+            except SplitError as exc:
+                if args.familiarity == "only":
+                    raise
+                # the recalibration stands; a set too small for the check leaves the card's as it was
+                print(f"station calibrate: familiarity check not refitted: {exc}", file=sys.stderr)
+                return 0
             info = card.familiarity
             assert info is not None
             print(f"familiarity of {card.name}: limits " + ", ".join(

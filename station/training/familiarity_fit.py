@@ -86,7 +86,6 @@ def fit_familiarity(model_dir: str | Path, data: str | Path, fmt: str | None = N
     model_dir = Path(model_dir)
     if not 0.5 <= quantile < 1.0:
         raise ValueError(f"quantile must be in [0.5, 1), got {quantile}")
-    torch.set_grad_enabled(False)
     model, card = load_model(model_dir, "cpu")
     layers = list(layers or DEFAULT_LAYERS[card.task])
     split_path = card_split_file(model_dir, card)

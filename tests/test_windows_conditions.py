@@ -664,3 +664,45 @@ def test_the_audit_pdf_export_has_the_operators_names(audit_db, tmp_path):
     out = export("pdf", tmp_path / "audit.pdf", db_path=audit_db).path
     text = subprocess.run(["pdftotext", "-layout", str(out), "-"], capture_output=True, text=True, check=True).stdout
     assert "Audit log report" in text and "zoë" in text and "SIGN_IN" in text
+
+
+# -- the installer: icon, version resource, PATH clean-up, Windows and Inno Setup versions, signing ---
+
+
+def test_the_executables_have_an_icon_and_a_version_resource_from_the_package_version():
+    from PIL import Image
+
+    from station import __version__
+
+    icon = Image.open(REPO / "resources" / "icons" / "station.ico")
+    assert {(16, 16), (32, 32), (48, 48), (256, 256)} <= set(icon.info["sizes"])
+    sys.path.insert(0, str(REPO / "packaging"))
+    try:
+        from windows_version import version_file_text, version_numbers
+    finally:
+        sys.path.remove(str(REPO / "packaging"))
+    text = version_file_text(__version__, file_description="IC Inspection Station", original_filename="station-gui.exe")
+    # PyInstaller reads the file with eval() over its versioninfo classes; these stand-ins keep the arguments
+    calls: dict[str, list] = {}
+    names = ("VSVersionInfo", "FixedFileInfo", "StringFileInfo", "StringTable", "StringStruct", "VarFileInfo", "VarStruct")
+    eval(text, {name: (lambda *args, _n=name, **kwargs: calls.setdefault(_n, []).append((args, kwargs)))  # noqa: S307
+                for name in names})
+    fixed = calls["FixedFileInfo"][0][1]
+    assert fixed["filevers"] == fixed["prodvers"] == version_numbers(__version__)
+    strings = dict(args for args, _ in calls["StringStruct"])
+    assert strings["FileVersion"] == strings["ProductVersion"] == __version__
+    assert strings["OriginalFilename"] == "station-gui.exe"
+    assert version_numbers("0.2.0rc1") == (0, 2, 0, 0) and version_numbers("1.2.3.4") == (1, 2, 3, 4)
+    spec = (REPO / "build.spec").read_text(encoding="utf-8")
+    assert spec.count('version=version_resource("station') == 2 and "icon=str(ICON)" in spec
+
+
+def test_the_installer_script_cleans_path_exactly_and_signs_only_when_asked():
+    script = (REPO / "packaging" / "windows" / "station.iss").read_text(encoding="utf-8")
+    assert "#if Ver < EncodeVer(6, 3, 0)" in script and "ArchitecturesAllowed=x64compatible" in script
+    assert "MinVersion=10.0.17763" in script
+    assert "#ifdef Sign\nSignTool=stationsign\nSignedUninstaller=yes\n#endif" in script
+    assert script.count("signonce") == 2 and "SetupIconFile=..\\..\\resources\\icons\\station.ico" in script
+    # entries are compared whole: removing C:\Program Files\Station leaves ...\Station2 alone
+    assert "WithoutPathEntry(Path, ExpandConstant('{app}'))" in script and "Pos(Uppercase(Entry)" not in script
+    assert 'Name: "{commonappdata}\\station\\data"; Permissions: users-modify' in script

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Debian packages that the test suite needs (a real PostgreSQL server it starts itself,
-# pdftotext for checking PDF text). Installs only what is missing; needs root (CI runs as root).
+# pdftotext for checking PDF text, a CJK font standing in for Windows' Microsoft YaHei). Installs only what is missing; needs root (CI runs as root).
 set -euo pipefail
-PACKAGES=(postgresql poppler-utils)
+PACKAGES=(postgresql poppler-utils fonts-droid-fallback)
 missing=()
 for pkg in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -63,3 +63,21 @@ def postgres_server():
 def lab_database(postgres_server):
     """A fresh database on that server, set up by init-server (owner URL and the stations' URL)."""
     return postgres_server.database()
+
+
+@pytest.fixture
+def fresh_logging():
+    """setup_logging configures the "station" logger once per process: give each test a clean one."""
+    import logging
+
+    root = logging.getLogger("station")
+    saved = (root.handlers[:], root.level, root.__dict__.copy())
+    for attribute in ("_station_configured", "_log_file_problem"):
+        root.__dict__.pop(attribute, None)
+    root.handlers = []
+    yield root
+    for handler in root.handlers:
+        handler.close()
+    root.handlers, root.level = saved[0], saved[1]
+    root.__dict__.clear()
+    root.__dict__.update(saved[2])

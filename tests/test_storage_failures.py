@@ -20,20 +20,6 @@ from station.cli import main as station_main
 from station.storage import describe_os_error
 
 
-@pytest.fixture
-def fresh_logging(monkeypatch):
-    """setup_logging configures the "station" logger once per process: give each test a clean one."""
-    root = logging.getLogger("station")
-    saved = (root.handlers[:], root.level, root.__dict__.copy())
-    for attribute in ("_station_configured", "_log_file_problem"):
-        root.__dict__.pop(attribute, None)
-    root.handlers = []
-    yield root
-    for handler in root.handlers:
-        handler.close()
-    root.handlers, root.level = saved[0], saved[1]
-    root.__dict__.clear()
-    root.__dict__.update(saved[2])
 
 
 @pytest.fixture

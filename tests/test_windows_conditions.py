@@ -121,14 +121,17 @@ raise SystemExit(4)
 """
 
 
-def test_the_window_loads_torch_before_qt(tmp_path):
+def _run_window_probe(probe: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    """``probe`` in a fresh Python with the station's home in ``tmp_path``, on Qt's offscreen platform."""
     from station.app import missing_display_libraries
 
-    if missing_display_libraries():
-        pytest.skip("Qt's system libraries are not here")
+    assert not missing_display_libraries(), f"Qt's system libraries are missing: {missing_display_libraries()}"
     env = os.environ | {"PYTHONPATH": str(REPO), "STATION_HOME": str(tmp_path), "QT_QPA_PLATFORM": "offscreen"}
-    done = subprocess.run([sys.executable, "-c", _IMPORT_ORDER_PROBE], env=env, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_the_window_loads_torch_before_qt(tmp_path):
+    done = _run_window_probe(_IMPORT_ORDER_PROBE, tmp_path)
     assert done.returncode == 0, f"exit {done.returncode} (3: Qt first; 4: no Qt at all)\n{done.stderr[-2000:]}"
 
 
@@ -371,14 +374,9 @@ sys.exit(main(["gui", "--demo", "--operator", "demo-tech"]))
 
 
 def test_ctrl_c_in_the_console_signs_the_operator_out_once(tmp_path):
-    from station.app import missing_display_libraries
     from station.audit import AuditLog
 
-    if missing_display_libraries():
-        pytest.skip("Qt's system libraries are not here")
-    env = os.environ | {"PYTHONPATH": str(REPO), "STATION_HOME": str(tmp_path), "QT_QPA_PLATFORM": "offscreen"}
-    done = subprocess.run([sys.executable, "-c", _INTERRUPT_PROBE], env=env, capture_output=True, text=True,
-                          timeout=300)
+    done = _run_window_probe(_INTERRUPT_PROBE, tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     with AuditLog(tmp_path / "data" / "audit.sqlite3", readonly=True) as log:
         actions = [e.action for e in log.query(operator="demo-tech")]
@@ -470,21 +468,6 @@ def test_reader_uris_work_for_unc_paths_and_odd_names(tmp_path):
 # -- one log file per process: two processes rotating one file break on Windows (WinError 32) -------
 
 
-@pytest.fixture
-def fresh_logging():
-    import logging
-
-    root = logging.getLogger("station")
-    saved = (root.handlers[:], root.level, root.__dict__.copy())
-    for attribute in ("_station_configured", "_log_file_problem"):
-        root.__dict__.pop(attribute, None)
-    root.handlers = []
-    yield root
-    for handler in root.handlers:
-        handler.close()
-    root.handlers, root.level = saved[0], saved[1]
-    root.__dict__.clear()
-    root.__dict__.update(saved[2])
 
 
 def _log_files(root) -> list[str]:
@@ -649,8 +632,7 @@ def test_a_pdf_report_has_its_text_where_no_system_font_is_found(tmp_path):
     text = _pdf_text_without_system_fonts(tmp_path, "bundled")
     assert "Report for Zoë Müller" in text and "void 5 µm, Ø 2 mm" in text
     cjk = next((Path(p) for p in _CJK_FONT_FILES if Path(p).is_file()), None)
-    if cjk is None:
-        pytest.skip("no CJK font on this machine to stand in for Windows' Microsoft YaHei")
+    assert cjk is not None, "no CJK font to stand in for Windows' Microsoft YaHei (scripts/install-system-deps.sh)"
     fonts = tmp_path / "Windows" / "Fonts"
     fonts.mkdir(parents=True)
     (fonts / "msyh.ttc").symlink_to(cjk)

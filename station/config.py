@@ -33,7 +33,8 @@ class CameraSettings:
     width: int = 1280
     height: int = 960
     fps: float = 30.0
-    exposure: float | None = None
+    exposure: float | None = None  # the backend's units: V4L2 100 µs steps, DirectShow/MSMF log2 s (docs/CAMERAS.md)
+    backend: str = "auto"  # auto (DirectShow on Windows, V4L2 on Linux) | dshow | msmf | v4l2 | avfoundation | any
     stall_timeout_s: float = 3.0
 
 

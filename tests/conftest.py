@@ -3,7 +3,10 @@ audit log or logs. Qt tests run offscreen."""
 
 from __future__ import annotations
 
+import faulthandler
 import os
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -24,6 +27,34 @@ def _cheap_password_hashing() -> None:
 
 
 _cheap_password_hashing()
+
+# A crashed xdist worker's stack dump goes to stderr, which CI shows only the tail of: each worker
+# also writes it to a file in a folder its controller made, and the controller prints what it finds.
+_CRASH_DUMPS = Path(os.environ.setdefault("STATION_TEST_CRASH_DUMPS", tempfile.mkdtemp(prefix="station-crash-")))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionstart(session):
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        dump = open(_CRASH_DUMPS / f"{worker}.txt", "w")  # noqa: SIM115 - open until the process ends
+        session.config._station_crash_dump = dump
+        faulthandler.enable(file=dump, all_threads=True)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    for dump in sorted(_CRASH_DUMPS.glob("*.txt")):
+        lines = [line for line in dump.read_text(errors="replace").splitlines()
+                 if line.strip() and not any(part in line for part in _HARNESS_FRAMES)]
+        if lines:
+            terminalreporter.section(f"fatal error in worker {dump.stem}")
+            terminalreporter.write_line("\n".join(lines[-80:]))
+
+
+# The frames of the test harness itself say nothing about a crash and would push the rest out.
+_HARNESS_FRAMES = ("/_pytest/", "/pluggy/", "/execnet/", "/xdist/", "Extension modules:", 'File "<string>"')
 
 # The suite runs on small machines, often as two xdist workers: one torch thread per process
 # keeps the cores busy without the threads of one process waiting on each other.

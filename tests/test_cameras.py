@@ -152,3 +152,74 @@ def test_capture_worker_keeps_a_lost_camera_and_resumes_when_it_is_back(qtbot, m
             worker.request_stop()
     finally:
         assert thread.stop()
+
+
+# -- backends (issue 29: MSMF opens slowly on Windows; exposure units differ per backend) -----------
+
+
+def test_the_backend_is_a_setting_and_auto_is_directshow_on_windows():
+    from station.capture.camera import resolve_backend
+
+    assert resolve_backend("auto", "win32") == "dshow" and resolve_backend("", "win32") == "dshow"
+    assert resolve_backend("auto", "linux") == "v4l2" and resolve_backend("auto", "darwin") == "any"
+    assert resolve_backend("DirectShow") == "dshow" and resolve_backend("Media Foundation") == "msmf"
+    with pytest.raises(ValueError, match="camera.backend setting"):
+        resolve_backend("firewire")
+    camera = open_source("0", camera=CameraSettings(backend="msmf"), capture_factory=lambda *_: RefusingCapture())
+    assert camera.backend == "msmf"
+    with camera:
+        camera.read()
+    assert "via Media Foundation" in camera.describe()
+
+
+def test_msmf_opens_with_hardware_transforms_off_and_each_backend_by_its_own_api(monkeypatch):
+    from station.capture import camera as camera_module
+
+    opened: list[tuple] = []
+    monkeypatch.setattr(camera_module.cv2, "VideoCapture", lambda *args: opened.append(args) or RefusingCapture())
+    monkeypatch.delenv("OPENCV_VIDEOIO_MSMF_ENABLE_HW_TRANSFORMS", raising=False)
+    camera_module.open_opencv_capture(1, 5.0, 2.0, backend="msmf")
+    assert opened[-1] == (1, cv2.CAP_MSMF)
+    import os
+
+    assert os.environ["OPENCV_VIDEOIO_MSMF_ENABLE_HW_TRANSFORMS"] == "0"
+    camera_module.open_opencv_capture(0, 5.0, 2.0, backend="dshow")
+    assert opened[-1] == (0, cv2.CAP_DSHOW)
+    monkeypatch.setattr(camera_module.sys, "platform", "win32")
+    camera_module.open_opencv_capture(0, 5.0, 2.0)
+    assert opened[-1] == (0, cv2.CAP_DSHOW)
+
+
+def test_the_first_frame_deadline_starts_after_a_slow_open():
+    class SlowStart(RefusingCapture):
+        """Delivers its first frame on the third read, as a camera still starting does."""
+
+        def read(self):
+            self.count += 1
+            return (self.count >= 3, np.zeros((480, 640, 3), np.uint8) if self.count >= 3 else None)
+
+    def slow_open(*_):
+        time.sleep(0.3)  # MSMF takes this long and more to open; longer than the whole deadline below
+        return SlowStart()
+
+    camera = open_source("0", open_timeout_s=0.1, read_timeout_s=0.1, capture_factory=slow_open)
+    with camera:
+        assert camera.read() is not None
+
+
+def test_directshow_exposure_is_log2_seconds_without_an_auto_exposure_switch():
+    capture = RefusingCapture()
+    camera = open_source("0", camera=CameraSettings(backend="dshow", exposure=-6.0), capture_factory=lambda *_: capture)
+    with camera:
+        camera.read()
+    assert capture.settings[cv2.CAP_PROP_EXPOSURE] == -6 and cv2.CAP_PROP_AUTO_EXPOSURE not in capture.settings
+    assert not any("outside" in p for p in camera.problems)
+    v4l2 = RefusingCapture()
+    with open_source("0", camera=CameraSettings(backend="v4l2", exposure=100.0), capture_factory=lambda *_: v4l2):
+        pass
+    assert v4l2.settings[cv2.CAP_PROP_AUTO_EXPOSURE] == 1 and v4l2.settings[cv2.CAP_PROP_EXPOSURE] == 100
+    # a V4L2 value (100 x 100 µs) given to DirectShow: said in its units, not silently sent
+    wrong = open_source("0", camera=CameraSettings(backend="dshow", exposure=100.0), capture_factory=lambda *_: RefusingCapture())
+    with wrong:
+        pass
+    assert any("log2 seconds, -13 (1/8192 s) to 0 (1 s)" in p for p in wrong.problems)

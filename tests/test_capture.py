@@ -276,7 +276,7 @@ def test_camera_reads_back_and_reports_the_mode_it_got():
     with camera:
         frame = camera.read()
         assert frame.image.shape == (480, 640, 3) and camera.is_live
-        assert camera.describe() == "Camera 0 640x480 @ 15 fps (requested 1280x960 @ 30 fps)"
+        assert camera.describe() == "Camera 0 640x480 @ 15 fps via V4L2 (requested 1280x960 @ 30 fps)"
         assert camera.nominal_fps == 15.0
         settings = factory.opened[0].settings
         assert settings[cv2.CAP_PROP_FRAME_WIDTH] == 1280 and settings[cv2.CAP_PROP_FPS] == 30

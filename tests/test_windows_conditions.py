@@ -548,6 +548,23 @@ def test_machine_settings_are_every_users_defaults_and_the_users_own_win(station
     assert load_settings().audit_url == "postgresql://station@lab2/qa" and load_settings().foot_pedal_key == "F9"
 
 
+def test_machine_recipes_are_every_users_and_the_users_own_win(station_home):
+    from station import paths
+    from station.inference.recipes import load_recipes
+
+    bundled = json.loads((paths.resources_dir() / "recipes" / "ic_package_demo.json").read_text(encoding="utf-8"))
+    machine = station_home / "machine" / "config" / "recipes"
+    _write_json(machine / "lab.json", bundled | {"name": "Lab line 2", "description": "the admin's"})
+    _write_json(machine / "demo.json", bundled | {"description": "the admin's demo", "uncertain_below": 0.8})
+    recipes = load_recipes()
+    assert recipes["Lab line 2"].description == "the admin's"
+    assert recipes["IC package (demo)"].uncertain_below == 0.8 and recipes["IC package (demo)"].origin == machine / "demo.json"
+    _write_json(paths.recipes_dir() / "mine.json", bundled | {"name": "Lab line 2", "description": "mine"})
+    recipes = load_recipes()
+    assert recipes["Lab line 2"].description == "mine" and recipes["IC package (demo)"].uncertain_below == 0.8
+    assert not (paths.machine_config_dir() / "recipes" / "mine.json").exists()
+
+
 def test_the_station_id_stays_pinned_without_a_machine_value(station_home):
     from station.config import Settings, save_settings, settings_path
 
@@ -688,3 +705,12 @@ def test_the_installer_script_cleans_path_exactly_and_signs_only_when_asked():
     # entries are compared whole: removing C:\Program Files\Station leaves ...\Station2 alone
     assert "WithoutPathEntry(Path, ExpandConstant('{app}'))" in script and "Pos(Uppercase(Entry)" not in script
     assert 'Name: "{commonappdata}\\station\\data"; Permissions: users-modify' in script
+
+
+def test_the_running_window_has_the_executables_icon(qapp):
+    from PySide6.QtCore import QSize
+
+    from station.ui.application import application_icon
+
+    icon = application_icon()
+    assert not icon.isNull() and {QSize(16, 16), QSize(256, 256)} <= set(icon.availableSizes())

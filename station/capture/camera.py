@@ -6,6 +6,15 @@ in ``problems``. A dead or frozen stream (no new frame, or identical frames, for
 ``stall_timeout_s``) is reported and reopened, with backoff until the device is back
 (``read()`` raises :class:`~station.capture.base.SourceReconnecting` meanwhile).
 
+Backends (``backend``, the ``camera.backend`` setting): "auto" is DirectShow on Windows (MSMF,
+OpenCV's own default there, can take seconds to open and converts frames in hardware), V4L2 on
+Linux and OpenCV's choice elsewhere; "dshow", "msmf", "v4l2", "avfoundation" or "any" choose
+one. MSMF runs with its hardware transforms off (``OPENCV_VIDEOIO_MSMF_ENABLE_HW_TRANSFORMS=0``,
+read once per process; an explicit value in the environment wins).
+
+Exposure units are the backend's (docs/CAMERAS.md): V4L2 in 100 µs steps
+(``exposure_time_absolute``), DirectShow and MSMF in log2 seconds (-5 is 1/32 s, 0 is 1 s).
+
 Timeouts: network streams go through FFmpeg with its open/read timeouts; local V4L2 cameras
 through OpenCV's select() timeout, set by ``OPENCV_VIDEOIO_V4L_SELECT_TIMEOUT`` (OpenCV has
 no per-capture read timeout for V4L2 and reads the variable once per process, so the first
@@ -20,9 +29,11 @@ import logging
 import math
 import os
 import re
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Protocol
 
 import cv2
@@ -85,7 +96,35 @@ def redact_url(url: str) -> str:
     return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", url)
 
 
-def open_opencv_capture(device: int | str, open_timeout_s: float, read_timeout_s: float) -> cv2.VideoCapture:
+#: the ``backend`` setting's values -> OpenCV's API preference ("auto" is resolved by platform)
+CAMERA_BACKENDS = {
+    "dshow": cv2.CAP_DSHOW,
+    "msmf": cv2.CAP_MSMF,
+    "v4l2": cv2.CAP_V4L2,
+    "avfoundation": cv2.CAP_AVFOUNDATION,
+    "any": cv2.CAP_ANY,
+}
+BACKEND_NAMES = {"dshow": "DirectShow", "msmf": "Media Foundation", "v4l2": "V4L2", "avfoundation": "AVFoundation",
+                 "any": "OpenCV's default backend", "ffmpeg": "FFmpeg"}
+#: backends whose exposure is log2 seconds (and which have no auto-exposure switch of their own)
+LOG2_EXPOSURE_BACKENDS = ("dshow", "msmf")
+
+
+def resolve_backend(backend: str, platform: str | None = None) -> str:
+    """``backend`` as one of CAMERA_BACKENDS' names; "auto" by platform (DirectShow on Windows)."""
+    name = backend.strip().lower().replace(" ", "") or "auto"
+    name = {"directshow": "dshow", "mediafoundation": "msmf", "v4l": "v4l2"}.get(name, name)
+    if name == "auto":
+        platform = platform or sys.platform
+        return "dshow" if platform == "win32" else "v4l2" if platform.startswith("linux") else "any"
+    if name not in CAMERA_BACKENDS:
+        raise ValueError(f"unknown camera backend {backend!r} (the camera.backend setting): "
+                         f"one of auto, {', '.join(CAMERA_BACKENDS)}")
+    return name
+
+
+def open_opencv_capture(device: int | str, open_timeout_s: float, read_timeout_s: float,
+                        backend: str = "auto") -> cv2.VideoCapture:
     if isinstance(device, str) and is_device_path(device):
         os.environ.setdefault("OPENCV_VIDEOIO_V4L_SELECT_TIMEOUT", str(max(1, math.ceil(read_timeout_s))))
         return cv2.VideoCapture(device, cv2.CAP_V4L2)
@@ -97,8 +136,12 @@ def open_opencv_capture(device: int | str, open_timeout_s: float, read_timeout_s
             int(read_timeout_s * 1000),
         ]
         return cv2.VideoCapture(device, cv2.CAP_FFMPEG, params)
-    os.environ.setdefault("OPENCV_VIDEOIO_V4L_SELECT_TIMEOUT", str(max(1, math.ceil(read_timeout_s))))
-    return cv2.VideoCapture(device, cv2.CAP_ANY)
+    name = resolve_backend(backend)
+    if name == "v4l2":
+        os.environ.setdefault("OPENCV_VIDEOIO_V4L_SELECT_TIMEOUT", str(max(1, math.ceil(read_timeout_s))))
+    if name == "msmf":
+        os.environ.setdefault("OPENCV_VIDEOIO_MSMF_ENABLE_HW_TRANSFORMS", "0")
+    return cv2.VideoCapture(device, CAMERA_BACKENDS[name])
 
 
 @contextlib.contextmanager
@@ -123,6 +166,7 @@ class CameraSource(ReconnectingSource):
         height: int | None = None,
         fps: float | None = None,
         exposure: float | None = None,
+        backend: str = "auto",
         stall_timeout_s: float = 3.0,
         open_timeout_s: float = 5.0,
         read_timeout_s: float = 2.0,
@@ -136,6 +180,7 @@ class CameraSource(ReconnectingSource):
             raise ValueError(f"camera index must be >= 0, got {device}")
         if stall_timeout_s <= 0:
             raise ValueError(f"stall_timeout_s must be > 0, got {stall_timeout_s}")
+        self.backend = resolve_backend(backend) if not isinstance(device, str) else "ffmpeg" if is_stream_url(device) else "v4l2"
         label = f"camera {device}" if isinstance(device, int) or is_device_path(device) else redact_url(device)
         super().__init__(label, backoff=backoff)
         self.device = device
@@ -145,7 +190,7 @@ class CameraSource(ReconnectingSource):
         self.open_timeout_s = open_timeout_s
         self.read_timeout_s = read_timeout_s
         self.detect_identical_frames = detect_identical_frames
-        self._factory = capture_factory or open_opencv_capture
+        self._factory = capture_factory or partial(open_opencv_capture, backend=self.backend)
         self._capture: VideoCaptureLike | None = None
         self._last_signature: np.ndarray | None = None
         self._last_change = 0.0
@@ -196,7 +241,7 @@ class CameraSource(ReconnectingSource):
         if self.actual is None:
             return f"{title} (not open)"
         requested = self.requested.text()
-        text = f"{title} {self.actual.text()}"
+        text = f"{title} {self.actual.text()} via {BACKEND_NAMES[self.backend]}"
         return f"{text} (requested {requested})" if requested else text
 
     # -- internals -------------------------------------------------------------------------
@@ -218,8 +263,11 @@ class CameraSource(ReconnectingSource):
         if not capture.isOpened():
             capture.release()
             raise SourceError(self._cannot_open_message())
+        opened = time.monotonic()
+        log.debug("%s opened in %.2f s", self._title(), opened - started)
         self._apply_requested(capture)
-        deadline = started + self.open_timeout_s + self.read_timeout_s
+        # The first frame's deadline starts once the device is open: MSMF alone can take seconds to open.
+        deadline = opened + self.open_timeout_s + self.read_timeout_s
         while True:
             ok, image = capture.read()
             if ok and image is not None and image.size:
@@ -267,9 +315,10 @@ class CameraSource(ReconnectingSource):
             if requested.fps:
                 capture.set(cv2.CAP_PROP_FPS, float(requested.fps))
             if requested.exposure is not None:
-                # Manual exposure: V4L2 calls it 1 (auto = 3), DirectShow 0.25 (auto = 0.75).
-                if not capture.set(cv2.CAP_PROP_AUTO_EXPOSURE, 1):
-                    capture.set(cv2.CAP_PROP_AUTO_EXPOSURE, 0.25)
+                # V4L2 switches to manual with AUTO_EXPOSURE 1 (auto = 3); DirectShow and MSMF have no
+                # such switch in OpenCV: setting EXPOSURE itself turns their auto exposure off.
+                if self.backend not in LOG2_EXPOSURE_BACKENDS:
+                    capture.set(cv2.CAP_PROP_AUTO_EXPOSURE, 1)
                 capture.set(cv2.CAP_PROP_EXPOSURE, float(requested.exposure))
 
     def _read_back(self, capture: VideoCaptureLike, first: np.ndarray) -> CaptureMode:
@@ -283,6 +332,11 @@ class CameraSource(ReconnectingSource):
         requested, actual = self.requested, self.actual
         assert actual is not None
         label = self._title()
+        if requested.exposure is not None and self.backend in LOG2_EXPOSURE_BACKENDS and not -13 <= requested.exposure <= 0:
+            self._report(
+                f"{label}: exposure {requested.exposure:g} is outside {BACKEND_NAMES[self.backend]}'s range: it counts "
+                f"log2 seconds, -13 (1/8192 s) to 0 (1 s); e.g. -6 is 1/64 s (docs/CAMERAS.md)"
+            )
         if (requested.width and requested.width != actual.width) or (
             requested.height and requested.height != actual.height
         ):

@@ -37,7 +37,7 @@ _SPEC_HELP = (
 
 
 #: the saved camera settings (``settings.camera``) that reach a camera when it opens
-CAMERA_SETTING_NAMES = ("width", "height", "fps", "exposure", "stall_timeout_s")
+CAMERA_SETTING_NAMES = ("width", "height", "fps", "exposure", "backend", "stall_timeout_s")
 
 
 def camera_options(camera: CameraSettings | None) -> dict[str, Any]:

@@ -173,11 +173,15 @@ def _read_folder(folder: Path, kind: str) -> dict[str, Recipe]:
     return recipes
 
 
-def load_recipes(bundled_dir: Path | None = None, user_dir: Path | None = None) -> dict[str, Recipe]:
-    """name -> Recipe: the bundled recipes, then the user's (a user recipe overrides by name)."""
+def load_recipes(bundled_dir: Path | None = None, user_dir: Path | None = None,
+                 machine_dir: Path | None = None) -> dict[str, Recipe]:
+    """name -> Recipe: the bundled recipes, then the machine's (a lab admin's, for every user of
+    this PC), then the user's; a later one overrides an earlier one of the same name."""
     recipes = _read_folder(bundled_dir or paths.resources_dir() / "recipes", "bundled")
-    for name, recipe in _read_folder(user_dir or paths.recipes_dir(), "user").items():
-        if name in recipes:
-            log.info("user recipe %r (%s) overrides the bundled one", name, recipe.origin)
-        recipes[name] = recipe
+    for kind, folder in (("machine", machine_dir or paths.machine_config_dir() / "recipes"),
+                         ("user", user_dir or paths.recipes_dir())):
+        for name, recipe in _read_folder(folder, kind).items():
+            if name in recipes:
+                log.info("%s recipe %r (%s) overrides the one in %s", kind, name, recipe.origin, recipes[name].origin)
+            recipes[name] = recipe
     return recipes

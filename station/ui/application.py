@@ -17,8 +17,10 @@ import sys
 import threading
 
 from PySide6.QtCore import QTimer
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
+from station import __version__, paths
 from station.config import Settings
 from station.logs import close_log_file
 from station.ui.main_window import MainWindow
@@ -48,6 +50,8 @@ def run_window(
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("IC Inspection Station")
     app.setOrganizationName("station")
+    app.setApplicationVersion(__version__)
+    app.setWindowIcon(application_icon())  # every window's title bar and the taskbar
     window = MainWindow(settings, device_description)
     shut_down_on_quit(app, window)
     window.show_fitted()
@@ -66,6 +70,11 @@ def run_window(
         _schedule_screenshot(window, screenshot, auto_capture)
     log.info("station window opened (source %s, %s)", settings.camera.source, device_description)
     return app.exec()
+
+
+def application_icon() -> QIcon:
+    """The executables' icon (resources/icons/station.ico, drawn by packaging/make_icon.py)."""
+    return QIcon(str(paths.resources_dir() / "icons" / "station.ico"))
 
 
 def shut_down_on_quit(app: QApplication, window: MainWindow) -> None:

@@ -47,7 +47,7 @@ class PostgresServer:
         self.base = Path(tempfile.mkdtemp(prefix="station-pg-"))
         self.data = self.base / "data"
         self.port = _free_port()
-        self._user = "nobody" if os.geteuid() == 0 else None
+        self._user = "nobody" if getattr(os, "geteuid", lambda: -1)() == 0 else None  # Windows has no geteuid
 
     def _run(self, *argv: str) -> None:
         done = subprocess.run(argv, capture_output=True, text=True, user=self._user, timeout=120)

@@ -79,13 +79,17 @@ def run(args: argparse.Namespace) -> int:
     # (WinError 1114 / 126)
     import torch  # noqa: F401
 
+    from station.audit import AuditSetup
     from station.config import load_settings
     from station.ui.application import run_window
 
+    # read once, here: every part of the window gets these, none reads the settings files itself
     settings = load_settings()
+    audit = AuditSetup.from_settings(settings)
+    recipes = _recipes()
     if args.demo:
-        _prepare_demo_station(settings)
-    sign_in = _sign_in_plan(settings, args)
+        _prepare_demo_station(settings, audit)
+    sign_in = _sign_in_plan(settings, audit, args)
     if args.device:
         settings.device = args.device
     if args.demo:
@@ -95,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
     return run_window(
         settings,
         _device_description(settings.device),
+        recipes=recipes,
+        audit=audit,
         start_source=bool(args.demo or args.source),
         **sign_in,
         screenshot=args.screenshot,
@@ -102,32 +108,43 @@ def run(args: argparse.Namespace) -> int:
     )
 
 
-def _prepare_demo_station(settings) -> None:
+def _recipes() -> dict:
+    """The bundled, machine and user recipes; a broken recipe folder must not stop the window."""
+    from station.inference import load_recipes
+
+    try:
+        return load_recipes()
+    except Exception as exc:  # noqa: BLE001 - the window opens and says there is no recipe
+        log.error("recipes could not be loaded: %s", exc)
+        return {}
+
+
+def _prepare_demo_station(settings, audit) -> None:
     """Demo accounts and demo approvals of the bundled models, on a station without real users."""
-    from station.audit import AuditError, AuditLog
+    from station.audit import AuditError
     from station.users.demo import prepare_demo_station
     from station.users.directory import UserDirectory
 
     try:
-        with AuditLog() as audit_log:
+        with audit.open() as audit_log:
             for line in prepare_demo_station(UserDirectory(audit_log, lockout_s=settings.lockout_minutes * 60)):
                 log.info("demo: %s", line)
     except AuditError as exc:
         log.error("demo: cannot prepare the demo accounts and approvals: %s", exc)
 
 
-def _sign_in_plan(settings, args) -> dict:
+def _sign_in_plan(settings, audit, args) -> dict:
     """How the window starts: the first admin on a station without users, a demo account signed
     in (``--demo --operator demo-tech``), or the sign-in dialog (with the demo accounts named
     while only those exist)."""
-    from station.audit import AuditError, AuditLog
+    from station.audit import AuditError
     from station.users.demo import DEMO_ACCOUNTS, DEMO_HINT
     from station.users.directory import AuthenticationError, UserDirectory
 
     user_id = (args.operator or "").partition(":")[0].strip()
     plan: dict = {"sign_in_id": user_id}
     try:
-        with AuditLog() as audit_log:
+        with audit.open() as audit_log:
             directory = UserDirectory(audit_log, lockout_s=settings.lockout_minutes * 60)
             users = directory.users()
             if not users:

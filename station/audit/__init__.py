@@ -11,6 +11,7 @@ from station.audit.chain import GENESIS_HASH, VerifyResult, canonical_json, entr
 from station.audit.draft import EntryDraft
 from station.audit.entry import Action, AuditEntry, AuditError, AuditUnavailableError, AuditWriteError, Verdict
 from station.audit.log import AuditLog, LogStatus, write_selftest_entry
+from station.audit.setup import AuditSetup
 
 __all__ = [
     "GENESIS_HASH",
@@ -18,6 +19,7 @@ __all__ = [
     "AuditEntry",
     "AuditError",
     "AuditLog",
+    "AuditSetup",
     "AuditUnavailableError",
     "AuditWriteError",
     "EntryDraft",

@@ -42,15 +42,18 @@ def is_url(location: object) -> bool:
     return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
 
 
-def configured_location() -> Path | str:
-    """The station's log: ``STATION_AUDIT_URL``, else the settings' ``audit_url``, else the local file."""
+def configured_location(audit_url: str | None = None) -> Path | str:
+    """The station's log: ``STATION_AUDIT_URL``, else ``audit_url`` (by default the settings'),
+    else the local file."""
     import os
 
     url = os.environ.get("STATION_AUDIT_URL", "").strip()
     if not url:
-        from station.config import load_settings
+        if audit_url is None:
+            from station.config import load_settings
 
-        url = (getattr(load_settings(), "audit_url", "") or "").strip()
+            audit_url = getattr(load_settings(), "audit_url", "")
+        url = (audit_url or "").strip()
     if url:
         if not is_url(url):
             raise AuditError(f"audit_url {url!r} is not a postgresql:// URL (leave it empty for the local log)")

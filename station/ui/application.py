@@ -32,6 +32,8 @@ def run_window(
     settings: Settings,
     device_description: str,
     *,
+    recipes: dict | None = None,
+    audit=None,
     start_source: bool = False,
     user=None,
     sign_in_id: str = "",
@@ -41,6 +43,8 @@ def run_window(
     auto_capture: bool = False,
 ) -> int:
     """Show the main window and run the event loop; returns the application's exit code.
+
+    ``recipes`` and ``audit`` (a ``station.audit.AuditSetup``) are what ``station.app`` read once.
 
     ``start_source`` opens ``settings.camera.source`` at once; ``user`` (a ``station.users.User``
     whose password was checked) is signed in without the dialog; otherwise the sign-in dialog
@@ -52,7 +56,7 @@ def run_window(
     app.setOrganizationName("station")
     app.setApplicationVersion(__version__)
     app.setWindowIcon(application_icon())  # every window's title bar and the taskbar
-    window = MainWindow(settings, device_description)
+    window = MainWindow(settings, device_description, recipes=recipes, audit=audit)
     shut_down_on_quit(app, window)
     window.show_fitted()
     if start_source:

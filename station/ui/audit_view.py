@@ -80,14 +80,15 @@ class AuditView(QWidget):
     _verify = Signal(int)
     _load_image = Signal(int, str)
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, audit=None, parent: QWidget | None = None) -> None:
+        """``audit``: the station's ``AuditSetup`` (None: the settings' log)."""
         super().__init__(parent, Qt.WindowType.Window)
         self.setWindowTitle("Audit log")
         fit_to_screen(self, QSize(1200, 650))
         self._tickets = itertools.count(1)
         self._latest_query = 0
         self._dialogs: dict[int, AuditEntryDialog] = {}
-        self.worker = AuditWorker()
+        self.worker = AuditWorker(audit)
         self.worker_thread = WorkerThread(self.worker, "audit-view")
         self._query.connect(self.worker.query)
         self._verify.connect(self.worker.verify)

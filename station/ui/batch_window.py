@@ -88,7 +88,8 @@ class BatchReviewWindow(QMainWindow):
     detail_loaded = Signal(int)  # item id whose image is on screen
 
     def __init__(self, settings: Settings, recipes: dict, operator: Operator | None, parent: QWidget | None = None,
-                 ask_signature=None) -> None:
+                 ask_signature=None, audit=None) -> None:
+        """``audit``: the station's ``AuditSetup`` (None: the settings' log)."""
         super().__init__(parent)
         # (permission, what) -> Signature | None: the main window's e-signature dialog
         self.ask_signature = ask_signature or (lambda permission, what: None)
@@ -96,6 +97,7 @@ class BatchReviewWindow(QMainWindow):
         self.setObjectName("batchReviewWindow")
         fit_to_screen(self, QSize(1400, 860))
         self.settings = settings
+        self.audit_setup = audit
         self.recipes = dict(recipes)
         self.operator = operator
         self.control: RunControl | None = None
@@ -286,7 +288,7 @@ class BatchReviewWindow(QMainWindow):
         self.batch.finished.connect(self._on_finished)
         self.batch.failed.connect(self._on_failed)
 
-        self.verdicts = BatchVerdictWorker()
+        self.verdicts = BatchVerdictWorker(self.audit_setup)
         self.verdict_thread = WorkerThread(self.verdicts, "batch-verdicts")
         self.verdicts.committed.connect(self._on_verdict_committed)
         self.verdicts.failed.connect(self._on_verdict_failed)

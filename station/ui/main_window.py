@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 
 from station import __version__
 from station.audit.draft import EntryDraft
+from station.audit.setup import AuditSetup
 from station.config import Settings, save_settings
 from station.ui.dialogs import ModelCardsDialog
 from station.ui.image_view import ImageView
@@ -67,9 +68,13 @@ class MainWindow(UsersSessionMixin, OperatorSessionMixin, InspectionFlowMixin, L
     source_stopped = Signal()
     recipe_ready = Signal(str)
 
-    def __init__(self, settings: Settings, device_description: str = "CPU", recipes: dict | None = None) -> None:
+    def __init__(self, settings: Settings, device_description: str = "CPU", recipes: dict | None = None,
+                 audit: AuditSetup | None = None) -> None:
+        """``recipes`` and ``audit`` (where records go, under which station ID) come from
+        ``station.app``, read once; left out, they are the settings' (tests, tools)."""
         super().__init__()
         self.settings = settings
+        self.audit_setup = audit or AuditSetup.from_settings(settings)
         self.setWindowTitle(f"IC Inspection Station {__version__}")
         self.operator: Operator | None = None
         self.inspection: Inspection | None = None
@@ -185,7 +190,7 @@ class MainWindow(UsersSessionMixin, OperatorSessionMixin, InspectionFlowMixin, L
         self.inference.result_ready.connect(self._on_result)
         self.inference.request_failed.connect(self._on_request_failed)
 
-        self.audit = AuditWorker()
+        self.audit = AuditWorker(self.audit_setup)
         self.audit_thread = WorkerThread(self.audit, "audit")
         self._audit_append.connect(self.audit.append)
         self.audit.committed.connect(self._on_audit_committed)
@@ -198,7 +203,7 @@ class MainWindow(UsersSessionMixin, OperatorSessionMixin, InspectionFlowMixin, L
         self._audit_unwritable_told = False
         self._reference_requests: dict[int, str] = {}
 
-        self.users_client = UsersClient(lockout_s=self.settings.lockout_minutes * 60, parent=self)
+        self.users_client = UsersClient(self.audit_setup, lockout_s=self.settings.lockout_minutes * 60, parent=self)
         self.users_client.answered.connect(self._on_users_answer)
 
     def _build_ui(self, device_description: str) -> None:
@@ -476,13 +481,13 @@ class MainWindow(UsersSessionMixin, OperatorSessionMixin, InspectionFlowMixin, L
             self._batch_window.close()
         if self.operator is not None:
             # the audit thread has stopped: the last entry is written here, at exit
-            from station.audit import AuditError, AuditLog
+            from station.audit import AuditError
 
             drafts = [sign_out_draft(self.operator)]
             if self.inspection is not None and self.inspection.pending:
                 drafts.insert(0, self.inspection.discard_draft(self.operator, "station closed"))
             try:
-                with AuditLog() as audit_log:
+                with self.audit_setup.open() as audit_log:
                     for draft in drafts:
                         audit_log.append(draft)
             except (AuditError, OSError) as exc:

@@ -40,9 +40,10 @@ class UsersClient(QObject):
     _has_users = Signal(int)
     _approve = Signal(int, object, object)
 
-    def __init__(self, db_path=None, lockout_s: float | None = None, parent: QObject | None = None) -> None:
+    def __init__(self, audit=None, lockout_s: float | None = None, parent: QObject | None = None) -> None:
+        """``audit``: the station's ``AuditSetup`` (the users live in its log)."""
         super().__init__(parent)
-        self.worker = UsersWorker(db_path, lockout_s)
+        self.worker = UsersWorker(audit, lockout_s)
         self.thread = WorkerThread(self.worker, "users")
         self._next_ticket = 0
         self.worker.answered.connect(self.answered)

@@ -35,7 +35,7 @@ class StationMenusMixin:
         from station.ui.audit_view import AuditView
 
         if getattr(self, "_audit_view", None) is None:
-            self._audit_view = AuditView(self)
+            self._audit_view = AuditView(self.audit_setup, self)
         self._audit_view.show()
         self._audit_view.raise_()
         self._audit_view.refresh()
@@ -51,7 +51,7 @@ class StationMenusMixin:
             window = None
         if window is None:
             window = self._batch_window = BatchReviewWindow(self.settings, self._recipes, self.operator, self,
-                                                            ask_signature=self.ask_signature)
+                                                            ask_signature=self.ask_signature, audit=self.audit_setup)
         window.show()
         window.raise_()
 

@@ -12,14 +12,25 @@ import logging
 import threading
 import time
 from collections import deque
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from station.capture.base import Frame, FrameSource, SourceError, SourceReconnecting
 from station.config import CameraSettings
 
+if TYPE_CHECKING:
+    from station.audit import AuditLog, AuditSetup
+
 log = logging.getLogger(__name__)
+
+
+def open_audit_log(audit: AuditSetup | None) -> AuditLog:
+    """The log ``audit`` names (``station.app`` decides it once); without one, the settings' log
+    (tools and tests that build a worker on its own)."""
+    from station.audit import AuditLog
+
+    return audit.open() if audit is not None else AuditLog()
 
 T = TypeVar("T")
 
@@ -254,17 +265,15 @@ class AuditWorker(QObject):
     image_loaded = Signal(int, object)  # ticket, RGB array (None when the file is missing or unreadable)
     status_changed = Signal(object)  # station.audit.LogStatus: where records go, and whether they can be stored now
 
-    def __init__(self, db_path=None) -> None:
+    def __init__(self, audit: AuditSetup | None = None) -> None:
         super().__init__()
-        self._db_path = db_path
+        self._audit = audit
         self._log = None
         self._unreachable = False
 
     def _audit_log(self):
         if self._log is None:
-            from station.audit import AuditLog
-
-            self._log = AuditLog(self._db_path)
+            self._log = open_audit_log(self._audit)
         return self._log
 
     @Slot(int, object)
@@ -292,7 +301,7 @@ class AuditWorker(QObject):
         try:
             status = self._audit_log().status()
         except (AuditError, OSError) as exc:
-            status = LogStatus(str(self._db_path or "the station's audit log"), False, str(exc))
+            status = LogStatus(self._audit.describe() if self._audit else "the station's audit log", False, str(exc))
         self._unreachable = status.unreachable
         self.status_changed.emit(status)
 
@@ -435,9 +444,9 @@ class BatchVerdictWorker(QObject):
     request_done = Signal(int, int)  # entries committed, items failed
     _submit = Signal(object, object)
 
-    def __init__(self, audit_db_path=None) -> None:
+    def __init__(self, audit: AuditSetup | None = None) -> None:
         super().__init__()
-        self._audit_db_path = audit_db_path
+        self._audit = audit
         self._log = None
         self._store = None
         self._stop = threading.Event()
@@ -452,11 +461,10 @@ class BatchVerdictWorker(QObject):
         self._stop.set()
 
     def _open(self, context):
-        from station.audit import AuditLog
         from station.review.store import BatchStore
 
         if self._log is None:
-            self._log = AuditLog(self._audit_db_path)
+            self._log = open_audit_log(self._audit)
         if self._store is None or self._store.directory != context.store_dir:
             if self._store is not None:
                 self._store.close()
@@ -582,19 +590,17 @@ class UsersWorker(QObject):
 
     answered = Signal(int, bool, object)
 
-    def __init__(self, db_path=None, lockout_s: float | None = None) -> None:
+    def __init__(self, audit: AuditSetup | None = None, lockout_s: float | None = None) -> None:
         super().__init__()
-        self._db_path = db_path
+        self._audit = audit
         self._lockout_s = lockout_s
         self._users = None
 
     def _directory(self):
         if self._users is None:
-            from station.audit import AuditLog
             from station.users.directory import LOCKOUT_S, UserDirectory
 
-            log = AuditLog(self._db_path) if self._db_path is not None else AuditLog()
-            self._users = UserDirectory(log, lockout_s=self._lockout_s or LOCKOUT_S)
+            self._users = UserDirectory(open_audit_log(self._audit), lockout_s=self._lockout_s or LOCKOUT_S)
         return self._users
 
     def _answer(self, ticket: int, call) -> None:

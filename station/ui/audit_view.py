@@ -98,6 +98,23 @@ class AuditView(QWidget):
         self.worker.image_loaded.connect(self._on_image_loaded)
         self.worker.failed.connect(self._on_failed)  # a method, not a lambda: a lambda runs in the worker thread
 
+        filters = self._build_filters()
+        self.model = AuditTableModel()
+        self.table = QTableView()
+        self.table.setModel(self.model)
+        self.table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.doubleClicked.connect(self.open_entry)
+        self.status = QLabel("")
+        layout = QVBoxLayout(self)
+        layout.addLayout(filters)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(self.status)
+        self.refresh()
+
+    def _build_filters(self) -> QHBoxLayout:
+        """Dates, operator, chip, material, verdict and action filters, Search and Verify."""
         today = QDate.currentDate()
         self.date_from = QDateEdit(today.addDays(-30))
         self.date_to = QDateEdit(today)
@@ -133,20 +150,7 @@ class AuditView(QWidget):
             filters.addWidget(widget)
         filters.addWidget(search)
         filters.addWidget(verify)
-
-        self.model = AuditTableModel()
-        self.table = QTableView()
-        self.table.setModel(self.model)
-        self.table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
-        self.table.doubleClicked.connect(self.open_entry)
-        self.status = QLabel("")
-        layout = QVBoxLayout(self)
-        layout.addLayout(filters)
-        layout.addWidget(self.table, 1)
-        layout.addWidget(self.status)
-        self.refresh()
+        return filters
 
     def filters(self) -> dict:
         return {

@@ -125,6 +125,37 @@ class BatchReviewWindow(QMainWindow):
 
     # -- construction ---------------------------------------------------------------------
     def _build_widgets(self) -> None:
+        folder_row, run_row = self._build_run_bar()
+        progress_row = self._build_progress_row()
+        filter_row = self._build_filter_row()
+        self._build_table()
+        action_row = self._build_action_row()
+        table_column = QWidget()
+        table_layout = QVBoxLayout(table_column)
+        table_layout.setContentsMargins(0, 0, 0, 0)
+        table_layout.addLayout(filter_row)
+        table_layout.addWidget(self.table, 1)
+        self.detail = BatchDetailView(self.settings.um_per_px)
+        self.detail.accept_clicked.connect(self.accept_current)
+        self.detail.override_clicked.connect(self.request_override)
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(table_column)
+        splitter.addWidget(self.detail)
+        splitter.setStretchFactor(0, 1)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([760, 640])
+
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.addLayout(folder_row)
+        layout.addLayout(run_row)
+        layout.addLayout(progress_row)
+        layout.addWidget(splitter, 1)
+        layout.addLayout(action_row)
+        self.setCentralWidget(central)
+
+    def _build_run_bar(self) -> tuple[QHBoxLayout, QHBoxLayout]:
+        """The folder, recipe and run controls, in two rows."""
         self.folder_edit = QLineEdit(self.settings.last_batch_folder)
         self.folder_edit.setObjectName("batchFolder")
         self.folder_edit.setPlaceholderText("folder of images (Enter inspects it)")
@@ -172,7 +203,9 @@ class BatchReviewWindow(QMainWindow):
             for widget, stretch in widgets:
                 row.addWidget(widget, stretch)
         self.folder_edit.setMinimumWidth(200)
+        return folder_row, run_row
 
+    def _build_progress_row(self) -> QHBoxLayout:
         self.progress_bar = QProgressBar()
         self.progress_bar.setObjectName("batchProgress")
         self.progress_bar.setRange(0, 1)
@@ -182,7 +215,9 @@ class BatchReviewWindow(QMainWindow):
         progress_row = QHBoxLayout()
         progress_row.addWidget(self.progress_bar, 1)
         progress_row.addWidget(self.progress_label, 2)
+        return progress_row
 
+    def _build_filter_row(self) -> QHBoxLayout:
         self.uncertain_filter = QCheckBox("Uncertain only")
         self.defects_filter = QCheckBox("Has defects")
         self.unreviewed_filter = QCheckBox("Not yet reviewed")
@@ -199,7 +234,9 @@ class BatchReviewWindow(QMainWindow):
         for widget in (self.uncertain_filter, self.defects_filter, self.unreviewed_filter, self.name_filter):
             filter_row.addWidget(widget)
         filter_row.addWidget(self.count_label, 1)
+        return filter_row
 
+    def _build_table(self) -> None:
         self.table = QTableView()
         self.table.setObjectName("batchTable")
         self.table.setModel(self.proxy)
@@ -232,6 +269,7 @@ class BatchReviewWindow(QMainWindow):
             shortcut.setContext(Qt.ShortcutContext.WidgetShortcut)
             shortcut.activated.connect(slot)
 
+    def _build_action_row(self) -> QHBoxLayout:
         self.bulk_button = QPushButton("Accept confident, defect-free in view")
         self.bulk_button.setObjectName("batchBulkAccept")
         self.bulk_button.clicked.connect(lambda: self.bulk_accept_visible())
@@ -253,30 +291,7 @@ class BatchReviewWindow(QMainWindow):
         action_row.addWidget(self.models_button)
         action_row.addWidget(self.export_csv_button)
         action_row.addWidget(self.export_pdf_button)
-
-        table_column = QWidget()
-        table_layout = QVBoxLayout(table_column)
-        table_layout.setContentsMargins(0, 0, 0, 0)
-        table_layout.addLayout(filter_row)
-        table_layout.addWidget(self.table, 1)
-        self.detail = BatchDetailView(self.settings.um_per_px)
-        self.detail.accept_clicked.connect(self.accept_current)
-        self.detail.override_clicked.connect(self.request_override)
-        splitter = QSplitter(Qt.Orientation.Horizontal)
-        splitter.addWidget(table_column)
-        splitter.addWidget(self.detail)
-        splitter.setStretchFactor(0, 1)
-        splitter.setStretchFactor(1, 1)
-        splitter.setSizes([760, 640])
-
-        central = QWidget()
-        layout = QVBoxLayout(central)
-        layout.addLayout(folder_row)
-        layout.addLayout(run_row)
-        layout.addLayout(progress_row)
-        layout.addWidget(splitter, 1)
-        layout.addLayout(action_row)
-        self.setCentralWidget(central)
+        return action_row
 
     def _start_workers(self) -> None:
         self.batch = BatchWorker()

@@ -10,7 +10,9 @@ pytest.importorskip("PySide6")
 
 from helpers_review import copy_folder, make_review_setup  # noqa: E402
 from helpers_users import expert_signs  # noqa: E402
-from PySide6.QtCore import QSize, Qt  # noqa: E402
+import threading  # noqa: E402
+
+from PySide6.QtCore import QObject, QSize, Qt, Signal, Slot  # noqa: E402
 
 from station.config import Settings, load_settings, save_settings  # noqa: E402
 from station.ui.batch_model import REVIEW_COLUMN  # noqa: E402
@@ -18,6 +20,7 @@ from station.ui.batch_window import BatchReviewWindow  # noqa: E402
 from station.ui.main_window import MainWindow  # noqa: E402
 from station.ui.screen_fit import available_geometry, keep_on_screen  # noqa: E402
 from station.ui.window_menus import KEEP_RUNNING, STOP_AND_QUIT  # noqa: E402
+from station.ui.workers import FINISHING  # noqa: E402
 from station.workflow import Operator  # noqa: E402
 
 OPERATOR = Operator("op-9", "Ada Reviewer")
@@ -148,3 +151,64 @@ def test_keep_on_screen_pulls_a_grown_window_back_inside(qtbot):
     keep_on_screen(widget)
     assert widget.width() <= available.width() and widget.height() <= available.height()
     assert widget.frameGeometry().left() >= available.left() and widget.frameGeometry().right() <= available.right()
+
+
+class Blocker(QObject):
+    """Occupies a worker thread, as a network mid-call does, until ``release`` is set."""
+
+    block = Signal()
+    blocking = Signal()
+
+    def __init__(self, thread, release: threading.Event) -> None:
+        super().__init__()
+        self._release = release
+        self.block.connect(self._wait)
+        self.moveToThread(thread)
+
+    @Slot()
+    def _wait(self) -> None:
+        self.blocking.emit()
+        self._release.wait(60)
+
+
+def _block(qtbot, worker_thread, release):
+    blocker = Blocker(worker_thread.thread, release)
+    with qtbot.waitSignal(blocker.blocking, timeout=5_000):
+        blocker.block.emit()
+    return blocker
+
+
+def test_a_batch_thread_busy_past_the_close_outlives_the_window_and_is_closed_when_it_ends(qtbot, review_setup):
+    _, _, recipe = review_setup
+    window = _window(qtbot, recipe)
+    window.stop_timeout_ms = 200
+    closed = []
+    window.batch.close = lambda: closed.append("engine")  # runs on the GUI thread once the thread ended
+    release = threading.Event()
+    blocker = _block(qtbot, window.batch_thread, release)
+    window.close()  # returns after the timeout, not when the thread ends
+    assert window.is_shut_down and not window.isVisible()
+    assert "batch-review" in FINISHING.names() and window.batch_thread.thread.isRunning() and closed == []
+    assert window.verdict_thread.thread.isFinished()
+    thread = window.batch_thread.thread
+    del window
+    with qtbot.waitSignal(FINISHING.released, timeout=10_000, check_params_cb=lambda name: name == "batch-review"):
+        release.set()
+    assert thread.isFinished() and closed == ["engine"] and "batch-review" not in FINISHING.names()
+    del blocker
+
+
+def test_a_main_window_thread_busy_past_the_close_outlives_it(qtbot, review_setup):
+    _, _, recipe = review_setup
+    main = MainWindow(Settings(recipe=recipe.name, device="cpu"), "CPU (test)", recipes={recipe.name: recipe})
+    qtbot.addWidget(main)
+    main.stop_timeouts_ms = {"inference": 200}
+    release = threading.Event()
+    blocker = _block(qtbot, main.inference_thread, release)
+    main.close()
+    assert not main.isVisible() and main.inference_thread.name in FINISHING.names()
+    assert main.capture_thread.thread.isFinished()
+    with qtbot.waitSignal(FINISHING.released, timeout=10_000):
+        release.set()
+    assert main.inference_thread.thread.isFinished() and FINISHING.names() == []
+    del blocker

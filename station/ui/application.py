@@ -12,6 +12,7 @@ the Windows session (logoff, an update's restart, the installer's Restart Manage
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -24,6 +25,7 @@ from station import __version__, paths
 from station.config import Settings
 from station.logs import close_log_file
 from station.ui.main_window import MainWindow
+from station.ui.workers import FINISHING
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +75,22 @@ def run_window(
     if screenshot:
         _schedule_screenshot(window, screenshot, auto_capture)
     log.info("station window opened (source %s, %s)", settings.camera.source, device_description)
-    return app.exec()
+    code = app.exec()
+    finish_outliving_threads(code)
+    return code
+
+
+def finish_outliving_threads(code: int, timeout_ms: int = 60_000) -> None:
+    """After the event loop: wait for worker threads that outlived their windows (a network
+    mid-call). One still running at the deadline would abort the process as Python frees it
+    ("QThread: Destroyed while thread is still running"), so the process ends here instead."""
+    if FINISHING.wait_all(timeout_ms):
+        return
+    log.error("threads still running %d s after the window closed (%s): ending the process",
+              timeout_ms // 1000, ", ".join(FINISHING.names()))
+    close_log_file()
+    logging.shutdown()
+    os._exit(code)
 
 
 def application_icon() -> QIcon:

@@ -12,6 +12,7 @@ An uncertain call cannot be accepted, and nothing can be decided without a signe
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, QSize, Qt, QTimer, Signal, Slot
@@ -86,6 +87,7 @@ class BatchReviewWindow(QMainWindow):
     export_finished = Signal(str, str)  # kind, path
     export_failed = Signal(str, str)  # kind, message
     detail_loaded = Signal(int)  # item id whose image is on screen
+    stop_timeout_ms = 10_000  # how long a close waits for the worker threads, in all
 
     def __init__(self, settings: Settings, recipes: dict, operator: Operator | None, parent: QWidget | None = None,
                  ask_signature=None, audit=None) -> None:
@@ -800,17 +802,16 @@ class BatchReviewWindow(QMainWindow):
         self._shut_down = True
         if self.control is not None:
             self.control.cancel()
-        for name, worker_thread in (
-            ("batch", self.batch_thread), ("verdicts", self.verdict_thread),
-            ("detail", self.loader_thread), ("export", self.export_thread),
-        ):
-            if not worker_thread.stop(timeout_ms=10_000):
-                # a QThread destroyed while it runs aborts the process: wait for the batch to end
-                log.warning("batch %s thread did not stop in 10 s; waiting for it", name)
-                worker_thread.thread.wait()
-        # the threads have ended: their resources can be released from here
-        self.batch.close()
-        self.verdicts.close()
+        closes = {self.batch_thread: self.batch.close, self.verdict_thread: self.verdicts.close}
+        worker_threads = (self.batch_thread, self.verdict_thread, self.loader_thread, self.export_thread)
+        for worker_thread in worker_threads:
+            worker_thread.request_finish()
+        # a network mid-call cannot be interrupted: a thread still busy at the deadline outlives
+        # the window (workers.FINISHING) and its resources are closed when it ends
+        deadline = time.monotonic() + self.stop_timeout_ms / 1000
+        for worker_thread in worker_threads:
+            left_ms = int((deadline - time.monotonic()) * 1000)
+            worker_thread.wait(left_ms, then=closes.get(worker_thread))
         if self._store is not None:
             self._store.close()
             self._store = None

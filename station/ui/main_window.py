@@ -62,6 +62,7 @@ class MainWindow(UsersSessionMixin, OperatorSessionMixin, InspectionFlowMixin, L
     audit_failed = Signal(str)
     inspection_updated = Signal()
     capture_painted = Signal(float)  # ms from the capture key to the painted result
+    stop_timeouts_ms = {"inference": 30_000}  # how long a close waits for each worker thread (else 3 s)
     notified = Signal(str, str)  # title, message: every warning shown to the operator
     frame_shown = Signal()
     source_started = Signal(str)  # description
@@ -471,9 +472,9 @@ class MainWindow(UsersSessionMixin, OperatorSessionMixin, InspectionFlowMixin, L
                           ("audit", self.audit_thread), ("users", self.users_client.thread))
         for name, worker_thread in worker_threads:
             # a model still loading cannot be interrupted, and a QThread destroyed while it runs
-            # aborts the process: the inference thread gets the time a load takes
-            if not worker_thread.stop(timeout_ms=30_000 if name == "inference" else 3000):
-                log.warning("%s thread did not stop in time", name)
+            # aborts the process: the inference thread gets the time a load takes, and a thread still
+            # busy then outlives the window (workers.FINISHING) instead of the GUI waiting on it
+            worker_thread.stop(timeout_ms=self.stop_timeouts_ms.get(name, 3000))
         if getattr(self, "_audit_view", None) is not None:
             self._audit_view.shutdown()
         if getattr(self, "_batch_window", None) is not None:

@@ -12,9 +12,9 @@ import logging
 import threading
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Callable, Generic, TypeVar
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThread, QTimer, Signal, Slot
 
 from station.capture.base import Frame, FrameSource, SourceError, SourceReconnecting
 from station.config import CameraSettings
@@ -656,19 +656,93 @@ class UsersWorker(QObject):
 
 
 class WorkerThread:
-    """Owns a worker and the QThread it lives on; ``stop`` ends both without blocking the GUI."""
+    """Owns a worker and the QThread it lives on; ``stop`` ends both without blocking the GUI
+    for longer than its timeout."""
 
     def __init__(self, worker: QObject, name: str) -> None:
         self.worker = worker
+        self.name = name
         self.thread = QThread()
         self.thread.setObjectName(name)
         worker.moveToThread(self.thread)
         self.thread.start()
 
-    def stop(self, timeout_ms: int = 3000) -> bool:
-        """Ask the thread to finish; at application exit the caller may wait this once."""
+    def request_finish(self) -> None:
+        """Ask the worker to stop and the thread's event loop to end; returns at once."""
         request_stop = getattr(self.worker, "request_stop", None)
         if request_stop is not None:
             request_stop()
         self.thread.quit()
-        return self.thread.wait(timeout_ms)
+
+    def stop(self, timeout_ms: int = 3000, then: Callable[[], None] | None = None) -> bool:
+        """Ask the thread to finish and wait for it at most ``timeout_ms``; True when it has ended.
+
+        ``then`` (resources the worker used, closed on the GUI thread) runs once the thread has
+        ended: now, or, when it is still busy, later on the GUI thread. A thread still busy is
+        kept alive past its owner in ``FINISHING`` (a QThread destroyed while it runs aborts the
+        process) and released when it ends.
+        """
+        self.request_finish()
+        return self.wait(timeout_ms, then)
+
+    def wait(self, timeout_ms: int, then: Callable[[], None] | None = None) -> bool:
+        """After ``request_finish``: ``stop`` without asking again."""
+        if self.thread.wait(max(0, timeout_ms)):
+            if then is not None:
+                then()
+            return True
+        log.warning("%s thread still busy after %d ms: it is released when it ends", self.name, timeout_ms)
+        FINISHING.keep(self, then)
+        return False
+
+
+class FinishingThreads(QObject):
+    """Worker threads still running after their window closed, each kept until it ends.
+
+    Lives on the GUI thread: a thread's ``finished`` is queued here, and the thread is waited
+    for (it is past its event loop by then) and dropped on the GUI thread.
+    """
+
+    released = Signal(str)  # the thread's name, once it has ended and its ``then`` ran
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._kept: dict[QThread, tuple[WorkerThread, Callable[[], None] | None]] = {}
+
+    def keep(self, worker_thread: WorkerThread, then: Callable[[], None] | None) -> None:
+        self._kept[worker_thread.thread] = (worker_thread, then)
+        worker_thread.thread.finished.connect(self._on_finished, Qt.ConnectionType.QueuedConnection)
+        if worker_thread.thread.isFinished():  # ended between the wait and the connection
+            QTimer.singleShot(0, self._on_finished)
+
+    def names(self) -> list[str]:
+        return [worker_thread.name for worker_thread, _ in self._kept.values()]
+
+    @Slot()
+    def _on_finished(self) -> None:
+        for thread in [t for t in self._kept if t.isFinished()]:
+            self._release(thread)
+
+    def _release(self, thread: QThread) -> None:
+        worker_thread, then = self._kept.pop(thread)
+        thread.wait(1000)  # finished is emitted just before the thread's last instructions
+        if then is not None:
+            try:
+                then()
+            except Exception:  # noqa: BLE001 — a failed close must not keep the other threads
+                log.exception("closing after the %s thread failed", worker_thread.name)
+        log.info("%s thread ended after its window closed", worker_thread.name)
+        self.released.emit(worker_thread.name)
+
+    def wait_all(self, timeout_ms: int) -> bool:
+        """At process exit, after the event loop: wait for the threads still kept, at most
+        ``timeout_ms`` in all; True when none is left running."""
+        deadline = time.monotonic() + timeout_ms / 1000
+        for thread in list(self._kept):
+            left_ms = max(0, int((deadline - time.monotonic()) * 1000))
+            if thread.wait(left_ms):
+                self._release(thread)
+        return not self._kept
+
+
+FINISHING = FinishingThreads()

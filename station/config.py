@@ -36,6 +36,12 @@ class CameraSettings:
     exposure: float | None = None  # the backend's units: V4L2 100 µs steps, DirectShow/MSMF log2 s (docs/CAMERAS.md)
     backend: str = "auto"  # auto (DirectShow on Windows, V4L2 on Linux) | dshow | msmf | v4l2 | avfoundation | any
     stall_timeout_s: float = 3.0
+    # GenICam cameras (genicam:<id>, docs/CAMERAS.md); exposure is µs there, width/height do not apply
+    gain: float | None = None  # the camera's gain units (dB on most); None leaves it as it is
+    white_balance: list[float] | None = None  # [red, blue] ratios to green
+    pixel_format: str = ""  # Mono8, Mono12, BayerRG8, ...; "" keeps the camera's
+    roi: str = ""  # region of interest WIDTHxHEIGHT+X+Y; "" the whole sensor
+    trigger: str = "free-run"  # free-run | software (one frame per read)
 
 
 @dataclass

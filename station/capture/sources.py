@@ -6,6 +6,8 @@ spec                      source
 ``demo``                  :class:`SimulatedMicroscope`
 ``0``, ``1``, ...         :class:`CameraSource` by device index
 ``rtsp://...`` etc.       :class:`CameraSource` on a network stream
+``/dev/v4l/by-id/...``    :class:`CameraSource` on a V4L2 device path
+``genicam:<id>``          :class:`GenICamSource` (Aravis): device id, serial or IP address
 a folder or image file    :class:`ImageFolderSource`
 any other file            :class:`VideoFileSource`
 ========================  ==============================================
@@ -21,23 +23,30 @@ from pathlib import Path
 from typing import Any
 
 from station.capture.base import FrameSource, SourceError
-from station.capture.camera import CameraSource, is_stream_url
+from station.capture.camera import CameraSource, is_device_path, is_stream_url
 from station.capture.folder import ImageFolderSource
+from station.capture.genicam import GenICamSource, genicam_id, is_genicam_spec
 from station.capture.images import is_image_path
 from station.capture.simulated import SimulatedMicroscope
 from station.capture.video import VideoFileSource
 from station.config import CameraSettings
 
 DEMO_SPECS = ("demo", "sim", "simulated", "simulator")
-SOURCE_KINDS: tuple[type[FrameSource], ...] = (SimulatedMicroscope, CameraSource, VideoFileSource, ImageFolderSource)
+SOURCE_KINDS: tuple[type[FrameSource], ...] = (
+    SimulatedMicroscope, CameraSource, GenICamSource, VideoFileSource, ImageFolderSource
+)
 
 _SPEC_HELP = (
-    "a source is 'demo', a camera index (0, 1, ...), a stream URL (rtsp://, http://), a video file or an image folder"
+    "a source is 'demo', a camera index (0, 1, ...), a device path (/dev/v4l/by-id/...), 'genicam:<id>', "
+    "a stream URL (rtsp://, http://), a video file or an image folder; `station cameras` lists the attached cameras"
 )
 
 
 #: the saved camera settings (``settings.camera``) that reach a camera when it opens
-CAMERA_SETTING_NAMES = ("width", "height", "fps", "exposure", "backend", "stall_timeout_s")
+CAMERA_SETTING_NAMES = (
+    "width", "height", "fps", "exposure", "backend", "stall_timeout_s",
+    "gain", "white_balance", "pixel_format", "roi", "trigger",
+)
 
 
 def camera_options(camera: CameraSettings | None) -> dict[str, Any]:
@@ -60,14 +69,16 @@ def open_source(spec: str, *, camera: CameraSettings | None = None, **options: A
     if not text:
         raise SourceError(f"No source given: {_SPEC_HELP}")
     _check_options(options)
-    if camera is not None and (text.isdigit() or is_stream_url(text)):
+    if camera is not None and (text.isdigit() or is_stream_url(text) or is_device_path(text) or is_genicam_spec(text)):
         options = {**camera_options(camera), **options}
     if text.lower() in DEMO_SPECS:
         return _build(SimulatedMicroscope, (), options)
     if text.isdigit():
         return _build(CameraSource, (int(text),), options)
-    if is_stream_url(text):
+    if is_stream_url(text) or is_device_path(text):
         return _build(CameraSource, (text,), options)
+    if is_genicam_spec(text):
+        return _build(GenICamSource, (genicam_id(text),), options)
     path = Path(text).expanduser()
     if path.is_dir() or (path.is_file() and is_image_path(path)):
         return _build(ImageFolderSource, (path,), options)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import shutil
 import subprocess
@@ -217,3 +218,37 @@ def test_an_unplugged_camera_reconnects_and_frames_resume_within_5_s(fake_camera
     assert any("no frame for 0.5 s; reconnecting" in p for p in camera.problems)
     assert any("is back after" in p for p in camera.problems)
 
+
+def test_station_cameras_lists_the_fake_camera_with_its_spec(fake_camera):
+    env = os.environ | {"PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), *sys.path])}
+    done = subprocess.run([sys.executable, "-m", "station", "cameras", "--json"], capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    listing = json.loads(done.stdout)
+    fake = [c for c in listing["genicam"] if c["serial"] == SERIAL]
+    assert fake and fake[0]["spec"] == f"genicam:Aravis-Fake-{SERIAL}" and fake[0]["model"] == "Fake"
+    text = subprocess.run([sys.executable, "-m", "station", "cameras"], capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert f"--source genicam:Aravis-Fake-{SERIAL}" in text.stdout and "Aravis Fake" in text.stdout
+
+
+def test_v4l2_cameras_are_listed_by_their_stable_names(tmp_path):
+    from station.capture.cli import list_v4l2_devices
+
+    sysfs, dev = tmp_path / "sys", tmp_path / "dev"
+    for node, index, name in (("video0", "0", "HD Pro Webcam C920"), ("video1", "1", "HD Pro Webcam C920"),
+                              ("video2", "0", "Microscope Cam")):
+        (sysfs / node).mkdir(parents=True)
+        (sysfs / node / "index").write_text(index + "\n")
+        (sysfs / node / "name").write_text(name + "\n")
+    (dev / "v4l" / "by-id").mkdir(parents=True)
+    (dev / "v4l" / "by-path").mkdir(parents=True)
+    (dev / "v4l" / "by-id" / "usb-046d_HD_Pro_Webcam_C920_1A2B-video-index0").symlink_to("../../video0")
+    (dev / "v4l" / "by-path" / "pci-0000:00:14.0-usb-0:2:1.0-video-index0").symlink_to("../../video0")
+    (dev / "v4l" / "by-path" / "pci-0000:00:14.0-usb-0:3:1.0-video-index0").symlink_to("../../video2")
+    devices = list_v4l2_devices(sysfs, dev)
+    assert [(d.name, d.spec, d.node) for d in devices] == [
+        ("HD Pro Webcam C920", str(dev / "v4l/by-id/usb-046d_HD_Pro_Webcam_C920_1A2B-video-index0"), str(dev / "video0")),
+        ("Microscope Cam", str(dev / "v4l/by-path/pci-0000:00:14.0-usb-0:3:1.0-video-index0"), str(dev / "video2")),
+    ]
+    assert open_source("/dev/v4l/by-id/usb-046d_HD_Pro_Webcam_C920_1A2B-video-index0").device.startswith("/dev/v4l")

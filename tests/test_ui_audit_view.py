@@ -73,6 +73,24 @@ def test_the_chip_filter_matches_a_part_of_the_id_and_an_entry_opens_with_its_im
     view.shutdown()
 
 
+def test_an_entry_dialog_is_deleted_when_closed_even_before_its_image_came(qtbot, filled_log):
+    view = AuditView()
+    qtbot.addWidget(view)
+    view.show()
+    qtbot.waitUntil(lambda: view.model.rowCount() == 4, timeout=10_000)
+    with_image = next(row for row, entry in enumerate(view.model.entries) if entry.image_path)
+    early = view.open_entry(view.model.index(with_image, 0))
+    with qtbot.waitSignal(early.destroyed, timeout=5_000):
+        early.close()  # its image is still being read
+    with qtbot.waitSignal(view.worker.image_loaded, timeout=5_000):
+        later = view.open_entry(view.model.index(with_image, 0))
+    qtbot.waitUntil(later.image_view.has_image, timeout=5_000)
+    with qtbot.waitSignal(later.destroyed, timeout=5_000):
+        later.close()
+    assert not view.findChildren(AuditEntryDialog)
+    view.shutdown()
+
+
 def test_the_window_answers_again_after_a_close(qtbot, filled_log):
     view = AuditView()
     qtbot.addWidget(view)

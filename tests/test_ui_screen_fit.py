@@ -142,3 +142,24 @@ def test_fit_to_screen_keeps_a_dialog_inside_the_screen_over_its_parent(qtbot):
     assert available.contains(QRect(dialog.pos(), dialog.size()))
     assert not fit_to_screen(dialog, QSize(300, 200)) and dialog.size() == QSize(300, 200)
     assert available.contains(QRect(dialog.pos(), dialog.size()))
+
+
+def test_the_sign_in_dialog_shows_its_whole_bottom_row_with_a_hint_and_an_error(qtbot):
+    """Under Xvfb at 1366×768 with openbox the strip under the buttons is the window manager's
+    frame handle; this keeps the dialog's own content (message, buttons) whole inside it."""
+    from station.ui.users_dialogs import PasswordSignInDialog, UsersClient
+
+    client = UsersClient()
+    dialog = PasswordSignInDialog(client, hint="Demo accounts (password = ID): demo-tech (technician), "
+                                               "demo-expert (expert), demo-admin (admin)")
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    dialog.message.setText("ID or password is wrong (4 tries left before the account locks)")
+    dialog.layout().activate()
+    for widget in (dialog.message, dialog.buttons, dialog.ok_button, dialog.password):
+        rect = QRect(widget.mapTo(dialog, QPoint(0, 0)), widget.size())
+        assert dialog.rect().contains(rect), f"{widget.objectName() or widget} cut off: {rect} in {dialog.rect()}"
+    assert dialog.height() >= dialog.minimumSizeHint().height()
+    assert available_geometry(dialog).contains(dialog.frameGeometry())
+    client.stop()

@@ -111,6 +111,7 @@ class AuditEntryDialog(QDialog):
         super().__init__(parent)
         self.entry = entry
         self.setObjectName("auditEntryDialog")
+        self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)  # each opened entry is a new dialog
         self.setWindowTitle(f"Audit entry #{entry.id} — {action_title(entry.action)}")
         self.image_view = ImageView("no image recorded" if not entry.image_path else "loading image…", interactive=True)
         self.form = QWidget()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 
+import shiboken6
 from PySide6.QtCore import QAbstractTableModel, QDate, QModelIndex, QSize, Qt, Signal, Slot
 from PySide6.QtWidgets import (
     QComboBox,
@@ -198,7 +199,7 @@ class AuditView(QWidget):
     @Slot(int, object)
     def _on_image_loaded(self, ticket: int, image) -> None:
         dialog = self._dialogs.pop(ticket, None)
-        if dialog is not None:
+        if dialog is not None and shiboken6.isValid(dialog):  # closed (and deleted) before its image came
             dialog.show_image(image)
 
     def shutdown(self) -> None:

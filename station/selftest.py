@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 import traceback
@@ -155,6 +156,10 @@ def _part_postgresql(ctx: SelftestContext) -> str:
         backend.close()
     if problems:
         raise RuntimeError(f"the audit schema on {redact(str(url))} differs: {'; '.join(problems)}")
+    if getattr(sys, "frozen", False) and pq.__impl__ != "binary":
+        # psycopg fell back to the system's libpq: the bundle was built without its own
+        raise RuntimeError(f"missing module 'psycopg_binary': psycopg runs its {pq.__impl__} implementation "
+                           "on this PC's libpq instead of the bundled one")
     return (f"schema checked read-only on {redact(str(url))} (PostgreSQL {server}, {entries} entries), "
             f"psycopg {psycopg.__version__} {pq.__impl__} implementation")
 

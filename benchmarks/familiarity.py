@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import dataclasses
 import time
 from collections import Counter
 from pathlib import Path
@@ -54,7 +55,7 @@ def genuine_frames(kind: str, heldout: Path | None) -> list[tuple[str, np.ndarra
     return frames
 
 
-def foreign_spec(kind: str, size: tuple[int, int], heldout: Path | None) -> ForeignSpec:
+def foreign_spec(kind: str, size: tuple[int, int], heldout: Path | None, seed: int = 8_000_000) -> ForeignSpec:
     sources = {}
     if kind != "deeppcb":
         sources["deeppcb"] = other_dataset_files(DATA / "deeppcb", "deeppcb")
@@ -62,7 +63,7 @@ def foreign_spec(kind: str, size: tuple[int, int], heldout: Path | None) -> Fore
         sources["neu-det"] = other_dataset_files(DATA / "neu-det", "neu-det")
     if kind != "demo" and heldout is not None:
         sources["synthetic-packages"] = other_dataset_files(heldout, "folder")
-    return ForeignSpec(size, per_family=20, seed=8_000_000, other_sources=sources, per_source=40)
+    return ForeignSpec(size, per_family=20, seed=seed, other_sources=sources, per_source=40)
 
 
 def scalar(result) -> float:
@@ -120,14 +121,19 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--attention-sample", type=int, default=100,
                         help="demo: genuine frames run with attention maps for the bulk-accept coverage")
+    parser.add_argument("--foreign-seed", type=int, default=8_000_000,
+                        help="seed of the foreign set (7,000,000 was looked at while choosing, 8,000,000 reported)")
+    parser.add_argument("--detector", type=Path, default=None, help="another detector folder in the recipe's place")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     recipe = load_recipes()[RECIPES[args.recipe]]
+    if args.detector is not None:
+        recipe = dataclasses.replace(recipe, detector=str(args.detector.resolve()))
     engine = Engine(recipe, device="cpu", warm_up=True, approvals=ModelApprovals.developer())
     genuine = genuine_frames(args.recipe, args.heldout)
     size = genuine[0][1].shape[:2]
     foreign = [(f.name, f.image, f.image if recipe.use_reference else None, f.family)
-               for f in foreign_frames(foreign_spec(args.recipe, size, args.heldout))]
+               for f in foreign_frames(foreign_spec(args.recipe, size, args.heldout, args.foreign_seed))]
     genuine_results = run(engine, genuine)
     foreign_results = run(engine, foreign)
     genuine_scores = np.array([scalar(r) for r in genuine_results])
@@ -136,6 +142,8 @@ def main() -> None:
     unflagged_foreign = [name for (name, *_), r in zip(foreign, foreign_results) if not r.unfamiliar]
     report = {
         "recipe": recipe.name,
+        "detector": recipe.detector,
+        "foreign_seed": args.foreign_seed,
         "genuine": len(genuine),
         "genuine_flagged": int(flagged.sum()),
         "genuine_flag_rate": float(flagged.mean()),

@@ -24,7 +24,6 @@ import numpy as np
 import pytest
 
 from station.capture import SourceReconnecting, open_source
-from station.capture.base import Backoff
 from station.capture.genicam import GenICamSource, GenICamUnavailable, Roi, genicam_to_rgb, load_aravis
 from station.config import CameraSettings
 
@@ -191,14 +190,14 @@ def test_software_trigger_gives_one_frame_per_read(fake_camera):
 
 
 def test_an_unplugged_camera_reconnects_and_frames_resume_within_5_s(fake_camera):
-    camera = GenICamSource(SERIAL, roi="320x240", fps=100.0, stall_timeout_s=0.5, backoff=Backoff(0.1, 1.0))
+    camera = GenICamSource(SERIAL, roi="320x240", fps=100.0, stall_timeout_s=0.5)  # the default backoff: 0.25 s to 2 s
     with camera:
         for _ in range(10):
             camera.read()
         fake_camera.unplug()
         with pytest.raises(SourceReconnecting) as lost:
             camera.read()
-        assert camera.state == "reconnecting" and lost.value.retry_in_s <= 1.0
+        assert camera.state == "reconnecting" and lost.value.retry_in_s <= 2.0
         assert "no frame for 0.5 s" in str(lost.value)
         fake_camera.plug_in()
         plugged_in = time.monotonic()
@@ -213,6 +212,7 @@ def test_an_unplugged_camera_reconnects_and_frames_resume_within_5_s(fake_camera
         frame = wait_for(next_frame, 5.0, "frames after the camera came back")
         recovered_s = time.monotonic() - plugged_in
         assert frame.image.shape == (240, 320, 3) and camera.state == "live" and camera.reconnects == 1
+        assert not camera._abandoned  # the lost session was let go once the camera answered again
         assert camera.read() is not None
     assert recovered_s < 5.0
     assert any("no frame for 0.5 s; reconnecting" in p for p in camera.problems)

@@ -18,6 +18,7 @@ scripts/install-system-deps.sh); without them, opening raises :class:`GenICamUna
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import logging
 import re
@@ -270,6 +271,7 @@ class GenICamSource(ReconnectingSource):
         self._camera: Any = None
         self._stream: Any = None
         self._device_gone = False
+        self._abandoned: list[tuple[Any, Any]] = []  # sessions of a camera that stopped answering
         self._settings_reported = False
         self._refusals: list[str] = []
         self._pixel_format = ""
@@ -299,6 +301,7 @@ class GenICamSource(ReconnectingSource):
 
     def close(self) -> None:
         self._disconnect()
+        self._release_abandoned()
         self._pending = None
         self._is_open = False
         self.state = "closed"
@@ -320,6 +323,7 @@ class GenICamSource(ReconnectingSource):
     def _connect(self) -> np.ndarray:
         aravis = self._aravis
         self.device = self._find_device()
+        self._release_abandoned()
         try:
             camera = self._open_camera(self.device)
             self._apply(camera)
@@ -347,12 +351,27 @@ class GenICamSource(ReconnectingSource):
         return first
 
     def _disconnect(self) -> None:
-        camera, self._camera, self._stream = self._camera, None, None
-        if camera is not None and not self._device_gone:
-            try:
-                camera.stop_acquisition()
-            except Exception as exc:  # noqa: BLE001 - a camera that is gone cannot stop; it is released anyway
-                log.debug("%s: stop_acquisition failed: %s", self._title(), _message(exc))
+        camera, stream, self._camera, self._stream = self._camera, self._stream, None, None
+        if camera is None:
+            return
+        if self._device_gone:
+            # Releasing a camera that does not answer blocks for its GigE Vision time-outs (about 7.5 s:
+            # Aravis says goodbye to the stream and the control channel). It is released once the
+            # camera answers again (quickly then), or when the source closes.
+            self._abandoned.append((camera, stream))
+            return
+        try:
+            camera.stop_acquisition()
+        except Exception as exc:  # noqa: BLE001 - a camera that is gone cannot stop; it is released anyway
+            log.debug("%s: stop_acquisition failed: %s", self._title(), _message(exc))
+
+    def _release_abandoned(self) -> None:
+        if not self._abandoned:
+            return
+        started = time.monotonic()
+        self._abandoned.clear()
+        gc.collect()  # now, on this thread: a cycle collected later could block whichever thread collects it
+        log.debug("%s: released the lost camera's session in %.2f s", self._title(), time.monotonic() - started)
 
     def _frame_from(self, raw: object) -> Frame:
         assert isinstance(raw, np.ndarray)
@@ -389,38 +408,38 @@ class GenICamSource(ReconnectingSource):
 
     def _grab(self, timeout_s: float) -> np.ndarray:
         """The newest complete frame within ``timeout_s`` (older ones queued behind it are dropped)."""
-        stream, camera = self._stream, self._camera
+        # self._stream, not a local: a traceback kept by the caller must not hold the camera's session
         if self.requested.trigger == "software":
             try:
-                camera.software_trigger()
+                self._camera.software_trigger()
             except Exception as exc:  # noqa: BLE001
                 raise SourceError(f"the software trigger failed ({_message(exc)})") from exc
         deadline = time.monotonic() + timeout_s
         incomplete = 0
         while True:
             remaining_us = int(max(deadline - time.monotonic(), 0) * 1e6)
-            buffer = stream.timeout_pop_buffer(max(remaining_us, 1))
+            buffer = self._stream.timeout_pop_buffer(max(remaining_us, 1))
             if buffer is None:
                 extra = f" ({incomplete} incomplete)" if incomplete else ""
                 raise SourceError(f"no frame for {timeout_s:g} s{extra}")
             if buffer.get_status() != self._aravis.BufferStatus.SUCCESS:
                 incomplete += 1
-                stream.push_buffer(buffer)
+                self._stream.push_buffer(buffer)
                 continue
-            newer = stream.try_pop_buffer()
+            newer = self._stream.try_pop_buffer()
             while newer is not None:
                 if newer.get_status() == self._aravis.BufferStatus.SUCCESS:
-                    stream.push_buffer(buffer)
+                    self._stream.push_buffer(buffer)
                     buffer = newer
                 else:
-                    stream.push_buffer(newer)
-                newer = stream.try_pop_buffer()
+                    self._stream.push_buffer(newer)
+                newer = self._stream.try_pop_buffer()
             try:
                 return genicam_to_rgb(
                     buffer.get_data(), buffer.get_image_width(), buffer.get_image_height(), self._pixel_format
                 )
             finally:
-                stream.push_buffer(buffer)
+                self._stream.push_buffer(buffer)
 
     def _apply(self, camera: Any) -> None:
         """Send the requested settings; what the camera refuses is reported (once), never fatal."""

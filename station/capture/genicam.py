@@ -252,7 +252,10 @@ class GenICamSource(ReconnectingSource):
             raise ValueError(f"stall_timeout_s must be > 0, got {stall_timeout_s}")
         if white_balance is not None and len(white_balance) != 2:
             raise ValueError(f"white_balance is [red, blue] ratios to green; got {white_balance!r}")
-        super().__init__(f"{SPEC_PREFIX}:{camera_id}" if camera_id else SPEC_PREFIX, backoff=backoff)
+        # Each try already spends about 1 s in GigE Vision discovery: waits of at most 1 s between tries
+        # keep the recovery after the camera is back near 3 s.
+        super().__init__(f"{SPEC_PREFIX}:{camera_id}" if camera_id else SPEC_PREFIX,
+                         backoff=backoff or Backoff(first_s=0.25, max_s=1.0))
         self.camera_id = camera_id
         self.requested = GenICamMode(
             roi=Roi.parse(roi) if isinstance(roi, str) and roi.strip() else roi or None,

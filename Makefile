@@ -27,9 +27,8 @@ demo: $(STAMP)
 	$(BIN)/station --demo
 
 test: export QT_QPA_PLATFORM := offscreen
-# loadgroup: the packaging tests share the worker that builds the bundle once (tests/test_packaging.py)
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n auto --dist loadgroup
+	$(BIN)/python -m pytest -q -n auto
 
 bench-latency: $(STAMP)
 	$(BIN)/station bench latency --recipe "IC package (demo)"

@@ -3,9 +3,10 @@
 Part of the test command wherever the build can run (Linux, PyInstaller installed, which the dev
 extra installs, and room on the disk): the session builds ``dist/station/`` once with
 ``scripts/build-app.sh --no-archive`` (about 2.5 min here, docs/PACKAGING.md), or reuses one newer
-than every build input. Under xdist these tests share one worker (``xdist_group``, with
-``--dist loadgroup`` as ``make test`` runs them) and a file lock keeps two sessions from
-building at once. ``STATION_PACKAGING=0`` leaves them out (a quick local run).
+than every build input. Under xdist each worker is a session: a file lock lets one build while
+another that draws a packaging test waits, then reuses that bundle (``xdist_group`` cannot keep
+them on one worker here: pytest-xdist 3.8 renames node ids in a way pytest 9.2 ignores).
+``STATION_PACKAGING=0`` leaves them out (a quick local run).
 
     .venv/bin/python -m pytest tests/test_packaging.py -x -q
 """
@@ -45,7 +46,6 @@ def _why_no_build() -> str | None:
 
 pytestmark = [
     pytest.mark.packaging,
-    pytest.mark.xdist_group("packaging"),
     pytest.mark.skipif(_why_no_build() is not None, reason=_why_no_build() or ""),
 ]
 
@@ -67,8 +67,9 @@ def bundle() -> Path:
     with open(lock_path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another session building waits here, then reuses its bundle
         if not executable.exists() or executable.stat().st_mtime < _newest_input_mtime():
+            # built from the environment running the tests, the one that has PyInstaller
             build = subprocess.run(["bash", str(ROOT / "scripts" / "build-app.sh"), "--no-archive"], cwd=ROOT,
-                                   capture_output=True, text=True, timeout=1800)
+                                   env={**os.environ, "VENV": sys.prefix}, capture_output=True, text=True, timeout=1800)
             assert build.returncode == 0, f"the bundle build failed:\n{build.stdout[-3000:]}\n{build.stderr[-5000:]}"
     return BUNDLE
 

@@ -252,3 +252,33 @@ def test_v4l2_cameras_are_listed_by_their_stable_names(tmp_path):
         ("Microscope Cam", str(dev / "v4l/by-path/pci-0000:00:14.0-usb-0:3:1.0-video-index0"), str(dev / "video2")),
     ]
     assert open_source("/dev/v4l/by-id/usb-046d_HD_Pro_Webcam_C920_1A2B-video-index0").device.startswith("/dev/v4l")
+
+
+def test_the_capture_worker_shows_a_lost_genicam_camera_and_resumes(qtbot, fake_camera):
+    from PySide6.QtCore import QObject, Signal
+
+    from station.ui.workers import CaptureWorker, WorkerThread
+
+    class Starter(QObject):
+        start = Signal(str)
+
+    worker = CaptureWorker(CameraSettings(roi="320x240", fps=100.0, stall_timeout_s=0.5))
+    thread = WorkerThread(worker, "capture-genicam-test")
+    starter = Starter()
+    starter.start.connect(worker.run_source)
+    problems: list[str] = []
+    worker.source_problem.connect(problems.append)
+    try:
+        with qtbot.waitSignal(worker.frame_available, timeout=10000):
+            starter.start.emit(f"genicam:{SERIAL}")
+        assert worker.mailbox.take().image.shape == (240, 320, 3)
+        fake_camera.unplug()
+        qtbot.waitUntil(lambda: any("reconnecting for" in p for p in problems), timeout=5000)
+        worker.mailbox.take()
+        with qtbot.waitSignal(worker.frame_available, timeout=10000):  # connected before the camera is back
+            fake_camera.plug_in()
+        qtbot.waitUntil(lambda: any("is back after" in p for p in problems), timeout=5000)
+        with qtbot.waitSignal(worker.source_finished, timeout=5000):
+            worker.request_stop()
+    finally:
+        assert thread.stop()

@@ -461,6 +461,9 @@ class GenICamSource(ReconnectingSource):
                 attempt(f"pixel format {wanted.pixel_format}", lambda: camera.set_pixel_format_from_string(wanted.pixel_format))
             else:
                 refusals.append(f"has no pixel format {wanted.pixel_format} (it offers {', '.join(available)})")
+        region = camera.get_region()
+        # the offsets to 0 first: the camera bounds the width by what is left right of OffsetX
+        attempt("offsets 0, 0", lambda: camera.set_region(0, 0, region.width, region.height))
         roi = wanted.roi
         if roi is None:
             roi = Roi(camera.get_width_bounds().max, camera.get_height_bounds().max)

@@ -39,6 +39,17 @@ def test_selftest_runs_a_template_recipe_with_the_frame_as_its_own_template(tmp_
     assert report["ok"], report
 
 
+def _aravis_installed() -> bool:
+    try:
+        import gi
+
+        gi.require_version("Aravis", "0.8")
+        from gi.repository import Aravis  # noqa: F401
+    except (ImportError, ValueError):
+        return False
+    return True
+
+
 def _tiny_demo_models(tmp_path, monkeypatch):
     models = tmp_path / "models"
     make_tiny_classifier(models / "cti-ic-material")
@@ -56,17 +67,17 @@ def test_selftest_lists_the_optional_parts_it_checked_and_those_it_skipped_with_
     code, report = _selftest_json(capsys)
     assert code == 0 and report["ok"], report
     checked = {c["name"]: c for c in report["checked"]}
-    assert list(checked) == ["synth", "capture", "inference", "render", "audit", "users", "signing-key", "pdf-export"]
+    genicam = ["genicam"] if _aravis_installed() else []
+    assert list(checked) == ["synth", "capture", "inference", "render", "audit", *genicam, "users", "signing-key",
+                             "pdf-export"]
     assert all(c["ok"] and c["seconds"] >= 0 and c["detail"] for c in checked.values())
     assert "DejaVu Sans" in checked["pdf-export"]["detail"]
     assert "argon2 hashes" in checked["users"]["detail"] and "Ed25519 key" in checked["signing-key"]["detail"]
     skipped = {s["name"]: s["reason"] for s in report["skipped"]}
     assert set(skipped) >= {"postgresql", "onnxruntime"}
     assert "no audit_url" in skipped["postgresql"] and "batch_onnxruntime is off" in skipped["onnxruntime"]
-    try:
-        import gi  # noqa: F401
-    except ImportError:
-        assert "PyGObject is not installed" in skipped["genicam"]
+    if not genicam:
+        assert "GenICam" in skipped["genicam"]
 
 
 def test_selftest_reads_the_users_and_their_password_hashes(tmp_path, monkeypatch, capsys):
@@ -118,3 +129,14 @@ def test_selftest_checks_the_lab_log_schema_read_only(tmp_path, monkeypatch, cap
     assert "bench-secret" not in json.dumps(report)  # the password is redacted
     with AuditLog(lab_database.station_url, readonly=True) as lab_log:
         assert lab_log.verify().n_entries == before
+
+
+def test_selftest_probes_genicam_where_pygobject_and_aravis_are_installed(tmp_path, monkeypatch, capsys):
+    import pytest
+
+    if not _aravis_installed():
+        pytest.skip("no PyGObject with Aravis 0.8 here")
+    _tiny_demo_models(tmp_path, monkeypatch)
+    code, report = _selftest_json(capsys)
+    genicam = next(c for c in report["checked"] if c["name"] == "genicam")
+    assert code == 0 and genicam["ok"] and "Aravis 0.8" in genicam["detail"], genicam

@@ -134,7 +134,20 @@ def _schedule_screenshot(window: MainWindow, path: str, auto_capture: bool, dela
         QApplication.instance().quit()
 
     if not auto_capture:
-        QTimer.singleShot(delay_ms, grab_and_quit)
+        # a loaded machine (or a frozen app's first start) can take longer than delay_ms: grab once
+        # the models are loaded and a frame is on screen, or after a minute whatever there is
+        waited = {"ms": 0}
+
+        def grab_when_ready() -> None:
+            # a recipe that failed to load never becomes ready: after 15 s the frame alone will do
+            ready = window.frames_shown > 0 and (window._recipe is not None or waited["ms"] >= 15_000)
+            if ready or waited["ms"] >= 60_000:
+                QTimer.singleShot(300, grab_and_quit)  # one more paint of what is shown
+                return
+            waited["ms"] += 500
+            QTimer.singleShot(500, grab_when_ready)
+
+        QTimer.singleShot(delay_ms, grab_when_ready)
         return
 
     def capture() -> None:

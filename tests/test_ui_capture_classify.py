@@ -279,3 +279,17 @@ def test_the_models_in_use_before_any_recipe_has_loaded(qtbot):
     window.show_model_cards()
     assert window.cards_dialog is None and "not loaded" in window.statusBar().currentMessage()
     window.shutdown()
+
+
+def test_the_live_view_holds_its_picture_while_a_capture_is_classified(qtbot, window, monkeypatch):
+    """Its paints would take CPU from the inference on a 2-core PC; frames still count as fresh."""
+    _start_demo_and_sign_in(qtbot, window)
+    monkeypatch.setattr(window.inference, "submit", lambda request: None)  # the result never comes
+    painted = []
+    monkeypatch.setattr(window.live_view, "set_image", painted.append)
+    window.capture_and_classify()
+    assert window.is_classifying
+    captured = window.latest_frame
+    with qtbot.waitSignal(window.frame_shown, timeout=10_000):
+        pass
+    assert not painted and window.latest_frame is not captured

@@ -31,7 +31,10 @@ class LiveSourceMixin:
         self.latest_frame = frame
         self.frames_shown += 1
         self._last_frame_at = time.monotonic()
-        self.live_view.set_image(frame.image)
+        # While a capture is classified and until its result is painted, the live view keeps its
+        # picture for those ~100 ms: its paints would take CPU from the inference on a 2-core PC.
+        if not (self.is_classifying or self._awaiting_paint):
+            self.live_view.set_image(frame.image)
         if not self._frame_fresh:
             self._mark_source("")
         self.frame_shown.emit()

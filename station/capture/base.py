@@ -157,6 +157,16 @@ class Backoff:
         return delay
 
 
+def describe_mode(title: str, actual, requested, via: str) -> str:
+    """"Camera 0 640x480 @ 15 fps via V4L2 (requested 1280x960 @ 30 fps)": what a camera delivers,
+    through what, next to what was asked (``actual``/``requested``: modes with ``text()``)."""
+    if actual is None:
+        return f"{title} (not open)"
+    text = f"{title} {actual.text()} via {via}"
+    asked = requested.text()
+    return f"{text} (requested {asked})" if asked else text
+
+
 class ReconnectingSource(FrameSource):
     """A live source that gets its device back after losing it (see the module docstring).
 

@@ -39,7 +39,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from station.capture.base import Backoff, Frame, ReconnectingSource, SourceError
+from station.capture.base import Backoff, Frame, ReconnectingSource, SourceError, describe_mode
 from station.capture.images import opencv_to_rgb_uint8
 
 log = logging.getLogger(__name__)
@@ -237,12 +237,7 @@ class CameraSource(ReconnectingSource):
         self.state = "closed"
 
     def describe(self) -> str:
-        title = self._title()
-        if self.actual is None:
-            return f"{title} (not open)"
-        requested = self.requested.text()
-        text = f"{title} {self.actual.text()} via {BACKEND_NAMES[self.backend]}"
-        return f"{text} (requested {requested})" if requested else text
+        return describe_mode(self._title(), self.actual, self.requested, BACKEND_NAMES[self.backend])
 
     # -- internals -------------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from station.capture.base import Backoff, Frame, ReconnectingSource, SourceError
+from station.capture.base import Backoff, Frame, ReconnectingSource, SourceError, describe_mode
 
 log = logging.getLogger(__name__)
 
@@ -310,11 +310,7 @@ class GenICamSource(ReconnectingSource):
         self.state = "closed"
 
     def describe(self) -> str:
-        if self.actual is None:
-            return f"{self._title()} (not open)"
-        requested = self.requested.text()
-        text = f"{self._title()} {self.actual.text()} via Aravis"
-        return f"{text} (requested {requested})" if requested else text
+        return describe_mode(self._title(), self.actual, self.requested, "Aravis")
 
     # -- ReconnectingSource ----------------------------------------------------------------
 

@@ -36,3 +36,51 @@ def test_unreachable_lab_server_is_named_at_once(qtbot, recipe, monkeypatch):
         assert window._audit_status_timer.isActive()  # tried again until it is back
     finally:
         window.shutdown()
+
+
+def test_a_release_the_lab_server_cannot_store_stays_blocked_and_goes_through_once_it_is_back(qtbot, recipe,
+                                                                                             monkeypatch):
+    from helpers_users import expert_signs
+
+    from station.audit import AuditLog, AuditUnavailableError
+    from station.workflow import Operator
+
+    window = MainWindow(Settings(recipe=recipe.name), "CPU (test)", recipes={recipe.name: recipe})
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: window._recipe is not None, timeout=30_000)
+    window.ask_signature = expert_signs
+    try:
+        window.sign_in(Operator("op-7", "Ada Tester"))
+        with qtbot.waitSignal(window.frame_shown, timeout=10_000):
+            window.start_source("demo")
+        window.panel.chip_fields.chip.setText("LM358")
+        with qtbot.waitSignal(window.inspection_updated, timeout=60_000):
+            window.capture_and_classify()
+        with qtbot.waitSignal(window.audit_committed, timeout=10_000):
+            window.override_with(window.inspection.result.material.classes[0], "checked under the stereo microscope")
+        qtbot.waitUntil(window.panel.release_button.isEnabled, timeout=5_000)
+
+        append = AuditLog.append
+
+        def server_gone(self, draft):
+            raise AuditUnavailableError("the lab's log server dbhost cannot be reached (connection refused)")
+
+        monkeypatch.setattr(AuditLog, "append", server_gone)
+        with qtbot.waitSignal(window.audit_failed, timeout=10_000):
+            window.panel.release_button.click()
+        assert "UNREACHABLE" in window.audit_label.text() and "release blocked" in window.audit_label.text()
+        assert window._audit_status_timer.isActive()
+        assert window.inspection.release_entry_id is None and window.inspection.awaiting_release
+        assert "NOT recorded" in window.panel.record_label.text()
+
+        monkeypatch.setattr(AuditLog, "append", append)  # the server is back: the same release, given again
+        with qtbot.waitSignal(window.audit_committed, timeout=10_000) as release:
+            window.panel.release_button.click()
+        assert release.args[0].action == "RELEASE" and window.inspection.release_entry_id == release.args[0].id
+        qtbot.waitUntil(lambda: not window._audit_status_timer.isActive(), timeout=10_000)
+    finally:
+        window.shutdown()
+    with AuditLog(readonly=True) as audit_log:
+        actions = [e.action for e in audit_log.query()]
+        assert audit_log.verify().ok and actions == ["SIGN_IN", "OVERRIDE", "RELEASE", "SIGN_OUT"]  # one release

@@ -316,7 +316,9 @@ class InspectionFlowMixin:
     def _on_audit_failed(self, ticket: int, message: str) -> None:
         draft, _, for_inspection = self._pending_audit.pop(ticket, (None, None, False))
         action = action_title(draft.action.value) if draft is not None else "entry"
-        self.audit_label.setText("Audit: WRITE FAILED")
+        # the worker has just said why when the lab's server is gone: keep that in the status bar
+        self.audit_label.setText("Audit: LAB LOG SERVER UNREACHABLE (release blocked)" if self._audit_unreachable
+                                 else "Audit: WRITE FAILED")
         if for_inspection:
             self._record_note = f"NOT recorded — release stays blocked.\n{message}"
         self.notify(

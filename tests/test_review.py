@@ -479,3 +479,45 @@ def test_dataset_from_batch_takes_the_reviewed_items(review_setup, engine, tmp_p
     assert "wrote 2 images" in capsys.readouterr().out
     index = read_dataset(out, "folder")
     assert sorted(index.classes[s.label] for s in index.samples) == sorted([sure.material, other])
+
+
+def test_dataset_from_batch_predictions_are_the_batch_results_for_an_annotation_tool(review_setup, engine, tmp_path,
+                                                                                    capsys):
+    from station.cli import main
+    from station.ml.cards import load_card
+    from station.training.datasets import read_dataset
+
+    source, names, recipe = review_setup
+    folder = copy_folder(source, tmp_path / "results", names)
+    store, _, _ = _run(engine, folder)
+    context = BatchContext(folder.resolve(), store.directory, dict(engine.recipe.decap_methods))
+    with store:
+        rows = {r.relative_path: r for r in store.rows() if r.is_done}
+        results = {r.row.relative_path: r.result for r in store.iter_records() if r.row.is_done}
+        overridden = next(r for r in rows.values() if r.uncertain)
+        other = next(m for m in engine.recipe.decap_methods if m != overridden.material)
+        with AuditLog() as audit_log:
+            commit_verdict(audit_log, store, context, overridden.item_id,
+                           VerdictRequest((overridden.item_id,), Verdict.OVERRIDE, OPERATOR, other, "gold lid",
+                                          signature=OVERRIDE_SIGNATURE))
+    assert any(result.defects for result in results.values())
+    out = tmp_path / "coco"
+    recipe_file = write_recipe_file(recipe, tmp_path / "recipe.json")  # a recipe file, as station batch takes it
+    assert main(["dataset", "from-batch", str(folder), "--recipe", str(recipe_file), "--predictions",
+                 "--format", "coco", "--out", str(out)]) == 0
+    assert f"wrote {len(rows)} images" in capsys.readouterr().out
+    document = json.loads((out / "annotations.json").read_text(encoding="utf-8"))
+    detector_classes = load_card(recipe.detector).classes
+    assert sorted(c["name"] for c in document["categories"]) == sorted(detector_classes)  # boxes of any class can be drawn
+    index = read_dataset(out, "coco")
+    manifest = [json.loads(line) for line in (out / "manifest.jsonl").read_text(encoding="utf-8").splitlines()]
+    for sample, row in zip(index.samples, manifest):
+        # boxes of no area (clipped to the image edge) are not written: no reader keeps them
+        defects = [d for d in results[row["batch_item"]].defects if d.box[2] > d.box[0] and d.box[3] > d.box[1]]
+        np.testing.assert_allclose(sample.boxes, np.asarray([d.box for d in defects], np.float32).reshape(-1, 4),
+                                   atol=1e-4)
+        assert [index.classes[label] for label in sample.labels] == [d.label for d in defects]
+    assert document["annotations"] and all(0 < a["score"] <= 1 for a in document["annotations"])  # the model's scores
+    by_item = {row["batch_item"]: row for row in manifest}
+    assert by_item[overridden.relative_path]["label"] == other and by_item[overridden.relative_path]["review"] == "overridden"
+    assert sum(row["review"] is None for row in manifest) == len(rows) - 1  # unreviewed results are in too

@@ -10,7 +10,9 @@ edited one by one on the station, so correct them in an annotation tool before t
 detector on them).
 
 From a batch-review store: every item accepted or overridden in batch review, the image from the
-reviewed folder (left out when it changed since its review).
+reviewed folder (left out when it changed since its review). With ``--predictions``, every item
+the batch run finished, reviewed or not, with the models' own calls and each box's score: the
+batch results in an annotation tool's format, to correct there and train on.
 
 ``manifest.jsonl`` beside the dataset names each image's source: audit entry id and hash (or the
 batch item and its audit entry), chip ID, verdict, station, time.
@@ -97,15 +99,20 @@ def records_from_audit(log, *, since: date | str | None = None, recipe: str | No
     return found
 
 
-def records_from_batch(folder: Path, recipe_name: str) -> RecordSet:
-    """The reviewed items of the batch-review store of ``folder`` under ``recipe_name``."""
+def records_from_batch(folder: Path, recipe: str, *, predictions: bool = False) -> RecordSet:
+    """The reviewed items of the batch-review store of ``folder`` under ``recipe`` (a name or a
+    recipe file, as ``station batch`` takes it); with ``predictions``, every finished item with the
+    models' calls and box scores (reviewed or not)."""
     from station.review.store import BatchStore
 
     found = RecordSet()
+    recipe_name, detector_classes = _recipe_name_and_detector_classes(recipe)
+    if predictions:
+        found.defect_classes.update(detector_classes)
     with BatchStore.for_folder(folder, recipe_name) as store:
         for record in store.iter_records():
             row = record.row
-            if row.review is None:
+            if row.review is None and not (predictions and row.is_done):
                 if row.is_done:
                     found.skipped.append(f"{row.relative_path}: not reviewed")
                 continue
@@ -116,21 +123,43 @@ def records_from_batch(folder: Path, recipe_name: str) -> RecordSet:
                 found.skipped.append(f"{row.relative_path}: cannot read ({exc.strerror or exc})")
                 continue
             if digest != row.sha256:
-                found.skipped.append(f"{row.relative_path}: changed since it was reviewed")
+                found.skipped.append(f"{row.relative_path}: changed since it was {'reviewed' if row.review else 'inspected'}")
                 continue
             material = row.reviewed_material or row.material
             defects = record.result.defects if record.result is not None else []
             boxes = np.asarray([d.box for d in defects], dtype=np.float32).reshape(-1, 4)
             labels = [d.label for d in defects]
+            attributes = {"batch_item": row.relative_path, "review": row.review, "audit_entry": row.audit_entry_id,
+                          "reviewed_by": record.reviewed_by, "reviewed_at": record.reviewed_at}
+            if predictions:
+                attributes |= {"predicted_material": row.material, "confidence": row.confidence,
+                               "uncertain": row.uncertain}
             found.items.append(LabelledImage(
                 image, record.width or 0, record.height or 0, boxes=boxes, labels=labels, image_label=material,
-                attributes={"batch_item": row.relative_path, "review": row.review, "audit_entry": row.audit_entry_id,
-                            "reviewed_by": record.reviewed_by, "reviewed_at": record.reviewed_at},
+                scores=[d.score for d in defects] if predictions else None, attributes=attributes,
             ))
             if material:
                 found.material_classes.add(material)
             found.defect_classes.update(labels)
     return found
+
+
+def _recipe_name_and_detector_classes(recipe: str) -> tuple[str, list[str]]:
+    """The recipe's name and its detector's classes (so that an annotator can draw a box of a
+    class the model did not find); the name as given and no classes when the recipe or its
+    detector cannot be read (the classes found are written then)."""
+    from station.inference import RecipeError
+    from station.ml.cards import ModelLoadError, load_card
+    from station.review.cli import resolve_recipe
+
+    try:
+        resolved = resolve_recipe(recipe)
+    except (RecipeError, OSError):
+        return recipe, []
+    try:
+        return resolved.name, list(load_card(resolved.model_dir(resolved.detector)).classes) if resolved.detector else []
+    except (ModelLoadError, OSError):
+        return resolved.name, []
 
 
 def write_record_set(found: RecordSet, out: Path, fmt: str) -> int:
@@ -156,7 +185,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     audit.add_argument("--recipe", help="only this recipe's inspections")
     batch = sub.add_parser("from-batch", help="a batch-review store's accepted and overridden items")
     batch.add_argument("folder", type=Path, metavar="DIR", help="the reviewed folder")
-    batch.add_argument("--recipe", required=True, help="the recipe it was reviewed with")
+    batch.add_argument("--recipe", required=True, help="the recipe it was reviewed with (a name or a recipe .json file)")
+    batch.add_argument("--predictions", action="store_true",
+                       help="every item the batch run finished, reviewed or not, with the models' calls and box "
+                       "scores (the batch results, for correction in an annotation tool)")
     for source in (audit, batch):
         source.add_argument("--out", type=Path, required=True, help="output dataset folder")
         source.add_argument("--format", default="folder", choices=INTERCHANGE_FORMATS,
@@ -180,7 +212,7 @@ def run(args: argparse.Namespace) -> int:
             with AuditLog(location, readonly=True) as log:
                 found = records_from_audit(log, since=args.since, recipe=args.recipe)
         else:
-            found = records_from_batch(args.folder, args.recipe)
+            found = records_from_batch(args.folder, args.recipe, predictions=args.predictions)
         count = write_record_set(found, args.out, args.format)
     except (OSError, ValueError, AuditError, StoreError) as exc:
         print(f"station dataset {command}: {exc}", file=sys.stderr)

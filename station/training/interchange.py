@@ -19,7 +19,7 @@ import json
 import shutil
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +39,16 @@ class LabelledImage:
     scores: Sequence[float] | None = None  # a model's confidences (predictions); None for reviewed labels
     image_label: str | None = None  # classification
     attributes: dict = field(default_factory=dict)  # provenance written beside it (e.g. the audit entry)
+
+
+def _without_empty_boxes(item: LabelledImage) -> LabelledImage:
+    """``item`` without boxes of no area (a box clipped to the image edge): no reader keeps them."""
+    keep = (item.boxes[:, 2] > item.boxes[:, 0]) & (item.boxes[:, 3] > item.boxes[:, 1])
+    if keep.all():
+        return item
+    scores = None if item.scores is None else [s for s, k in zip(item.scores, keep) if k]
+    return replace(item, boxes=item.boxes[keep], labels=[label for label, k in zip(item.labels, keep) if k],
+                   scores=scores)
 
 
 def _place_image(source: Path, target: Path) -> None:
@@ -66,7 +76,7 @@ def write_labelled(items: Iterable[LabelledImage], classes: Sequence[str], out: 
     """Write ``items`` under ``out`` in ``fmt``; returns the written image paths, in order."""
     if fmt not in INTERCHANGE_FORMATS:
         raise ValueError(f"format must be one of {INTERCHANGE_FORMATS}, got {fmt!r}")
-    items = list(items)
+    items = [_without_empty_boxes(item) for item in items]
     classes = list(classes)
     for item in items:
         named = [item.image_label] if fmt == "folder" else item.labels  # class folders carry no boxes

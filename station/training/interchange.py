@@ -76,13 +76,14 @@ def write_labelled(items: Iterable[LabelledImage], classes: Sequence[str], out: 
     """Write ``items`` under ``out`` in ``fmt``; returns the written image paths, in order."""
     if fmt not in INTERCHANGE_FORMATS:
         raise ValueError(f"format must be one of {INTERCHANGE_FORMATS}, got {fmt!r}")
-    items = [_without_empty_boxes(item) for item in items]
+    items = list(items)
     classes = list(classes)
     for item in items:
         named = [item.image_label] if fmt == "folder" else item.labels  # class folders carry no boxes
         unknown = sorted({label for label in named if label and label not in classes})
         if unknown:
             raise ValueError(f"{item.image}: labels {unknown} are not among the classes {classes}")
+    items = [_without_empty_boxes(item) for item in items]
     out.mkdir(parents=True, exist_ok=True)
     names = _unique_names(items)
     writer = {"coco": _write_coco, "yolo": _write_yolo, "voc": _write_voc, "labelme": _write_labelme,

@@ -87,8 +87,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                       help="split file: read when it exists, else written there (default: OUT/split.json)")
     data.add_argument("--split-from", choices=SPLIT_SOURCES, default="auto",
                       help="a new split: the dataset's own lists (YOLO data.yaml train/val/test, VOC ImageSets/Main, "
-                           "DeepPCB trainval.txt/test.txt), a random stratified one, or auto (the dataset's when it "
-                           "has one; default)")
+                           "COCO's per-split annotation files, DeepPCB trainval.txt/test.txt), a random stratified "
+                           "one, or auto (the dataset's when it has one; default)")
     data.add_argument("--val", type=float, default=0.2, help="validation fraction of a new split (default 0.2)")
     data.add_argument("--test", type=float, default=0.0, help="test fraction of a new split (default 0)")
     data.add_argument("--strict", action="store_true", help="stop on any data problem instead of leaving it out")

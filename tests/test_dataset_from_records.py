@@ -68,3 +68,26 @@ def test_from_audit_leaves_out_an_image_that_no_longer_matches(audit_with_decisi
     path.write_bytes(path.read_bytes() + b"tampered")
     assert main(["dataset", "from-audit", "--out", str(tmp_path / "out")]) == 0
     assert f"entry {audit_with_decisions['accepted'].id}: archived image altered" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("fmt", ["yolo", "voc", "labelme"])
+def test_from_audit_in_each_annotation_format_reads_back(audit_with_decisions, tmp_path, fmt):
+    out = tmp_path / fmt
+    assert main(["dataset", "from-audit", "--out", str(out), "--format", fmt]) == 0
+    index = read_dataset(out, fmt)
+    assert index.classes == ("scratch",) and len(index.samples) == 3 and not index.problems
+    for sample in index.samples:
+        np.testing.assert_allclose(sample.boxes, [[10, 10, 30, 20]], atol=1.0)  # VOC: whole pixels
+
+
+def test_from_audit_since_and_recipe_select_the_decisions(audit_with_decisions, tmp_path, capsys):
+    from datetime import datetime, timedelta
+
+    # the station day (local time) of the first decision; all were made within a second of it
+    today = datetime.fromisoformat(audit_with_decisions["accepted"].time_utc).astimezone().date()
+    for since, recipe, written in ((today, "demo", 3), (today - timedelta(days=1), None, 3),
+                                   (today + timedelta(days=1), None, 0), (today, "another recipe", 0)):
+        capsys.readouterr()
+        argv = ["dataset", "from-audit", "--out", str(tmp_path / f"{since}-{recipe}"), "--since", since.isoformat()]
+        assert main(argv + (["--recipe", recipe] if recipe else [])) == 0
+        assert f"wrote {written} images" in capsys.readouterr().out, (since, recipe)

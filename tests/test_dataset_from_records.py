@@ -35,7 +35,9 @@ def audit_with_decisions():
         log.append(EntryDraft(action=Action.CORRECTION, operator_id="E1", refers_to=corrected.id, material="ceramic",
                               reason="second look under the stereo microscope"))
         log.append(EntryDraft(action=Action.CLASSIFY, operator_id="T1", image=_frame(50), predicted_material="plastic"))
-        yield {"accepted": accepted, "overridden": overridden, "held": held, "corrected": corrected}
+        findings = log.append(_decision(Action.OVERRIDE, Verdict.OVERRIDE, 60, None, None, "a reflection, no scratch"))
+        yield {"accepted": accepted, "overridden": overridden, "held": held, "corrected": corrected,
+               "findings_overridden": findings}
 
 
 def test_from_audit_labels_each_image_with_the_final_decision(audit_with_decisions, tmp_path, capsys):
@@ -54,12 +56,14 @@ def test_from_audit_labels_each_image_with_the_final_decision(audit_with_decisio
     assert by_entry[audit_with_decisions["accepted"].id]["audit_hash"] == audit_with_decisions["accepted"].hash
 
 
-def test_from_audit_as_coco_keeps_the_recorded_boxes(audit_with_decisions, tmp_path):
+def test_from_audit_as_coco_keeps_the_recorded_boxes(audit_with_decisions, tmp_path, capsys):
     out = tmp_path / "defects"
     assert main(["dataset", "from-audit", "--out", str(out), "--format", "coco", "--recipe", "demo"]) == 0
     index = read_dataset(out, "coco")
     assert index.classes == ("scratch",) and len(index.samples) == 3
     np.testing.assert_allclose(index.samples[0].boxes, [[10, 10, 30, 20]])
+    # the expert said these boxes are wrong: they are nobody's truth
+    assert f"entry {audit_with_decisions['findings_overridden'].id}: its findings were overridden" in capsys.readouterr().err
 
 
 def test_from_audit_leaves_out_an_image_that_no_longer_matches(audit_with_decisions, tmp_path, capsys):

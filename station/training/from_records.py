@@ -7,7 +7,8 @@ expert's material; a later CORRECTION that names a material replaces it. Held ch
 longer hashes to the record are left out, each with its reason. The defect boxes are the ones on
 the record at the decision (the operator accepts or overrides the material; boxes are not
 edited one by one on the station, so correct them in an annotation tool before training a
-detector on them).
+detector on them). An override of the findings alone (a recipe without a classifier) disputes
+the boxes without saying which are wrong, so box formats leave such an image out.
 
 From a batch-review store: every item accepted or overridden in batch review, the image from the
 reviewed folder (left out when it changed since its review). With ``--predictions``, every item
@@ -34,6 +35,9 @@ import numpy as np
 from station.training.interchange import INTERCHANGE_FORMATS, LabelledImage, write_labelled
 
 DECISIONS = ("VERDICT", "OVERRIDE", "BATCH_VERDICT")
+# an override without a material (a recipe with a detector only) says the boxes are wrong, not
+# which are: such an image is no box dataset's truth
+FINDINGS_OVERRIDDEN = "findings_overridden"
 
 
 @dataclass
@@ -91,7 +95,8 @@ def records_from_audit(log, *, since: date | str | None = None, recipe: str | No
             image, width, height, boxes=boxes, labels=labels, image_label=material,
             attributes={"audit_entry": entry.id, "audit_hash": entry.hash, "chip_id": entry.chip_id,
                         "verdict": entry.verdict, "corrected_by": correction.id if correction else None,
-                        "station_id": entry.station_id, "time_utc": entry.time_utc, "recipe": entry.recipe},
+                        "station_id": entry.station_id, "time_utc": entry.time_utc, "recipe": entry.recipe,
+                        FINDINGS_OVERRIDDEN: entry.verdict == "override" and not material},
         ))
         if material:
             found.material_classes.add(material)
@@ -130,7 +135,8 @@ def records_from_batch(folder: Path, recipe: str, *, predictions: bool = False) 
             boxes = np.asarray([d.box for d in defects], dtype=np.float32).reshape(-1, 4)
             labels = [d.label for d in defects]
             attributes = {"batch_item": row.relative_path, "review": row.review, "audit_entry": row.audit_entry_id,
-                          "reviewed_by": record.reviewed_by, "reviewed_at": record.reviewed_at}
+                          "reviewed_by": record.reviewed_by, "reviewed_at": record.reviewed_at,
+                          FINDINGS_OVERRIDDEN: not predictions and row.review == "overridden" and not material}
             if predictions:
                 attributes |= {"predicted_material": row.material, "confidence": row.confidence,
                                "uncertain": row.uncertain}
@@ -168,7 +174,14 @@ def write_record_set(found: RecordSet, out: Path, fmt: str) -> int:
         items = [item for item in found.items if item.image_label]
         classes = sorted(found.material_classes)
     else:
-        items, classes = found.items, sorted(found.defect_classes)
+        items, classes = [], sorted(found.defect_classes)
+        for item in found.items:
+            if item.attributes.get(FINDINGS_OVERRIDDEN):
+                source = item.attributes.get("batch_item") or f"entry {item.attributes.get('audit_entry')}"
+                found.skipped.append(f"{source}: its findings were overridden (boxes disputed; correct them "
+                                     "in an annotation tool, e.g. from station predict)")
+            else:
+                items.append(item)
     written = write_labelled(items, classes, out, fmt)
     with (out / "manifest.jsonl").open("w", encoding="utf-8") as manifest:
         for item, path in zip(items, written):

@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "audit": ("station.audit.cli", "verify or export the audit log"),
     "users": ("station.users.cli", "add, list, disable, enable, passwd, role: the station's users (admin only)"),
     "cameras": ("station.capture.cli", "the attached cameras (OpenCV/V4L2 and GenICam), each with the spec --source takes"),
+    "objectives": ("station.capture.objectives_cli", "the microscope objectives and their µm/px; `objectives calibrate NAME IMAGE --pitch-um P` from a stage micrometer"),
     "batch": ("station.review.cli", "headless batch-folder review to CSV/JSON"),
     "export": ("station.ml.onnx_export", "export a model folder to ONNX (dynamic batch) for ONNX Runtime, OpenVINO, X-AnyLabeling"),
 }

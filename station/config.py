@@ -24,7 +24,7 @@ from station import paths
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 @dataclass
@@ -52,7 +52,10 @@ class Settings:
     device: str = "auto"  # auto | cpu | cuda
     camera: CameraSettings = field(default_factory=CameraSettings)
     foot_pedal_key: str = "F12"
-    um_per_px: float | None = None  # image scale; defect sizes in µm when set
+    # the microscope's objectives by name ("5x", "20x"), each with its calibrated image scale in µm per
+    # pixel (None: not calibrated); ``objective`` is the one in use, recorded with every capture
+    objectives: dict[str, float | None] = field(default_factory=dict)
+    objective: str = ""
     show_attention: bool = True
     attention_opacity: float = 0.45
     show_boxes: bool = True
@@ -71,14 +74,33 @@ class Settings:
     data_folder: str = ""
 
 
+    @property
+    def um_per_px(self) -> float | None:
+        """The image scale of the objective in use (None: none chosen, or not calibrated)."""
+        return self.objectives.get(self.objective)
+
+
 def _hostname() -> str:
     import socket
 
     return socket.gethostname() or "station"
 
 
+DEFAULT_OBJECTIVE = "default"
+
+
+def _objectives_from_scale(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 had one ``um_per_px`` for every magnification: it becomes the objective "default"."""
+    data = dict(data)
+    scale = data.pop("um_per_px", None)
+    if scale:
+        data["objectives"] = {DEFAULT_OBJECTIVE: float(scale), **(data.get("objectives") or {})}
+        data.setdefault("objective", DEFAULT_OBJECTIVE)
+    return data
+
+
 # version -> function upgrading a dict of that version to version + 1
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _objectives_from_scale}
 
 
 def settings_path() -> Path:

@@ -25,6 +25,7 @@ from typing import Any
 from station.audit.draft import EntryDraft
 from station.audit.entry import Action, Verdict
 from station.capture.base import Frame
+from station.capture.scale import Objective
 from station.inference.familiarity import UNFAMILIAR_BANNER
 from station.labels import display_name, verdict_title
 from station.users.roles import Permission, Role, check_signature, require
@@ -184,6 +185,12 @@ class Inspection:
     no_id_reason: str = ""  # the recipe allows a capture without chip ID, for this recorded reason
     reason: str = ""  # the override's or the hold's reason, once committed
     discarded_entry_id: int | None = None
+    objective: Objective | None = None  # the microscope objective at the capture: the sizes' scale
+
+    @property
+    def um_per_px(self) -> float | None:
+        """The image scale of record for this capture's defect sizes (None: not known)."""
+        return self.objective.um_per_px if self.objective is not None else None
 
     # -- what the operator may do --------------------------------------------------
     @property
@@ -326,7 +333,8 @@ class Inspection:
         fields = result_audit_fields(self.result)
         fields.update(self._chip_fields())
         fields["details"].update(
-            frame_source=self.frame.source, frame_id=self.frame.frame_id, frame_time=self.frame.timestamp
+            frame_source=self.frame.source, frame_id=self.frame.frame_id, frame_time=self.frame.timestamp,
+            **capture_details(self.frame, self.objective),
         )
         if self.routing is not None:
             fields["details"]["routed_to_person"] = self.routing.kind
@@ -451,6 +459,23 @@ class Inspection:
             "details": {"stage": self.stage.value, "released": False,
                         "owner": self.owner.operator_id if self.owner else None},
         })
+
+
+def capture_details(frame: Frame, objective: Objective | None) -> dict[str, Any]:
+    """The camera that took ``frame`` (identity, resolution, exposure, gain as read back) and the
+    objective with its µm/px, for a record's ``details``."""
+    height, width = frame.image.shape[:2]
+    camera = {**(frame.camera.to_dict() if frame.camera is not None else {}), "width": int(width), "height": int(height)}
+    details: dict[str, Any] = {"camera": camera}
+    if objective is not None:
+        details["objective"] = objective.to_dict()
+    return details
+
+
+def objective_of_record(details: dict[str, Any]) -> Objective | None:
+    """The objective a record's ``details`` name (None for records before objectives, or without one)."""
+    recorded = details.get("objective")
+    return Objective.from_dict(recorded) if isinstance(recorded, dict) else None
 
 
 def _defect_record(defect) -> dict[str, Any]:

@@ -156,15 +156,15 @@ def test_only_an_admin_changes_a_station_setting(qtbot, recipe, users):
     window = _open(qtbot, recipe, users)
     refusals: list[str] = []
     window.ask_signature = _signer(qtbot, window, EXPERT, refusals)
-    assert not window.change_setting("um_per_px", 2.5, window._set_scale)
+    assert not window.change_setting("objectives", {"20x": 2.5}, window.set_objectives)
     assert "expert" in refusals[0] and window.settings.um_per_px is None
     window.ask_signature = _signer(qtbot, window, ADMIN, refusals)
     with qtbot.waitSignal(window.audit_committed, timeout=10_000,
                           check_params_cb=lambda entry: entry.action == "SETTINGS_CHANGE") as changed:
-        assert window.change_setting("um_per_px", 2.5, window._set_scale)
-    assert window.settings.um_per_px == 2.5
+        assert window.change_setting("objectives", {"20x": 2.5}, window.set_objectives)
+    assert window.settings.um_per_px == 2.5 and window.settings.objective == "20x"
     details = changed.args[0].details
-    assert details["setting"] == "um_per_px" and details["value"] == 2.5 and details["previous"] is None
+    assert details["setting"] == "objectives" and details["value"] == {"20x": 2.5} and details["previous"] == {}
     assert details["signature"]["signer_id"] == ADMIN.user_id
     assert details["signature"]["meaning"] == "settings change approved"
     window.shutdown()

@@ -319,6 +319,9 @@ def _entries_table(
             notes.append(f"refers to #{e.refers_to}")
         if e.recipe:
             notes.append(f"<span class='small'>recipe: {esc(e.recipe)}</span>")
+        capture = capture_text(e.details)
+        if capture:
+            notes.append(f"<span class='small'>{esc(capture)}</span>")
         rows.append(
             "<tr>"
             f"<td>{e.id}</td><td>{esc(_local_text(e))}</td><td>{esc(e.operator_id)}</td><td>{esc(e.action)}</td>"
@@ -328,6 +331,28 @@ def _entries_table(
         )
     body = "".join(rows) or "<tr><td colspan='10'>No entries in this period.</td></tr>"
     return f"<table class='entries' {_GRID} width='100%'>{header}{body}</table>"
+
+
+def capture_text(details: dict) -> str:
+    """"camera Basler acA2440 (serial 4001), 2448×2048, exposure 2000 µs, gain 0; objective 20x, 0.512 µm/px"."""
+    parts = []
+    camera = details.get("camera")
+    if isinstance(camera, dict):
+        name = camera.get("model") or camera.get("spec") or ""
+        serial = f" (serial {camera['serial']})" if camera.get("serial") else ""
+        words = [f"camera {name}{serial}".strip()] if name else []
+        if camera.get("width") and camera.get("height"):
+            words.append(f"{camera['width']}×{camera['height']}")
+        if camera.get("exposure") is not None:
+            words.append(f"exposure {camera['exposure']:g} {camera.get('exposure_unit', '')}".strip())
+        if camera.get("gain") is not None:
+            words.append(f"gain {camera['gain']:g}")
+        parts.append(", ".join(words))
+    objective = details.get("objective")
+    if isinstance(objective, dict):
+        scale = objective.get("um_per_px")
+        parts.append(f"objective {objective.get('name', '?')}, " + (f"{scale:.4g} µm/px" if scale else "not calibrated"))
+    return "; ".join(p for p in parts if p)
 
 
 def _image_cell(entry: AuditEntry, status: str, file: Path | None, thumbnails: bool, cache: dict[str, str]) -> str:

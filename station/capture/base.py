@@ -22,13 +22,35 @@ from __future__ import annotations
 import logging
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import numpy as np
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CameraInfo:
+    """Which camera took a frame and how it was set, as read back from the device (the audit
+    record keeps it with each capture). ``spec`` is what ``--source`` takes; ``exposure`` is in
+    ``exposure_unit`` (the backend's: "µs" for GenICam, V4L2's 100 µs steps, DirectShow's log2 s)."""
+
+    spec: str
+    model: str = ""
+    serial: str = ""
+    exposure: float | None = None
+    exposure_unit: str = ""
+    gain: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {key: value for key, value in asdict(self).items() if value not in (None, "")}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CameraInfo:
+        return cls(**{key: data[key] for key in cls.__dataclass_fields__ if key in data})
 
 
 @dataclass(frozen=True)
@@ -40,13 +62,15 @@ class Frame:
     the frame was captured; ``frame_id`` increases by at least one per frame of a source (an
     image folder uses the file's position in its sorted list, so gaps mark unreadable files).
     ``source`` names where the image came from: the file path for folder frames, otherwise the
-    source's name ("demo", "camera 0", the video path, the URL).
+    source's name ("demo", "camera 0", the video path, the URL). ``camera`` is the live
+    camera's identity and settings (None for files and streams of unknown origin).
     """
 
     image: np.ndarray
     timestamp: float
     frame_id: int
     source: str
+    camera: CameraInfo | None = None
 
 
 class SourceError(Exception):

@@ -34,12 +34,13 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Protocol
 
 import cv2
 import numpy as np
 
-from station.capture.base import Backoff, Frame, ReconnectingSource, SourceError, describe_mode
+from station.capture.base import Backoff, CameraInfo, Frame, ReconnectingSource, SourceError, describe_mode
 from station.capture.images import opencv_to_rgb_uint8
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,7 @@ CAMERA_BACKENDS = {
 }
 BACKEND_NAMES = {"dshow": "DirectShow", "msmf": "Media Foundation", "v4l2": "V4L2", "avfoundation": "AVFoundation",
                  "any": "OpenCV's default backend", "ffmpeg": "FFmpeg"}
+EXPOSURE_UNITS = {"v4l2": "100 µs steps (V4L2)", "dshow": "log2 s", "msmf": "log2 s"}
 #: backends whose exposure is log2 seconds (and which have no auto-exposure switch of their own)
 LOG2_EXPOSURE_BACKENDS = ("dshow", "msmf")
 
@@ -195,6 +197,7 @@ class CameraSource(ReconnectingSource):
         self._last_signature: np.ndarray | None = None
         self._last_change = 0.0
         self._next_id = 0
+        self.camera_info: CameraInfo | None = None  # set once open: on every frame, for the record
 
     # -- FrameSource -----------------------------------------------------------------------
 
@@ -204,6 +207,7 @@ class CameraSource(ReconnectingSource):
         first = self._connect()
         assert self._capture is not None
         self.actual = self._read_back(self._capture, first)
+        self.camera_info = self._camera_info()
         self._report_mismatch()
         self.nominal_fps = self.actual.fps or self.requested.fps
         self._pending = first
@@ -356,10 +360,26 @@ class CameraSource(ReconnectingSource):
         self._last_signature = signature
         return repeat
 
+    def _camera_info(self) -> CameraInfo:
+        spec = str(self.device) if not is_stream_url(str(self.device)) else redact_url(str(self.device))
+        model = _v4l2_card_name(self.device) if isinstance(self.device, str) and is_device_path(self.device) else ""
+        exposure = self.actual.exposure if self.actual is not None else None
+        unit = EXPOSURE_UNITS.get(self.backend, f"{BACKEND_NAMES[self.backend]} units") if exposure is not None else ""
+        return CameraInfo(spec=spec, model=model, exposure=exposure, exposure_unit=unit)
+
     def _frame(self, bgr: np.ndarray) -> Frame:
-        frame = Frame(image=opencv_to_rgb_uint8(bgr), timestamp=time.time(), frame_id=self._next_id, source=self.name)
+        frame = Frame(image=opencv_to_rgb_uint8(bgr), timestamp=time.time(), frame_id=self._next_id, source=self.name,
+                      camera=self.camera_info)
         self._next_id += 1
         return frame
+
+
+def _v4l2_card_name(device: str, sysfs: Path = Path("/sys/class/video4linux")) -> str:
+    """The V4L2 driver's name of the camera at ``device`` ("HD Pro Webcam C920"); "" where unknown."""
+    try:
+        return (sysfs / Path(os.path.realpath(device)).name / "name").read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        return ""
 
 
 def _positive(value: float) -> float | None:

@@ -29,7 +29,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from station.capture.base import Backoff, Frame, ReconnectingSource, SourceError, describe_mode
+from station.capture.base import Backoff, CameraInfo, Frame, ReconnectingSource, SourceError, describe_mode
 
 log = logging.getLogger(__name__)
 
@@ -279,6 +279,7 @@ class GenICamSource(ReconnectingSource):
         self._refusals: list[str] = []
         self._pixel_format = ""
         self._next_id = 0
+        self.camera_info: CameraInfo | None = None  # as read back at each (re)connect: on every frame
 
     # -- FrameSource -----------------------------------------------------------------------
 
@@ -337,6 +338,7 @@ class GenICamSource(ReconnectingSource):
             raise SourceError(f"{self._title()} could not be opened: {_message(exc)}") from exc
         self._camera, self._stream, self._device_gone = camera, stream, False
         self.actual = actual
+        self.camera_info = self._camera_info(self.device, actual)
         self.nominal_fps = actual.fps if actual.trigger == "free-run" else None
         try:
             first = self._grab(self.open_timeout_s)
@@ -348,6 +350,12 @@ class GenICamSource(ReconnectingSource):
             self._settings_reported = True
             self._report_mismatch()
         return first
+
+    @staticmethod
+    def _camera_info(device: GenICamDevice, actual: GenICamMode) -> CameraInfo:
+        return CameraInfo(spec=device.spec, model=f"{device.vendor} {device.model}".strip(), serial=device.serial,
+                          exposure=actual.exposure_us, exposure_unit="µs" if actual.exposure_us is not None else "",
+                          gain=actual.gain)
 
     def _disconnect(self) -> None:
         camera, stream, self._camera, self._stream = self._camera, self._stream, None, None
@@ -374,7 +382,7 @@ class GenICamSource(ReconnectingSource):
 
     def _frame_from(self, raw: object) -> Frame:
         assert isinstance(raw, np.ndarray)
-        frame = Frame(image=raw, timestamp=time.time(), frame_id=self._next_id, source=self.name)
+        frame = Frame(image=raw, timestamp=time.time(), frame_id=self._next_id, source=self.name, camera=self.camera_info)
         self._next_id += 1
         return frame
 

@@ -16,13 +16,16 @@ import time
 import cv2
 import numpy as np
 
-from station.capture.base import Frame, FrameSource, Pacer
+from station.capture.base import CameraInfo, Frame, FrameSource, Pacer
 from station.synth import MATERIALS, SynthSample, render_package
 
 log = logging.getLogger(__name__)
 
 _NOISE_FIELDS = 3
 _NOISE_MARGIN = 16  # px of extra noise around the frame, so random crops differ
+
+
+SIMULATED_CAMERA = CameraInfo(spec="demo", model="simulated microscope")
 
 
 class SimulatedMicroscope(FrameSource):
@@ -93,7 +96,7 @@ class SimulatedMicroscope(FrameSource):
         image = self._live_view(self.current_sample.image)
         if self._pacer is not None:
             self._pacer.wait()
-        frame = Frame(image=image, timestamp=time.time(), frame_id=self._next_id, source=self.name)
+        frame = Frame(image=image, timestamp=time.time(), frame_id=self._next_id, source=self.name, camera=SIMULATED_CAMERA)
         self._next_id += 1
         return frame
 

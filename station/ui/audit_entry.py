@@ -26,6 +26,7 @@ from station.audit.entry import AuditEntry
 from station.labels import action_title, display_name, verdict_title
 from station.ui.image_view import ImageView
 from station.ui.screen_fit import fit_to_screen
+from station.workflow import objective_of_record
 
 Row = tuple[str, str, str]  # label, text, tooltip
 
@@ -50,6 +51,42 @@ def _signature_text(signature: dict) -> str:
     role = signature.get("role", "")
     return (f"{signature.get('name', '?')} ({signature.get('signer_id', '?')}{', ' + role if role else ''}) — "
             f"{signature.get('meaning', '')}, {signature.get('time_utc', '')}")
+
+
+def _defect_rows(defects: list[dict], um_per_px: float | None) -> list[Row]:
+    """Each recorded defect: class, score, box, and its size in µm where the record has the scale."""
+    rows = []
+    for i, defect in enumerate(defects):
+        text = f"score {float(defect.get('score', 0.0)):.2f}"
+        box = defect.get("box")
+        if box:
+            text += " · box " + ", ".join(f"{v:.0f}" for v in box)
+            if um_per_px:
+                text += f" · {(box[2] - box[0]) * um_per_px:.0f} × {(box[3] - box[1]) * um_per_px:.0f} µm"
+        rows.append((f"{i + 1}. {display_name(defect.get('class'))}", text, str(defect.get("class", ""))))
+    return rows
+
+
+def _capture_rows(camera: Any, objective: Any) -> list[Row]:
+    """The camera (identity, resolution, exposure, gain as read back) and the objective of a capture."""
+    rows: list[Row] = []
+    if isinstance(camera, dict):
+        identity = " ".join(str(camera[k]) for k in ("model",) if camera.get(k)) or camera.get("spec", "")
+        if camera.get("serial"):
+            identity += f", serial {camera['serial']}"
+        if identity:
+            rows.append(("Camera", identity, f"spec {camera.get('spec', '?')}"))
+        if camera.get("width") and camera.get("height"):
+            rows.append(("Resolution", f"{camera['width']} × {camera['height']} px", ""))
+        if camera.get("exposure") is not None:
+            rows.append(("Exposure", f"{camera['exposure']:g} {camera.get('exposure_unit', '')}".strip(), ""))
+        if camera.get("gain") is not None:
+            rows.append(("Gain", f"{camera['gain']:g}", "in the camera's units (dB on most)"))
+    if isinstance(objective, dict):
+        scale = objective.get("um_per_px")
+        rows.append(("Objective", f"{objective.get('name', '?')} · " + (f"{scale:.4g} µm/px" if scale else "not calibrated"),
+                     "the image scale the defects' sizes were given in"))
+    return rows
 
 
 def entry_sections(entry: AuditEntry) -> list[tuple[str, list[Row]]]:
@@ -82,11 +119,10 @@ def entry_sections(entry: AuditEntry) -> list[tuple[str, list[Row]]]:
         decision.append(("Decapsulation", entry.decap_method, ""))
     if entry.reason:
         decision.append(("Reason", entry.reason, ""))
-    defects = [(f"{i + 1}. {display_name(d.get('class'))}",
-                f"score {float(d.get('score', 0.0)):.2f}" + (" · box " + ", ".join(f"{v:.0f}" for v in d["box"])
-                                                             if "box" in d else ""), str(d.get("class", "")))
-               for i, d in enumerate(entry.defects)]
     details = dict(entry.details)
+    objective = objective_of_record(details)
+    defects = _defect_rows(entry.defects, objective.um_per_px if objective is not None else None)
+    capture = _capture_rows(details.pop("camera", None), details.pop("objective", None))
     signed = details.pop("signature", None)
     if isinstance(signed, dict):
         decision.append(("Signed by", _signature_text(signed), "electronic signature, hashed into the record"))
@@ -99,7 +135,7 @@ def entry_sections(entry: AuditEntry) -> list[tuple[str, list[Row]]]:
         ("Signature", entry.signature), ("Signing key", entry.signing_key)) if value]
     if entry.image_path:
         integrity.insert(0, ("Image file", entry.image_path, ""))
-    sections = [("Entry", what), ("Part", part), ("Decision", decision), ("Defects", defects),
+    sections = [("Entry", what), ("Part", part), ("Decision", decision), ("Defects", defects), ("Capture", capture),
                 ("Details", other), ("Models", models), ("Integrity", integrity)]
     return [(title, rows) for title, rows in sections if rows]
 

@@ -69,7 +69,7 @@ class InspectionFlowMixin:
         self._capture_started = time.perf_counter()
         frame, recipe = self.latest_frame, self._recipe
         self.inspection = Inspection(next(self._request_ids), frame, recipe, chip, owner=self.operator,
-                                     no_id_reason=no_id_reason)
+                                     no_id_reason=no_id_reason, objective=self.current_objective())
         self._record_note = ""
         self._latency_ms = None
         self.captured_view.reset_view()

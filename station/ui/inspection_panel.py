@@ -98,6 +98,7 @@ class InspectionPanel(QWidget):
     release_clicked = Signal()
     sign_in_clicked = Signal()
     recipe_chosen = Signal(str)
+    objective_chosen = Signal(str)
     reference_from_frame = Signal()
     reference_from_file = Signal(str)
 
@@ -148,6 +149,19 @@ class InspectionPanel(QWidget):
         grid.setColumnStretch(1, 1)
         return box
 
+    def set_objectives(self, objectives, current: str) -> None:
+        """``station.capture.scale.Objective`` rows, ``current`` selected; none: says how to add one."""
+        self.objective.clear()
+        for objective in objectives:
+            self.objective.addItem(objective.text(), objective.name)
+        if not objectives:
+            self.objective.addItem("none: sizes in px", None)
+            self.objective.setItemData(0, "No objective set: Station ▸ Objectives and image scale… adds one",
+                                       Qt.ItemDataRole.ToolTipRole)
+        index = self.objective.findData(current)
+        self.objective.setCurrentIndex(max(index, 0))
+        self.objective.setEnabled(bool(objectives))
+
     def set_recipe_status(self, text: str) -> None:
         """Loading, or why the recipe could not be loaded: one line under the recipe (all of it
         in the tooltip)."""
@@ -187,10 +201,30 @@ class InspectionPanel(QWidget):
         self.busy_label.setObjectName("busyLabel")
         self.busy_label.setWordWrap(True)
         self.busy_label.setStyleSheet("color:#a15c00;")
+        row = QHBoxLayout()
+        row.addWidget(self.capture_button, 3)
+        row.addLayout(self._build_objective_picker(), 2)
         column = QVBoxLayout()
         column.setSpacing(2)
-        column.addWidget(self.capture_button)
+        column.addLayout(row)
         column.addWidget(self.busy_label)
+        return column
+
+    def _build_objective_picker(self) -> QVBoxLayout:
+        """Beside Capture: the objective the next capture is recorded with (its scale gives µm)."""
+        self.objective = QComboBox()
+        self.objective.setObjectName("objectivePicker")
+        self.objective.setMinimumContentsLength(12)
+        self.objective.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.objective.setToolTip("The objective on the microscope now: recorded with each capture, it gives the "
+                                  "defects' sizes in µm (Station ▸ Objectives to add or calibrate one)")
+        self.objective.activated.connect(lambda _: self.objective_chosen.emit(self.objective.currentData() or ""))
+        title = QLabel("Objective")
+        title.setStyleSheet("color:#555;font-size:11px;")
+        column = QVBoxLayout()
+        column.setSpacing(0)
+        column.addWidget(title)
+        column.addWidget(self.objective)
         return column
 
     def _build_verdict_box(self) -> QGroupBox:

@@ -113,6 +113,7 @@ class MainWindow(UsersSessionMixin, OperatorSessionMixin, InspectionFlowMixin, L
             self.choose_recipe(current)
         else:
             self.panel.set_recipe_status("No recipes found: check the installation (resources/recipes).")
+        self._show_objectives()
         self._check_audit_status.emit()  # a lab server that cannot be reached is named at once
         self._refresh()
         # a bench monitor smaller than this (1366×768) gets the window maximized: see show_fitted
@@ -290,6 +291,7 @@ class MainWindow(UsersSessionMixin, OperatorSessionMixin, InspectionFlowMixin, L
         panel.release_clicked.connect(self.release_to_decapping)
         panel.sign_in_clicked.connect(self.request_sign_in)
         panel.recipe_chosen.connect(self.choose_recipe)
+        panel.objective_chosen.connect(self.choose_objective)
         panel.reference_from_frame.connect(self.use_frame_as_reference)
         panel.reference_from_file.connect(self.load_reference_file)
         panel.results.defect_selected.connect(lambda _: self._render_captured())
@@ -448,7 +450,7 @@ class MainWindow(UsersSessionMixin, OperatorSessionMixin, InspectionFlowMixin, L
             record_note=self._record_note,
             chip_locked=inspection is not None and (inspection.awaiting_release or writing),
             timing_text=self._timing_text(),
-            um_per_px=self.settings.um_per_px,
+            um_per_px=inspection.um_per_px if inspection is not None else None,  # the scale on record
         ))
 
     def _timing_text(self) -> str:

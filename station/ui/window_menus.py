@@ -1,5 +1,5 @@
-"""The main window's menus: batch review, the audit log, image scale, the foot-pedal key,
-the model cards and About (a mixin of :class:`station.ui.main_window.MainWindow`)."""
+"""The main window's menus: batch review, the audit log, the objectives and their image scale,
+the foot-pedal key, the model cards and About (a mixin of :class:`station.ui.main_window.MainWindow`)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ class StationMenusMixin:
         station_menu = menu.addMenu("&Station")
         station_menu.addAction("Sign in / &switch operator…", self.request_sign_in)
         station_menu.addAction("Sign &out", self.sign_out)
-        station_menu.addAction("Image &scale (µm per pixel)…", self.ask_scale)
+        station_menu.addAction("&Objectives and image scale (µm per pixel)…", self.ask_objectives)
         station_menu.addAction("&Foot-pedal key…", self.ask_foot_pedal_key)
         view_menu = menu.addMenu("&View")
         view_menu.addAction("&Audit log…", self.open_audit_view)
@@ -66,19 +66,40 @@ class StationMenusMixin:
                                  [STOP_AND_QUIT, KEEP_RUNNING])
         return choice == STOP_AND_QUIT
 
-    def ask_scale(self) -> None:
-        from PySide6.QtWidgets import QInputDialog
+    def ask_objectives(self) -> None:
+        from station.ui.objectives_dialog import ObjectivesDialog
 
-        value, ok = QInputDialog.getDouble(
-            self, "Image scale", "Micrometres per pixel at the current magnification (0 = unknown):",
-            self.settings.um_per_px or 0.0, 0.0, 10000.0, 3,
-        )
-        if ok:
-            self.change_setting("um_per_px", value or None, self._set_scale)
+        dialog = ObjectivesDialog(self.settings.objectives, self)
+        if dialog.exec() == QDialog.DialogCode.Accepted:
+            self.change_setting("objectives", dialog.values(), self.set_objectives)
 
-    def _set_scale(self, value: float | None) -> None:
-        self.settings.um_per_px = value
-        self._refresh()  # the defects' sizes in µm
+    def set_objectives(self, objectives: dict[str, float | None]) -> None:
+        self.settings.objectives = dict(objectives)
+        if self.settings.objective not in objectives:
+            self.settings.objective = next(iter(objectives), "")
+        self._show_objectives()
+
+    def current_objective(self):
+        """The objective in use (``station.capture.scale.Objective``), None when none is chosen."""
+        from station.capture.scale import Objective
+
+        name = self.settings.objective
+        return Objective(name, self.settings.objectives.get(name)) if name in self.settings.objectives else None
+
+    def choose_objective(self, name: str) -> None:
+        """The operator turned the turret: the next captures are recorded with this objective."""
+        if name in self.settings.objectives:
+            self.settings.objective = name
+        self._show_objectives()
+        objective = self.current_objective()
+        if objective is not None:
+            self.statusBar().showMessage(f"Objective {objective.text()}: recorded with each capture", 5000)
+
+    def _show_objectives(self) -> None:
+        from station.capture.scale import Objective
+
+        objectives = [Objective(name, scale) for name, scale in self.settings.objectives.items()]
+        self.panel.set_objectives(objectives, self.settings.objective)
 
     def ask_foot_pedal_key(self) -> None:
         """Most foot pedals send a key press; press the pedal in the field to record its key."""

@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 
 from station.capture import SourceReconnecting, open_source
+from station.capture.base import CameraInfo
 from station.capture.genicam import GenICamSource, GenICamUnavailable, Roi, genicam_to_rgb, load_aravis
 from station.config import CameraSettings
 
@@ -161,6 +162,8 @@ def test_settings_are_applied_read_back_and_100_frames_grabbed(fake_camera):
     assert all(f.image.shape == (480, 640, 3) and f.image.dtype == np.uint8 for f in frames)
     assert [f.frame_id for f in frames] == list(range(100))
     assert camera.device.model == "Fake" and camera.device.serial == SERIAL
+    assert frames[-1].camera == CameraInfo(spec=f"genicam:Aravis-Fake-{SERIAL}", model="Aravis Fake", serial=SERIAL,
+                                           exposure=2000.0, exposure_unit="µs", gain=4.0)  # on the capture's record
     assert "640x480+64+32 BayerRG8 @ 200 fps exposure 2000 µs gain 4 via Aravis" in camera.describe()
     # the fake camera has no white balance: said once, with what the camera has
     assert [p for p in camera.problems if "white balance" in p] == [
@@ -230,8 +233,29 @@ def test_station_cameras_lists_the_fake_camera_with_its_spec(fake_camera):
     assert f"--source genicam:Aravis-Fake-{SERIAL}" in text.stdout and "Aravis Fake" in text.stdout
 
 
+def test_the_gui_picker_lists_the_fake_camera_from_its_worker(qtbot, fake_camera):
+    from station.ui.source_bar import SourceBar
+    from station.ui.workers import CameraDiscoveryWorker, WorkerThread
+
+    worker = CameraDiscoveryWorker()
+    thread = WorkerThread(worker, "cameras")
+    bar = SourceBar()
+    qtbot.addWidget(bar)
+    bar.refresh_requested.connect(worker.discover)  # queued into the worker's thread
+    try:
+        with qtbot.waitSignal(worker.found, timeout=30_000) as found:
+            bar.refresh_button.click()
+    finally:
+        thread.stop()
+    bar.set_cameras(found.args[0].choices())
+    spec = f"genicam:Aravis-Fake-{SERIAL}"
+    row = bar.picker.findData(spec)
+    assert row > 0 and bar.picker.itemText(row) == f"Aravis Fake, serial {SERIAL} — {spec}"
+    assert "127.0.0.1" in bar.picker.itemData(row, 3)
+
+
 def test_v4l2_cameras_are_listed_by_their_stable_names(tmp_path):
-    from station.capture.cli import list_v4l2_devices
+    from station.capture.discovery import list_v4l2_devices
 
     sysfs, dev = tmp_path / "sys", tmp_path / "dev"
     for node, index, name in (("video0", "0", "HD Pro Webcam C920"), ("video1", "1", "HD Pro Webcam C920"),

@@ -1,4 +1,5 @@
-"""The objective in use, through the real window: the capture's record names the camera and the
+"""The camera picker (the cameras `station cameras` lists, found on a worker thread) and the
+objective in use, through the real window: the capture's record names the camera and the
 objective, and the defects' sizes in µm come from the objective on record."""
 
 from __future__ import annotations
@@ -12,9 +13,17 @@ pytest.importorskip("PySide6")
 from helpers_models import make_tiny_recipe  # noqa: E402
 
 from station.audit import AuditLog  # noqa: E402
+from station.capture.discovery import CameraListing, OpenCVDevice  # noqa: E402
+from station.capture.genicam import GenICamDevice  # noqa: E402
 from station.config import Settings  # noqa: E402
 from station.ui.main_window import MainWindow  # noqa: E402
 from station.workflow import Operator  # noqa: E402
+
+WEBCAM = OpenCVDevice(spec="/dev/v4l/by-id/usb-046d_HD_Pro_Webcam_C920_1A2B-video-index0", name="HD Pro Webcam C920",
+                      node="/dev/video0")
+BASLER = GenICamDevice(device_id="Basler-40012345", vendor="Basler", model="acA2440-35um", serial="40012345",
+                       protocol="GigEVision", address="192.168.10.20", physical_id="00:30:53:01:02:03")
+
 
 @pytest.fixture(scope="module")
 def recipe(tmp_path_factory):
@@ -32,6 +41,62 @@ def window(qtbot, recipe):
     window.shutdown()
 
 
+def _rows(picker) -> list[tuple[str, object]]:
+    return [(picker.itemText(i), picker.itemData(i)) for i in range(picker.count())]
+
+
+def _pick(picker, row: int) -> None:
+    """As a click on the row does: it becomes the current one, then ``activated``."""
+    picker.setCurrentIndex(row)
+    picker.activated.emit(row)
+
+
+def _list_cameras(qtbot, window, monkeypatch, listing: CameraListing) -> None:
+    monkeypatch.setattr("station.capture.discovery.discover_cameras", lambda probe=4: listing)
+    with qtbot.waitSignal(window.cameras_listed, timeout=10_000):
+        window.source_bar.refresh_button.click()
+
+
+def test_the_picker_lists_the_attached_cameras_by_stable_spec_and_a_pick_is_saved(qtbot, window, monkeypatch):
+    picker = window.source_bar.picker
+    with qtbot.waitSignal(window.cameras_listed, timeout=10_000):  # first opened: the cameras are looked for
+        picker.showPopup()
+    picker.hidePopup()
+    _list_cameras(qtbot, window, monkeypatch, CameraListing([WEBCAM], [BASLER]))
+    rows = _rows(picker)
+    assert ("HD Pro Webcam C920 — " + WEBCAM.spec, WEBCAM.spec) in rows
+    assert ("Basler acA2440-35um, serial 40012345 — genicam:Basler-40012345", "genicam:Basler-40012345") in rows
+    row = picker.findData("genicam:Basler-40012345")
+    assert "192.168.10.20" in picker.itemData(row, 3)  # the tooltip says where it is now
+    _pick(picker, row)
+    assert window.settings.camera.source == "genicam:Basler-40012345"  # saved with the settings at close
+
+    _list_cameras(qtbot, window, monkeypatch, CameraListing([], [], "PyGObject is not installed"))
+    rows = _rows(picker)
+    assert not any(spec == WEBCAM.spec for _, spec in rows)  # unplugged: gone from the list
+    assert any("GenICam cameras not listed: PyGObject" in text for text, _ in rows)
+    assert window.source_bar.current_spec() == "genicam:Basler-40012345"  # the pick stays, typed or listed
+
+
+def test_a_pick_while_running_switches_the_source_and_marks_it(qtbot, window, monkeypatch, tmp_path):
+    import cv2
+    import numpy as np
+
+    cv2.imwrite(str(tmp_path / "a.png"), np.full((240, 320, 3), 90, np.uint8))
+    _list_cameras(qtbot, window, monkeypatch, CameraListing([], []))
+    with qtbot.waitSignal(window.frame_shown, timeout=10_000):
+        window.start_source("demo")
+    picker = window.source_bar.picker
+    assert picker.itemText(picker.findData("demo")).endswith("in use")
+    window.source_bar.select_spec(str(tmp_path))  # as the folder dialog leaves it
+    with qtbot.waitSignal(window.source_started, timeout=10_000,
+                          check_params_cb=lambda description: "demo" not in description.lower()):
+        _pick(picker, picker.findData(str(tmp_path)))
+    assert window.settings.camera.source == str(tmp_path)
+    assert picker.itemText(picker.findData(str(tmp_path))).endswith("in use")
+    assert not picker.itemText(picker.findData("demo")).endswith("in use")
+
+
 def test_the_capture_record_names_camera_and_objective_and_sizes_come_from_it(qtbot, window):
     from station.inference import Defect
 
@@ -45,8 +110,7 @@ def test_the_capture_record_names_camera_and_objective_and_sizes_come_from_it(qt
         window.capture_and_classify()
     inspection = window.inspection
     assert inspection.objective.name == "20x" and inspection.um_per_px == 0.5
-    objective.setCurrentIndex(objective.findData("5x"))
-    objective.activated.emit(objective.currentIndex())  # the turret turned after the capture
+    _pick(objective, objective.findData("5x"))  # the turret turned after the capture
     assert window.settings.objective == "5x" and inspection.um_per_px == 0.5
     inspection.result = dataclasses.replace(inspection.result, defects=[Defect((10.0, 20.0, 50.0, 40.0), "crack", 0.9)])
     window._refresh()

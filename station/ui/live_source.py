@@ -15,8 +15,39 @@ STALLED_AFTER_S = 2.0  # a live source silent this long is stalled (a pulled cab
 class LiveSourceMixin:
     # No @Slot here: PySide6 takes a decorated method of a class that is not a QObject for a slot
     # it already knows, and calls it in the emitting worker thread (a crash when it touches a widget).
+    def _start_discovery(self) -> None:
+        """The camera picker's list comes from a worker (GigE Vision discovery takes a second)."""
+        from station.ui.workers import CameraDiscoveryWorker, WorkerThread
+
+        self.discovery = CameraDiscoveryWorker()
+        self.discovery_thread = WorkerThread(self.discovery, "cameras")
+        self._discover_cameras.connect(self.discovery.discover)
+        self.discovery.found.connect(self._on_cameras_found)
+        self._switch_to = ""  # a source picked while another runs: started once that one has stopped
+
+    def refresh_cameras(self) -> None:
+        self._discover_cameras.emit()
+
+    def _on_cameras_found(self, listing) -> None:
+        choices = listing.choices()
+        note = "" if choices else "No camera found"
+        if listing.genicam_unavailable:
+            note = f"GenICam cameras not listed: {listing.genicam_unavailable}"
+        self.source_bar.set_cameras(choices, note)
+        self.cameras_listed.emit(listing)
+
+    def choose_source(self, spec: str) -> None:
+        """A pick in the source picker: saved, and, while another source runs, switched to."""
+        self.settings.camera.source = spec
+        if not self.source_bar.stop_button.isEnabled():
+            return
+        if spec != self.source_bar.in_use:
+            self._switch_to = spec
+            self.stop_source()
+
     def start_source(self, spec: str) -> None:
         self.source_bar.set_running(True)
+        self.source_bar.mark_in_use(spec)
         self.source_label.setText(f"Source: opening {spec}…")
         self.settings.camera.source = spec
         self._run_source.emit(spec)
@@ -85,6 +116,9 @@ class LiveSourceMixin:
         if self.latest_frame is not None:
             self._mark_source(self._stale_notice("SOURCE STOPPED"))
         self.source_stopped.emit()
+        spec, self._switch_to = self._switch_to, ""
+        if spec:
+            self.start_source(spec)
 
     def _on_fps(self, fps: float) -> None:
         self.fps_label.setText(f"{fps:.1f} fps")

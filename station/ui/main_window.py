@@ -56,18 +56,20 @@ class MainWindow(UsersSessionMixin, OperatorSessionMixin, InspectionFlowMixin, L
     _audit_append = Signal(int, object)
     _load_image = Signal(int, str)
     _check_audit_status = Signal()
+    _discover_cameras = Signal()
 
     # for tests and the status bar
     audit_committed = Signal(object)  # AuditEntry
     audit_failed = Signal(str)
     inspection_updated = Signal()
     capture_painted = Signal(float)  # ms from the capture key to the painted result
-    stop_timeouts_ms = {"inference": 30_000}  # how long a close waits for each worker thread (else 3 s)
+    stop_timeouts_ms = {"inference": 30_000, "cameras": 1500}  # how long a close waits for each worker thread (else 3 s)
     notified = Signal(str, str)  # title, message: every warning shown to the operator
     frame_shown = Signal()
     source_started = Signal(str)  # description
     source_stopped = Signal()
     recipe_ready = Signal(str)
+    cameras_listed = Signal(object)  # the picker's list: station.capture.discovery.CameraListing
 
     def __init__(self, settings: Settings, device_description: str = "CPU", recipes: dict | None = None,
                  audit: AuditSetup | None = None) -> None:
@@ -182,6 +184,7 @@ class MainWindow(UsersSessionMixin, OperatorSessionMixin, InspectionFlowMixin, L
         self.capture.source_error.connect(self._on_source_error)
         self.capture.source_finished.connect(self._on_source_finished)
         self.capture.fps_measured.connect(self._on_fps)
+        self._start_discovery()
 
         self.inference = InferenceWorker()
         self.inference_thread = WorkerThread(self.inference, "inference")
@@ -213,6 +216,8 @@ class MainWindow(UsersSessionMixin, OperatorSessionMixin, InspectionFlowMixin, L
         self.source_bar.start_requested.connect(self.start_source)
         self.source_bar.pause_toggled.connect(self._on_pause_toggled)
         self.source_bar.stop_requested.connect(self.stop_source)
+        self.source_bar.source_chosen.connect(self.choose_source)
+        self.source_bar.refresh_requested.connect(self.refresh_cameras)
         toolbar = QToolBar("Source")
         toolbar.setObjectName("sourceToolbar")
         toolbar.setMovable(False)
@@ -471,7 +476,8 @@ class MainWindow(UsersSessionMixin, OperatorSessionMixin, InspectionFlowMixin, L
         self._shut_down = True
         self.idle_lock.arm(False)
         worker_threads = (("capture", self.capture_thread), ("inference", self.inference_thread),
-                          ("audit", self.audit_thread), ("users", self.users_client.thread))
+                          ("audit", self.audit_thread), ("users", self.users_client.thread),
+                          ("cameras", self.discovery_thread))
         for name, worker_thread in worker_threads:
             # a model still loading cannot be interrupted, and a QThread destroyed while it runs
             # aborts the process: the inference thread gets the time a load takes, and a thread still

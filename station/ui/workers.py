@@ -655,6 +655,25 @@ class UsersWorker(QObject):
             self._users = None
 
 
+class CameraDiscoveryWorker(QObject):
+    """Lists the attached cameras (``station.capture.discovery``, what ``station cameras`` prints):
+    GigE Vision discovery takes a second or more, so never on the GUI thread. ``found(listing)``
+    carries a ``CameraListing`` (with the reason when a kind of camera cannot be listed)."""
+
+    found = Signal(object)
+
+    @Slot()
+    def discover(self) -> None:
+        from station.capture.discovery import CameraListing, discover_cameras
+
+        try:
+            listing = discover_cameras()
+        except (OSError, RuntimeError, ValueError) as exc:  # a driver that misbehaves: said, not fatal
+            log.warning("camera discovery failed: %s", exc)
+            listing = CameraListing(genicam_unavailable=f"camera discovery failed: {exc}")
+        self.found.emit(listing)
+
+
 class WorkerThread:
     """Owns a worker and the QThread it lives on; ``stop`` ends both without blocking the GUI
     for longer than its timeout."""

@@ -530,7 +530,7 @@ def test_the_machine_folders_are_in_programdata_on_windows(monkeypatch):
 
 
 def test_machine_settings_are_every_users_defaults_and_the_users_own_win(station_home):
-    from station.config import load_settings, machine_settings_path, save_settings, settings_path
+    from station.config import SCHEMA_VERSION, load_settings, machine_settings_path, save_settings, settings_path
 
     assert machine_settings_path() == station_home / "machine" / "config" / "settings.json"
     _write_json(machine_settings_path(), {"version": 1, "audit_url": "postgresql://station@lab/qa",
@@ -542,7 +542,7 @@ def test_machine_settings_are_every_users_defaults_and_the_users_own_win(station
     settings.foot_pedal_key = "F9"
     save_settings(settings)
     own = json.loads(settings_path().read_text(encoding="utf-8"))
-    assert own == {"version": 1, "device": "cuda", "camera": {"width": 640}, "foot_pedal_key": "F9"}
+    assert own == {"version": SCHEMA_VERSION, "device": "cuda", "camera": {"width": 640}, "foot_pedal_key": "F9"}
     # the admin moves the lab log: every user who did not choose otherwise follows
     _write_json(machine_settings_path(), {"version": 1, "audit_url": "postgresql://station@lab2/qa"})
     assert load_settings().audit_url == "postgresql://station@lab2/qa" and load_settings().foot_pedal_key == "F9"

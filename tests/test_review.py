@@ -17,6 +17,7 @@ from helpers_users import signature_for
 
 from station.audit import Action, AuditLog, Verdict
 from station.capture.images import read_image
+from station.capture.scale import Objective
 from station.inference import Engine, InspectionRequest
 from station.review.export import summarize, summary_html, write_csv, write_json
 from station.review.runner import BatchRunner, RunControl, RunOptions
@@ -208,7 +209,8 @@ def test_verdicts_write_one_audit_entry_each(review_setup, engine, tmp_path):
     source, names, _ = review_setup
     folder = copy_folder(source, tmp_path / "verdicts", names)
     store, _, _ = _run(engine, folder)
-    context = BatchContext(folder.resolve(), store.directory, dict(engine.recipe.decap_methods))
+    context = BatchContext(folder.resolve(), store.directory, dict(engine.recipe.decap_methods),
+                           objective=Objective("20x", 0.5))
     rows = store.rows()
     sure = next(r for r in rows if not r.uncertain)
     unsure = next(r for r in rows if r.uncertain)
@@ -218,6 +220,7 @@ def test_verdicts_write_one_audit_entry_each(review_setup, engine, tmp_path):
         assert entry.action == Action.BATCH_VERDICT.value and entry.verdict == "accept"
         assert entry.material == sure.material and entry.predicted_material == sure.material
         assert entry.details["file"] == sure.relative_path and entry.details["file_sha256"] == sure.sha256
+        assert entry.details["objective"] == {"name": "20x", "um_per_px": 0.5}  # the scale of its defects' sizes
         assert entry.image_sha256 and audit_log.image_file(entry.image_path).is_file()
         assert entry.models and entry.thresholds["uncertain_below"] == engine.recipe.uncertain_below
         assert row.review == "accepted" and row.audit_entry_id == entry.id

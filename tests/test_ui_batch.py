@@ -30,8 +30,8 @@ def review_setup(tmp_path_factory):
     return make_review_setup(tmp_path_factory.mktemp("ui-review"))
 
 
-def _window(qtbot, recipe, operator=OPERATOR):
-    window = BatchReviewWindow(Settings(recipe=recipe.name, device="cpu"), {recipe.name: recipe}, operator,
+def _window(qtbot, recipe, operator=OPERATOR, **settings):
+    window = BatchReviewWindow(Settings(recipe=recipe.name, device="cpu", **settings), {recipe.name: recipe}, operator,
                                ask_signature=expert_signs)
     qtbot.addWidget(window, before_close_func=lambda w: w.shutdown())
     window.show()
@@ -52,7 +52,7 @@ def _audit_entries(action=None):
 def test_run_shows_progress_table_filters_and_detail(qtbot, review_setup, tmp_path):
     source, names, recipe = review_setup
     folder = copy_folder(source, tmp_path / "folder")
-    window = _window(qtbot, recipe)
+    window = _window(qtbot, recipe, objectives={"5x": 2.0}, objective="5x")
     assert not window.models_button.isEnabled()  # no models loaded yet
     summary = _run(qtbot, window, folder, want_attention=True)
     assert window.models_button.isEnabled()
@@ -91,6 +91,9 @@ def test_run_shows_progress_table_filters_and_detail(qtbot, review_setup, tmp_pa
     assert window.detail.has_image and window.detail.title.text() == with_defects.relative_path
     assert window.detail.overlay_controls.attention.isEnabled()  # maps were stored with the run
     assert window.detail.results.defects.rowCount() == with_defects.n_defects
+    x1, y1, x2, y2 = window.detail.result.defects[0].box
+    assert window.context.objective.name == "5x"  # sizes in µm at the objective the folder was opened with
+    assert window.detail.results.defects.item(0, 3).text() == f"{(x2 - x1) * 2:.0f} × {(y2 - y1) * 2:.0f}"
     # keyboard navigation moves the detail along
     with qtbot.waitSignal(window.detail_loaded, timeout=10_000):
         window.table.setFocus()

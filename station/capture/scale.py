@@ -44,6 +44,12 @@ class Objective:
         return cls(str(data.get("name", "")), float(scale) if scale else None)
 
 
+def objective_in_use(settings) -> Objective | None:
+    """The objective ``settings`` (``station.config.Settings``) name as in use; None when none is."""
+    name = settings.objective
+    return Objective(name, settings.objectives.get(name)) if name in settings.objectives else None
+
+
 @dataclass(frozen=True)
 class RulingMeasurement:
     """What the micrometer image gave: the pitch in pixels, the lines' tilt, how many lines, and

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from station.audit import Action, AuditEntry, AuditLog, EntryDraft, Verdict
 from station.capture.images import ImageReadError, decode_image
+from station.capture.scale import Objective
 from station.review.scan import absolute_path
 from station.review.store import BatchStore, ItemRecord, ItemRow, Review
 from station.users.roles import Permission, PermissionDenied, check_signature, require
@@ -80,6 +81,7 @@ class BatchContext:
     store_dir: Path
     decap_methods: dict[str, str]  # the recipe's material -> decapsulation method
     bulk_rule: BulkRule = BulkRule()
+    objective: Objective | None = None  # in use when the folder was opened: the scale of its defects' sizes
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,7 @@ def verdict_draft(
     bulk: bool = False,
     signature: Signature | None = None,
     bulk_rule: BulkRule | None = None,
+    objective: Objective | None = None,
 ) -> EntryDraft:
     """The audit entry for a decision on ``record`` (its ``image`` is added when committing).
     An override needs an expert's (or admin's) ``signature``: ``VerdictError`` otherwise."""
@@ -163,6 +166,8 @@ def verdict_draft(
         decap_method=recipe_decap_methods.get(chosen) if chosen else None,
     )
     fields["details"].update(batch_folder=str(folder), file=row.relative_path, file_sha256=row.sha256, bulk=bulk)
+    if objective is not None:
+        fields["details"]["objective"] = objective.to_dict()
     if signature is not None:
         fields["details"]["signature"] = signature.to_dict()
     action = Action.BATCH_VERDICT
@@ -187,7 +192,7 @@ def commit_verdict(
     folder = context.folder
     draft = verdict_draft(
         record, folder, context.decap_methods, request.operator, request.verdict, request.material, request.reason,
-        bulk=request.bulk, signature=request.signature, bulk_rule=context.bulk_rule,
+        bulk=request.bulk, signature=request.signature, bulk_rule=context.bulk_rule, objective=context.objective,
     )
     path = absolute_path(folder, record.row.relative_path)
     try:

@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
 )
 
 from station.audit import Verdict
+from station.capture.scale import objective_in_use
 from station.config import Settings
 from station.inference.onnx_backend import onnx_unavailable_reason, onnxruntime_available
 from station.labels import plural
@@ -137,7 +138,7 @@ class BatchReviewWindow(QMainWindow):
         table_layout.setContentsMargins(0, 0, 0, 0)
         table_layout.addLayout(filter_row)
         table_layout.addWidget(self.table, 1)
-        self.detail = BatchDetailView(self.settings.um_per_px)
+        self.detail = BatchDetailView()  # the scale: the objective of the folder's context (_on_opened)
         self.detail.accept_clicked.connect(self.accept_current)
         self.detail.override_clicked.connect(self.request_override)
         splitter = QSplitter(Qt.Orientation.Horizontal)
@@ -447,7 +448,8 @@ class BatchReviewWindow(QMainWindow):
             return
         assert self._recipe is not None
         self.context = BatchContext(opened.folder, opened.store_dir, dict(self._recipe.decap_methods),
-                                    BulkRule.from_recipe(self._recipe))
+                                    BulkRule.from_recipe(self._recipe), objective=objective_in_use(self.settings))
+        self.detail.um_per_px = self.context.objective.um_per_px if self.context.objective is not None else None
         self._cards = dict(opened.cards)
         self.setWindowTitle(f"Batch review — {opened.folder} — {self._recipe.name}")
         self.model.set_rows(opened.rows)

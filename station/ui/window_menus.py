@@ -81,10 +81,9 @@ class StationMenusMixin:
 
     def current_objective(self):
         """The objective in use (``station.capture.scale.Objective``), None when none is chosen."""
-        from station.capture.scale import Objective
+        from station.capture.scale import objective_in_use
 
-        name = self.settings.objective
-        return Objective(name, self.settings.objectives.get(name)) if name in self.settings.objectives else None
+        return objective_in_use(self.settings)
 
     def choose_objective(self, name: str) -> None:
         """The operator turned the turret: the next captures are recorded with this objective."""

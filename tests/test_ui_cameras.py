@@ -59,12 +59,14 @@ def _list_cameras(qtbot, window, monkeypatch, listing: CameraListing) -> None:
 
 def test_the_picker_lists_the_attached_cameras_by_stable_spec_and_a_pick_is_saved(qtbot, window, monkeypatch):
     picker = window.source_bar.picker
+    window.source_bar.select_spec(WEBCAM.spec)  # saved in the settings, or given with --source
     with qtbot.waitSignal(window.cameras_listed, timeout=10_000):  # first opened: the cameras are looked for
         picker.showPopup()
     picker.hidePopup()
     _list_cameras(qtbot, window, monkeypatch, CameraListing([WEBCAM], [BASLER]))
     rows = _rows(picker)
     assert ("HD Pro Webcam C920 — " + WEBCAM.spec, WEBCAM.spec) in rows
+    assert [spec for _, spec in rows].count(WEBCAM.spec) == 1 and window.source_bar.current_spec() == WEBCAM.spec
     assert ("Basler acA2440-35um, serial 40012345 — genicam:Basler-40012345", "genicam:Basler-40012345") in rows
     row = picker.findData("genicam:Basler-40012345")
     assert "192.168.10.20" in picker.itemData(row, 3)  # the tooltip says where it is now
@@ -146,3 +148,24 @@ def test_the_entry_form_and_the_report_show_the_capture():
     assert "camera" not in {key for _, _, key in sections.get("Details", [])}
     assert capture_text(details) == ("camera Basler acA2440-35um (serial 40012345), 2448×2048, exposure 2000 µs, "
                                      "gain 3; objective 20x, 0.5 µm/px")
+
+
+def test_the_objectives_dialog_measures_a_micrometer_image_on_a_worker(qtbot, tmp_path):
+    import cv2
+    import numpy as np
+
+    from station.ui.objectives_dialog import ObjectivesDialog
+    from tests.test_objectives import ruling_image
+
+    cv2.imwrite(str(tmp_path / "micrometer.png"), ruling_image(25.0, 1.0))
+    cv2.imwrite(str(tmp_path / "blank.png"), np.full((400, 600), 90, np.uint8))
+    dialog = ObjectivesDialog({"5x": 2.0, "20x": None})
+    qtbot.addWidget(dialog)
+    with qtbot.waitSignal(dialog.measure_finished, timeout=30_000) as finished:
+        dialog.measure(str(tmp_path / "micrometer.png"), 1, 10.0)
+    assert finished.args[0] and "µm/px" in dialog.status.text()
+    assert dialog.values()["20x"] == pytest.approx(0.4, rel=1e-3) and dialog.values()["5x"] == 2.0
+    with qtbot.waitSignal(dialog.measure_finished, timeout=30_000) as finished:
+        dialog.measure(str(tmp_path / "blank.png"), 0, 10.0)
+    assert not finished.args[0] and "blank" in dialog.status.text() and dialog.values()["5x"] == 2.0
+    dialog.reject()  # its worker thread ends with it

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import math
 
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
+    QFileDialog,
     QHBoxLayout,
     QHeaderView,
+    QInputDialog,
     QLabel,
     QPushButton,
     QTableWidget,
@@ -26,6 +28,11 @@ from station.ui.screen_fit import fit_to_screen
 
 
 class ObjectivesDialog(QDialog):
+    """``measure_finished(ok, text)`` once a micrometer image was measured (for tests)."""
+
+    _measure = Signal(int, str)
+    measure_finished = Signal(bool, str)
+
     def __init__(self, objectives: dict[str, float | None], parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Objectives and image scale")
@@ -40,14 +47,20 @@ class ObjectivesDialog(QDialog):
         add.clicked.connect(lambda: self.add_row("", None))
         remove = QPushButton("Remove")
         remove.clicked.connect(lambda: self.table.removeRow(self.table.currentRow()))
+        self.measure_button = QPushButton("Measure from a micrometer image…")
+        self.measure_button.setToolTip("An image of a stage micrometer's ruling, taken through the selected objective")
+        self.measure_button.clicked.connect(self.ask_measurement)
         row = QHBoxLayout()
-        row.addWidget(add)
-        row.addWidget(remove)
+        for button in (add, remove, self.measure_button):
+            row.addWidget(button)
         row.addStretch(1)
-        hint = QLabel("Measure the scale from an image of a stage micrometer taken through the objective:\n"
-                      "station objectives calibrate 20x micrometer.png --pitch-um 10")
-        hint.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        hint.setWordWrap(True)
+        self.status = QLabel("Select an objective, then measure a stage micrometer's image taken through it "
+                             "(or: station objectives calibrate 20x micrometer.png --pitch-um 10).")
+        self.status.setObjectName("objectivesStatus")
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.status.setWordWrap(True)
+        self._scale_thread = None
+        self._pending: tuple[int, int, float] | None = None  # ticket, row, pitch in µm
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
@@ -55,7 +68,7 @@ class ObjectivesDialog(QDialog):
         layout.addWidget(QLabel("Each objective's scale gives the defects' sizes in µm; empty: not calibrated."))
         layout.addWidget(self.table, 1)
         layout.addLayout(row)
-        layout.addWidget(hint)
+        layout.addWidget(self.status)
         layout.addWidget(self.buttons)
         fit_to_screen(self, QSize(460, 360))
 
@@ -67,6 +80,56 @@ class ObjectivesDialog(QDialog):
         if not name:
             self.table.setCurrentCell(row, 0)
             self.table.editItem(self.table.item(row, 0))
+
+    def ask_measurement(self) -> None:
+        row = self.table.currentRow()
+        if row < 0:
+            self.status.setText("Select the objective the micrometer image was taken through first.")
+            return
+        path, _ = QFileDialog.getOpenFileName(self, "Stage micrometer image", "",
+                                              "Images (*.png *.jpg *.jpeg *.bmp *.tif *.tiff);;All files (*)")
+        if not path:
+            return
+        pitch, ok = QInputDialog.getDouble(self, "Ruling pitch", "The micrometer's line pitch in µm:", 10.0, 0.01, 10000.0, 3)
+        if ok:
+            self.measure(path, row, pitch)
+
+    def measure(self, path: str, row: int, pitch_um: float) -> None:
+        """Measure ``path`` on a worker thread; its scale goes into ``row`` when it comes."""
+        if self._scale_thread is None:
+            from station.ui.workers import ScaleWorker, WorkerThread
+
+            worker = ScaleWorker()
+            self._scale_thread = WorkerThread(worker, "scale")
+            self._measure.connect(worker.measure)
+            worker.measured.connect(self._on_measured)
+        ticket = (self._pending[0] + 1) if self._pending else 1
+        self._pending = (ticket, row, pitch_um)
+        self.measure_button.setEnabled(False)
+        self.status.setText(f"Measuring {path}…")
+        self._measure.emit(ticket, path)
+
+    def _on_measured(self, ticket: int, ok: bool, value) -> None:
+        if self._pending is None or ticket != self._pending[0]:
+            return
+        _, row, pitch_um = self._pending
+        self.measure_button.setEnabled(True)
+        if not ok:
+            self.status.setText(f"Not measured: {value}")
+            self.measure_finished.emit(False, str(value))
+            return
+        scale = value.um_per_px(pitch_um)
+        self.table.setItem(row, 1, QTableWidgetItem(f"{scale:.6g}"))
+        text = (f"{value.lines} lines, pitch {value.pitch_px:.3f} px (centres within {value.residual_px:.2f} px): "
+                f"{scale:.5g} µm/px")
+        self.status.setText(text)
+        self.measure_finished.emit(True, text)
+
+    def done(self, result: int) -> None:
+        if self._scale_thread is not None:
+            self._scale_thread.stop()
+            self._scale_thread = None
+        super().done(result)
 
     def values(self) -> dict[str, float | None]:
         """Name -> µm per pixel (None where empty); rows without a name, or with no usable scale, left out."""

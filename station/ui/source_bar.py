@@ -105,10 +105,12 @@ class SourceBar(QWidget):
         list; ``note`` (no camera found, GenICam unavailable) is a row that cannot be picked."""
         self.listed = True
         current = self.current_spec()
+        listed = {choice.spec for choice in choices}
         for row in reversed(range(self.picker.count())):
-            if self.picker.itemData(row, _CAMERA_ROLE) or (self.picker.itemData(row) is None
-                                                          and self.picker.itemText(row) not in _ACTIONS):
-                self.picker.removeItem(row)
+            spec = self.picker.itemData(row)
+            if self.picker.itemData(row, _CAMERA_ROLE) or spec in listed or (spec is None and
+                                                                            self.picker.itemText(row) not in _ACTIONS):
+                self.picker.removeItem(row)  # a typed or saved spec that is listed now gets its camera's row
         row = 1
         for choice in choices:
             where = f", {choice.detail}" if choice.detail else ""

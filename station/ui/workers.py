@@ -674,6 +674,24 @@ class CameraDiscoveryWorker(QObject):
         self.found.emit(listing)
 
 
+class ScaleWorker(QObject):
+    """Measures a stage micrometer's image (``station.capture.scale``): reading a 20-MP image and its
+    profile takes a second or more. ``measured(ticket, ok, value)``: a ``RulingMeasurement``, or
+    when not ok the reason for the person calibrating."""
+
+    measured = Signal(int, bool, object)
+
+    @Slot(int, str)
+    def measure(self, ticket: int, path: str) -> None:
+        from station.capture.images import ImageReadError, read_image
+        from station.capture.scale import ScaleError, measure_ruling
+
+        try:
+            self.measured.emit(ticket, True, measure_ruling(read_image(path)))
+        except (ImageReadError, ScaleError, OSError) as exc:
+            self.measured.emit(ticket, False, str(exc))
+
+
 class WorkerThread:
     """Owns a worker and the QThread it lives on; ``stop`` ends both without blocking the GUI
     for longer than its timeout."""

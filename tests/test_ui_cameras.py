@@ -72,6 +72,7 @@ def test_the_picker_lists_the_attached_cameras_by_stable_spec_and_a_pick_is_save
     assert "192.168.10.20" in picker.itemData(row, 3)  # the tooltip says where it is now
     _pick(picker, row)
     assert window.settings.camera.source == "genicam:Basler-40012345"  # saved with the settings at close
+    assert picker.width() >= picker.fontMetrics().horizontalAdvance(picker.currentText())  # name and spec not cut
 
     _list_cameras(qtbot, window, monkeypatch, CameraListing([], [], "PyGObject is not installed"))
     rows = _rows(picker)

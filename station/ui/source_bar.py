@@ -28,6 +28,7 @@ _REFRESH = "Refresh the camera list"
 _ACTIONS = (_CHOOSE_VIDEO, _CHOOSE_FOLDER, _CHOOSE_SPEC, _REFRESH)
 _CAMERA_ROLE = Qt.ItemDataRole.UserRole + 1  # True on the rows that came from discovery
 _POPUP_MAX_PX = 900
+_PICKER_MIN_PX, _PICKER_MAX_PX = 290, 620
 
 
 class _Picker(QComboBox):
@@ -57,7 +58,6 @@ class SourceBar(QWidget):
         self.picker.popup_opening.connect(self._on_popup)
         self.picker.setObjectName("sourcePicker")
         self.picker.setMinimumContentsLength(28)
-        self.picker.setMaximumWidth(self.picker.fontMetrics().averageCharWidth() * 60)  # a long by-id path is elided
         self.picker.addItem(DEMO_LABEL, "demo")
         self.picker.addItem(LOOKING, None)
         for label in _ACTIONS:
@@ -93,6 +93,7 @@ class SourceBar(QWidget):
             self.picker.insertItem(self._first_action_row(), label or spec, spec)
             index = self.picker.findData(spec)
         self.picker.setCurrentIndex(index)
+        self._fit_width()
 
     def refresh(self) -> None:
         """Ask for the camera list again; the rows say so until it comes (:meth:`set_cameras`)."""
@@ -136,6 +137,12 @@ class SourceBar(QWidget):
             self.picker.setItemData(row, font, Qt.ItemDataRole.FontRole)
         widest = max(self.picker.fontMetrics().horizontalAdvance(self.picker.itemText(r)) for r in range(self.picker.count()))
         self.picker.view().setMinimumWidth(min(widest + 40, _POPUP_MAX_PX))
+        self._fit_width()
+
+    def _fit_width(self) -> None:
+        """Wide enough for the chosen source's name and spec, up to what a 1366-px toolbar has room for."""
+        chosen = self.picker.fontMetrics().horizontalAdvance(self.picker.currentText()) + 40
+        self.picker.setFixedWidth(max(_PICKER_MIN_PX, min(chosen, _PICKER_MAX_PX)))
 
     def set_running(self, running: bool) -> None:
         """The picker stays enabled: a pick while running switches to that source."""

@@ -119,6 +119,7 @@ def test_the_capture_record_names_camera_and_objective_and_sizes_come_from_it(qt
     window._refresh()
     table = window.panel.results.defects
     assert table.item(0, 2).text() == "40 × 20" and table.item(0, 3).text() == "20 × 10"  # px, µm at 20x
+    assert "0.5 µm per pixel" in table.horizontalHeaderItem(3).toolTip()
 
     with qtbot.waitSignal(window.audit_committed, timeout=10_000) as verdict:
         window.hold_with("checked under the stereo microscope")

@@ -287,6 +287,9 @@ class ResultPanel(QWidget):
             self._show_banner(self._banner_view)
 
     def _show_defects(self, defects, um_per_px: float | None) -> None:
+        self.defects.horizontalHeaderItem(3).setToolTip(
+            f"At {um_per_px:.4g} µm per pixel: the scale of the objective on this capture's record" if um_per_px
+            else "No image scale on record: choose a calibrated objective (Station ▸ Objectives) before capturing")
         self.defects.blockSignals(True)
         self.defects.setRowCount(len(defects))
         for row, defect in enumerate(defects):

@@ -166,7 +166,7 @@ def main() -> None:
         with_maps = run(engine, sample, batch=1, want_attention=True)
         shares = np.array([r.attention_on_part for r in with_maps], dtype=float)
         confident = np.array([not r.needs_expert and not r.defects
-                              and r.material.confidence >= recipe.bulk_accept_confidence for r in with_maps])
+                              and r.material.confidence >= recipe.bulk_accept_confidence for r in with_maps], dtype=bool)
         report["bulk"] = {
             "sample": len(sample),
             "attention_on_part_median": float(np.nanmedian(shares)),

@@ -15,7 +15,9 @@ from station.audit import Verdict
 from station.capture.base import Frame
 from station.capture.images import read_image
 from station.inference import Engine, InspectionRequest, load_recipes
-from station.inference.familiarity import FamiliarityCheck, FeatureStatistics, load_statistics, save_statistics
+from station.inference.familiarity import (FamiliarityCheck, FeatureStatistics, combined_score, load_statistics,
+                                          save_statistics)
+from station.ml.cards import FamiliarityInfo, load_card
 from station.inference.part_region import PartRegion, PartRegionCheck, find_part
 from station.review.export import write_csv
 from station.review.runner import BatchRunner, RunOptions
@@ -75,6 +77,24 @@ def test_statistics_round_trip_and_distances(tmp_path):
     assert stats.distances(np.full((1, 6), 50.0))[0] > 10 * np.median(stats.distances(features))
     with pytest.raises(ValueError, match="sha256"):
         load_statistics(tmp_path / "f.safetensors", ["a"], "0" * 64)
+
+
+def test_joint_limit_flags_a_frame_that_is_a_little_far_on_every_layer():
+    ratios = np.array([[0.95, 0.97],   # under both layers' limits, but close to each
+                       [0.40, 0.99],   # close on one layer only: a genuine part's usual spread
+                       [1.20, 0.10]])  # over one layer's limit
+    assert np.allclose(combined_score(ratios, None), [0.97, 0.99, 1.20])
+    joint = combined_score(ratios, 0.9)
+    assert joint[0] > 1.0 and joint[1] < 1.0 and joint[2] == pytest.approx(1.20)
+    with pytest.raises(ValueError, match="joint_limit"):
+        FamiliarityInfo(["a"], [1.0], joint_limit=0.0)
+
+
+def test_bundled_cards_carry_a_joint_limit():
+    for name in ("cti-ic-material", "wbam-ffem-ic", "wbam-ffem-neu", "wbam-ffem-deeppcb"):
+        card = load_card(Path(__file__).resolve().parents[1] / "models" / name)
+        assert card.familiarity is not None and card.familiarity.joint_limit is not None, name
+        assert "joint_limit_from" in card.familiarity.fitted
 
 
 def test_part_localiser_finds_a_package_and_nothing_in_noise():

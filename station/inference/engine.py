@@ -218,7 +218,8 @@ class Engine:
         path = loaded.directory / info.statistics_file
         try:
             statistics = load_statistics(path, info.layers, info.statistics_sha256)
-            return FamiliarityScorer(loaded.card.name, loaded.model, info.layers, statistics, info.limits)
+            return FamiliarityScorer(loaded.card.name, loaded.model, info.layers, statistics, info.limits,
+                                     info.joint_limit)
         except (OSError, ValueError) as exc:
             raise InvalidCardError(f"cannot use the familiarity statistics of {loaded.directory / CARD_FILE}: "
                                    f"{exc}", path) from exc

@@ -7,7 +7,9 @@ trained on: the Mahalanobis distance (Lee et al., "A simple unified framework fo
 out-of-distribution samples and adversarial attacks", NeurIPS 2018) of the globally pooled
 activations of the card's ``familiarity.layers`` (an early stage, and the classifier's pre-logit
 vector or the detector's enhanced pyramid), to the nearest class mean with a shared, shrunk covariance
-(detectors: one mean). A frame whose distance exceeds a layer's limit is unfamiliar.
+(detectors: one mean). A frame whose distance exceeds a layer's limit is unfamiliar, and so is one
+whose layers are each a little far: the mean of its distance-to-limit ratios above the card's
+``joint_limit`` (a frame of another real dataset sat just under every layer's limit at once).
 
 The means and the precision matrices live next to the weights in ``familiarity.safetensors``;
 the card's ``familiarity`` names the file's sha256 (so an approval of the card covers it), the
@@ -153,10 +155,11 @@ class FeatureStatistics:
 
 class FamiliarityScorer:
     """One model's check: a tap per layer on the loaded network, each layer's statistics and limit.
-    The model's score is the largest ``distance / limit`` over its layers (1.0 is the limit)."""
+    The model's score is the largest ``distance / limit`` over its layers, or the mean of those
+    ratios over ``joint_limit`` when that is larger (1.0 is the limit either way)."""
 
     def __init__(self, name: str, model: nn.Module, layers: Sequence[str], statistics: Sequence[FeatureStatistics],
-                 limits: Sequence[float]) -> None:
+                 limits: Sequence[float], joint_limit: float | None = None) -> None:
         if not len(layers) == len(statistics) == len(limits) or not layers:
             raise ValueError(f"familiarity of {name}: one statistics and one limit per layer, got {len(layers)} "
                              f"layers, {len(statistics)} statistics, {len(limits)} limits")
@@ -164,6 +167,7 @@ class FamiliarityScorer:
         self.taps = [FeatureTap(model, layer) for layer in layers]
         self.statistics = list(statistics)
         self.limits = [float(limit) for limit in limits]
+        self.joint_limit = joint_limit
 
     def arm(self) -> None:
         for tap in self.taps:
@@ -179,11 +183,20 @@ class FamiliarityScorer:
             if features is None or features.shape[0] != count:
                 return np.full(count, np.inf)
             ratios.append(statistics.distances(features.cpu().numpy()) / limit)
-        return np.max(ratios, axis=0)
+        return combined_score(np.stack(ratios, axis=1), self.joint_limit)
 
     def close(self) -> None:
         for tap in self.taps:
             tap.close()
+
+
+def combined_score(ratios: np.ndarray, joint_limit: float | None) -> np.ndarray:
+    """[N, L] per-layer ``distance / limit`` -> [N] model score: the largest ratio, or the mean
+    ratio over ``joint_limit`` where that is larger."""
+    score = ratios.max(axis=1)
+    if joint_limit is not None:
+        score = np.maximum(score, ratios.mean(axis=1) / joint_limit)
+    return score
 
 
 def statistics_tensors(layers: Sequence[str], statistics: Sequence[FeatureStatistics]) -> dict[str, np.ndarray]:

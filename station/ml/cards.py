@@ -96,20 +96,26 @@ class CamReference:
 @dataclass
 class FamiliarityInfo:
     """The out-of-distribution check on the network's pooled features (``station.inference.familiarity``):
-    the layers tapped, one Mahalanobis limit per layer, the statistics file beside the weights
-    and its sha256, and how the limits were fitted (data, quantile, counts, command)."""
+    the layers tapped, one Mahalanobis limit per layer, the joint limit on the mean of the layers'
+    distance-to-limit ratios (None: no joint limit, cards fitted before it), the statistics file
+    beside the weights and its sha256, and how the limits were fitted (data, quantile, counts, command)."""
 
     layers: list[str]
     limits: list[float]
     statistics_file: str = "familiarity.safetensors"
     statistics_sha256: str = ""
     fitted: dict[str, Any] = field(default_factory=dict)
+    joint_limit: float | None = None
 
     def __post_init__(self) -> None:
         self.layers = [str(layer) for layer in self.layers]
         self.limits = [float(limit) for limit in self.limits]
         if not self.layers or len(self.layers) != len(self.limits):
             raise ValueError(f"card familiarity needs one limit per layer, got {self.layers} and {self.limits}")
+        if self.joint_limit is not None:
+            self.joint_limit = float(self.joint_limit)
+            if not self.joint_limit > 0:
+                raise ValueError(f"card familiarity joint_limit must be positive, got {self.joint_limit}")
 
 
 @dataclass
@@ -330,8 +336,10 @@ def _familiarity_lines(info: FamiliarityInfo) -> list[str]:
     limits = ", ".join(f"`{layer}` {limit:.3f}" for layer, limit in zip(info.layers, info.limits))
     lines = [
         "A frame is routed to an expert as NO PART / UNFAMILIAR when the Mahalanobis distance of its pooled "
-        f"features (mean and spread per channel) exceeds a limit on any of these layers: {limits}. "
-        f"Statistics: `{info.statistics_file}` (sha256 `{info.statistics_sha256[:16]}…`).",
+        f"features (mean and spread per channel) exceeds a limit on any of these layers: {limits}"
+        + (f", or when the mean of the layers' distance-to-limit ratios exceeds {info.joint_limit:.3f} (several "
+           "layers each a little far)" if info.joint_limit is not None else "")
+        + f". Statistics: `{info.statistics_file}` (sha256 `{info.statistics_sha256[:16]}…`).",
     ]
     fitted = info.fitted
     if fitted:

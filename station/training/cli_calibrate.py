@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
             assert info is not None
             print(f"familiarity of {card.name}: limits " + ", ".join(
                 f"{layer} {limit:.3f}" for layer, limit in zip(info.layers, info.limits))
-                + f"; {info.fitted['validation_flag_rate']:.1%} of validation images flagged")
+                + f", joint {info.joint_limit:.3f}; {info.fitted['validation_flag_rate']:.1%} of validation images flagged")
     except (ModelLoadError, DatasetError, SplitError, ValueError, OSError) as exc:
         print(f"station calibrate: {exc}", file=sys.stderr)
         return 1

@@ -3,8 +3,9 @@
 The statistics (class means and a shrunk shared covariance of pooled features, per layer) come
 from up to ``max_train`` training images; each layer's limit is the ``quantile`` of the
 validation images' distances, so about ``1 - quantile`` of genuine validation parts go to a
-person per layer. No foreign frame takes part: the limits know only what a part looks like, so
-no family of foreign frames is tuned for (``station.training.foreign`` builds the set that
+person per layer; the joint limit is the same quantile of the mean of each validation image's
+distance-to-limit ratios (``combined_score``). No foreign frame takes part: the limits know only
+what a part looks like, so no family of foreign frames is tuned for (``station.training.foreign`` builds the set that
 measures them). ``station calibrate`` calls this; ``--familiarity only`` does nothing else.
 """
 
@@ -20,7 +21,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from station.inference.familiarity import FAMILIARITY_FILE, FeatureStatistics, FeatureTap, save_statistics
+from station.inference.familiarity import (FAMILIARITY_FILE, FeatureStatistics, FeatureTap, combined_score,
+                                          save_statistics)
 from station.ml.cards import FamiliarityInfo, ModelCard, load_model, prepare_input, save_card
 from station.training.datasets import ClassificationSample, Sample, load_image, read_dataset
 from station.training.evaluate import card_split_file
@@ -112,20 +114,25 @@ def fit_familiarity(model_dir: str | Path, data: str | Path, fmt: str | None = N
         statistics.append(stats)
         limits.append(round(limit, 4))
         ratios.append(distances / limit)
-    flagged = float(np.mean(np.max(ratios, axis=0) > 1.0))
+    layer_ratios = np.stack(ratios, axis=1)
+    joint_limit = round(float(np.quantile(layer_ratios.mean(axis=1), quantile)), 4)
+    flagged = float(np.mean(combined_score(layer_ratios, joint_limit) > 1.0))
     sha256 = save_statistics(model_dir / FAMILIARITY_FILE, layers, statistics)
     fitted = {
         "method": "Mahalanobis distance to the nearest class mean (shared covariance shrunk by "
                   f"{SHRINKAGE}) of per-channel mean and standard deviation of each layer's activations",
         "statistics_from": f"{len(train)} training images of {split_path.name} ({data})",
         "limits_from": f"{len(val)} validation images of {split_path.name}; no foreign frame used",
+        "joint_limit_from": "the same quantile of the validation images' mean distance-to-limit ratio",
         "quantile": quantile,
         "counts": {"train": len(train), "val": len(val)},
         "validation_flag_rate": round(flagged, 4),
         "command": command_line,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    card = dataclasses.replace(card, familiarity=FamiliarityInfo(layers, limits, FAMILIARITY_FILE, sha256, fitted))
+    card = dataclasses.replace(card, familiarity=FamiliarityInfo(layers, limits, FAMILIARITY_FILE, sha256, fitted,
+                                                                   joint_limit))
     save_card(model_dir, card)
-    log.info("familiarity limits %s; %.1f%% of validation images above one", limits, 100 * flagged)
+    log.info("familiarity limits %s, joint %s; %.1f%% of validation images above one", limits, joint_limit,
+             100 * flagged)
     return card

@@ -387,6 +387,8 @@ class Inspection:
         call = self.result.material
         if verdict is Verdict.OVERRIDE:
             chosen = material if self.goes_to_decapping else None
+        elif routing is not None and not routing.acceptable:
+            chosen = None  # held with no part the models know: what they named is no material of record
         else:
             chosen = call.material if call is not None else None
         action = {Verdict.ACCEPT: Action.VERDICT, Verdict.OVERRIDE: Action.OVERRIDE, Verdict.REJECT_HOLD: Action.REJECT_HOLD}[verdict]

@@ -205,3 +205,19 @@ def test_bulk_rule_needs_confidence_and_attention_on_the_part():
     assert "attention map" in rule.refusal(ItemRow(1, "a.png", "done", "0" * 64, "plastic", 0.95, False, 0, None,
                                                    None, None, None, None, None))
     assert "≥ 90%" in rule.describe() and "60%" in rule.describe()
+
+
+def test_a_held_unfamiliar_frame_has_no_material_of_record_and_cannot_be_released_to_its_unnamed_call():
+    """An expert may not accept a frame with no known part; holding it and then releasing it
+    (signed) must not send the chip to the decapsulation of the call the screen said was not named."""
+    recipe = _recipe("IC package (demo)")
+    inspection = Inspection(1, Frame(image=np.zeros((8, 8, 3), np.uint8), timestamp=0.0, frame_id=1, source="t"),
+                            recipe, chip={"chip_id": "C-1"}, result=_unfamiliar_result(), owner=TECHNICIAN)
+    draft = inspection.verdict_draft(TECHNICIAN, Verdict.REJECT_HOLD, reason="no part on the stage")
+    assert draft.material is None and draft.decap_method is None
+    inspection.commit_verdict(draft, 7)
+    view = inspection.view()
+    assert view.banner.startswith("HOLD") and view.material.startswith("not named")
+    assert not inspection.can_release_held and not view.can_release and inspection.decap_method is None
+    with pytest.raises(ValueError, match="release needs"):
+        inspection.release_draft(TECHNICIAN, signature=signature_for(Permission.RELEASE_HELD))

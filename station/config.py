@@ -177,7 +177,7 @@ def save_settings(settings: Settings, path: Path | None = None) -> None:
     own: dict[str, Any] = {"version": SCHEMA_VERSION}
     for name, value in values.items():
         if isinstance(value, dict):
-            changed = {k: v for k, v in value.items() if base[name].get(k) != v}
+            changed = {k: v for k, v in value.items() if k not in base[name] or base[name][k] != v}
             if changed:
                 own[name] = changed
         elif value != base[name] or (name == "station_id" and "station_id" not in machine):

@@ -67,6 +67,8 @@ def test_the_old_single_scale_becomes_the_default_objective(tmp_path):
     assert load_settings(path).objectives == {} and load_settings(path).um_per_px is None
     fresh = Settings(objectives={"5x": None, "20x": 0.5}, objective="5x")
     assert fresh.um_per_px is None
+    save_settings(fresh, path)  # an objective not calibrated yet is still one of the microscope's
+    assert load_settings(path).objectives == {"5x": None, "20x": 0.5} and load_settings(path).objective == "5x"
 
 
 def _station(*argv: str) -> int:

@@ -171,3 +171,26 @@ def test_the_objectives_dialog_measures_a_micrometer_image_on_a_worker(qtbot, tm
         dialog.measure(str(tmp_path / "blank.png"), 0, 10.0)
     assert not finished.args[0] and "blank" in dialog.status.text() and dialog.values()["5x"] == 2.0
     dialog.reject()  # its worker thread ends with it
+
+
+def test_the_objectives_dialog_refuses_a_scale_it_cannot_read_instead_of_calling_it_not_calibrated(qtbot):
+    from PySide6.QtWidgets import QTableWidgetItem
+
+    from station.ui.objectives_dialog import ObjectivesDialog
+
+    dialog = ObjectivesDialog({"5x": 2.05})
+    qtbot.addWidget(dialog)
+    dialog.add_row("20x", None)
+    for typed in ("abc", "-0.5", "0", "inf"):
+        dialog.table.setItem(1, 1, QTableWidgetItem(typed))
+        dialog.buttons.button(dialog.buttons.StandardButton.Ok).click()
+        assert dialog.result() != dialog.DialogCode.Accepted
+        assert "20x" in dialog.status.text() and repr(typed) in dialog.status.text()
+    dialog.add_row("20x", 0.5)  # the same objective twice
+    dialog.table.setItem(1, 1, QTableWidgetItem("0,5127"))
+    dialog.accept()
+    assert "twice" in dialog.status.text() and dialog.result() != dialog.DialogCode.Accepted
+    dialog.table.removeRow(2)
+    with qtbot.waitSignal(dialog.accepted, timeout=1000):
+        dialog.accept()
+    assert dialog.values() == {"5x": 2.05, "20x": 0.5127}

@@ -131,17 +131,50 @@ class ObjectivesDialog(QDialog):
             self._scale_thread = None
         super().done(result)
 
+    def accept(self) -> None:
+        """OK closes only a table that says what it means: a typo in a scale is not "not calibrated"."""
+        problem = self.problem()
+        if problem:
+            self.status.setText(problem)
+            self.status.setStyleSheet("color:#b3261e;")
+            return
+        super().accept()
+
+    def problem(self) -> str:
+        """Why the table cannot be saved as it is ("" when it can)."""
+        seen: set[str] = set()
+        for row in range(self.table.rowCount()):
+            name, text = self._cells(row)
+            if not name:
+                if text:
+                    return f"Row {row + 1} has a scale ({text}) but no objective name."
+                continue
+            if name in seen:
+                return f"Objective {name!r} is in the table twice."
+            seen.add(name)
+            if text and _scale(text) is None:
+                return (f"The scale of {name!r} is {text!r}: type µm per pixel as a number above 0 "
+                        "(0.5127), or leave it empty for not calibrated.")
+        return ""
+
     def values(self) -> dict[str, float | None]:
-        """Name -> µm per pixel (None where empty); rows without a name, or with no usable scale, left out."""
+        """Name -> µm per pixel (None where empty or unusable); rows without a name left out."""
         values: dict[str, float | None] = {}
         for row in range(self.table.rowCount()):
-            name = (self.table.item(row, 0).text() if self.table.item(row, 0) else "").strip()
-            text = (self.table.item(row, 1).text() if self.table.item(row, 1) else "").strip().replace(",", ".")
-            if not name:
-                continue
-            try:
-                scale = float(text) if text else None
-            except ValueError:
-                scale = None
-            values[name] = scale if scale is not None and math.isfinite(scale) and scale > 0 else None
+            name, text = self._cells(row)
+            if name:
+                values[name] = _scale(text) if text else None
         return values
+
+    def _cells(self, row: int) -> tuple[str, str]:
+        name, scale = self.table.item(row, 0), self.table.item(row, 1)
+        return (name.text() if name else "").strip(), (scale.text() if scale else "").strip()
+
+
+def _scale(text: str) -> float | None:
+    """µm per pixel typed in a cell (a decimal comma too), None unless a finite number above 0."""
+    try:
+        scale = float(text.replace(",", "."))
+    except ValueError:
+        return None
+    return scale if math.isfinite(scale) and scale > 0 else None

@@ -225,3 +225,32 @@ def test_the_sign_in_dialog_lets_a_badge_scan_replace_the_last_id(qtbot):
     qtbot.keyClick(dialog.user_id, Qt.Key.Key_Return)  # the scanner's Enter moves on to the password
     assert dialog.focusWidget() is dialog.password
     client.stop()
+
+
+def test_a_stalled_camera_says_so_whole_on_the_narrow_live_view_and_shows_no_stale_rate(qtbot, window):
+    window.capture.set_paused(True)  # the camera stops sending (a pulled cable) while the source still runs
+    qtbot.waitUntil(lambda: window.live_view.notice().startswith("NO NEW FRAMES"), timeout=10_000)
+    assert window.fps_label.text() == "— fps" and not window.panel.capture_button.isEnabled()
+    window._on_source_problem("Basler acA2440 (40012345) lost (no frame for 3 s): reconnecting for 12 s, attempt 5 "
+                              "(last try: No GenICam camera 'Basler-40012345' found)")
+    first, second = window.live_view.notice().splitlines()
+    assert first.startswith("NO NEW FRAMES — source stalled — last frame ")
+    assert second == "Basler acA2440 (40012345) lost (no frame for 3 s): reconnecting for 12 s, attempt 5"
+    window.live_view.resize(330, 400)  # the live pane on a 1366 x 768 screen
+    lines = window.live_view.fontMetrics().height() * 3
+    assert window.live_view.notice_strip().height() >= lines  # wrapped onto lines of its own, not cut at both ends
+    window.capture.set_paused(False)
+    qtbot.waitUntil(lambda: window.live_view.notice() == "", timeout=10_000)
+
+
+def test_a_source_that_did_not_open_is_not_marked_in_use(qtbot, window, tmp_path):
+    picker = window.source_bar.picker
+    with qtbot.waitSignal(window.source_stopped, timeout=10_000):
+        window.stop_source()
+    missing = str(tmp_path / "no such folder")
+    window.source_bar.select_spec(missing)  # typed in "Type a source…"
+    with qtbot.waitSignal(window.notified, timeout=10_000, check_params_cb=lambda title, _: title == "Source error"):
+        window.start_source(missing)
+    qtbot.waitUntil(lambda: window.source_bar.start_button.isEnabled(), timeout=10_000)
+    assert window.source_label.text() == "Source: none"
+    assert not any(picker.itemText(row).endswith("in use") for row in range(picker.count()))

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QImage, QPainter, QWheelEvent
+from PySide6.QtCore import QPointF, QRect, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter, QWheelEvent
 from PySide6.QtWidgets import QSizePolicy, QWidget
+
+
+_NOTICE_FLAGS = Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap
 
 
 def qimage_from_rgb(image: np.ndarray) -> QImage:
@@ -52,6 +55,19 @@ class ImageView(QWidget):
     def notice(self) -> str:
         return self._notice
 
+    def notice_font(self) -> QFont:
+        font = QFont(self.font())
+        font.setBold(True)
+        font.setPointSizeF(font.pointSizeF() * 1.2)
+        return font
+
+    def notice_strip(self) -> QRectF:
+        """The band across the top the notice is drawn in: as many lines as it needs at this width
+        (the live pane is narrow on a 1366-px screen, and a notice cut at both ends says nothing)."""
+        width = max(self.width() - 12, 1)
+        text = QFontMetrics(self.notice_font()).boundingRect(QRect(0, 0, width, 10_000), _NOTICE_FLAGS, self._notice)
+        return QRectF(0, 0, self.width(), max(34, text.height() + 12))
+
     def has_image(self) -> bool:
         return self._image is not None
 
@@ -76,14 +92,11 @@ class ImageView(QWidget):
             painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self._zoom <= 2.0)
             painter.drawImage(self._target_rect(), self._image)
         if self._notice:
-            strip = QRectF(0, 0, self.width(), 34)
+            painter.setFont(self.notice_font())
+            strip = self.notice_strip()
             painter.fillRect(strip, QColor(179, 38, 30, 225))
             painter.setPen(QColor(255, 255, 255))
-            font = painter.font()
-            font.setBold(True)
-            font.setPointSizeF(font.pointSizeF() * 1.2)
-            painter.setFont(font)
-            painter.drawText(strip, Qt.AlignmentFlag.AlignCenter, self._notice)
+            painter.drawText(strip.adjusted(6, 0, -6, 0), _NOTICE_FLAGS, self._notice)
         painter.end()
         self.painted.emit()
 

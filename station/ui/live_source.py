@@ -86,6 +86,7 @@ class LiveSourceMixin:
         """A running source that has sent nothing for ``STALLED_AFTER_S`` is stalled."""
         if self._frame_fresh and self.source_bar.stop_button.isEnabled() and not self.source_bar.pause_button.isChecked() \
                 and time.monotonic() - self._last_frame_at > STALLED_AFTER_S:
+            self.fps_label.setText("— fps")  # the last rate measured is not what the camera sends now
             self._mark_source(self._stale_notice("NO NEW FRAMES — source stalled"))
 
     def _on_pause_toggled(self, paused: bool) -> None:
@@ -101,9 +102,13 @@ class LiveSourceMixin:
     def _on_source_problem(self, message: str) -> None:
         log.warning("source problem: %s", message)
         self.statusBar().showMessage(message, 8000)
+        notice = self.live_view.notice()
+        if notice and not self._frame_fresh:  # a lost camera: what the station does about it, on the image
+            self.live_view.set_notice(f"{notice.splitlines()[0]}\n{message.split(' (last try')[0]}")
 
     def _on_source_error(self, message: str) -> None:
         self.source_label.setText("Source: none")
+        self.source_bar.mark_in_use("")  # it never opened (or died): the picker must not call it in use
         self.live_view.set_placeholder(message)
         self._mark_source(self._stale_notice("SOURCE DISCONNECTED"))
         self.notify("Source error", message)

@@ -85,6 +85,9 @@ def test_an_unknown_id_gets_the_same_answer_as_a_wrong_password(directory):
         directory.sign_in("nobody", "whatever-it-is")
     assert "nobody" not in str(unknown.value)
     assert directory.log.query(action=Action.SIGN_IN_FAILED)[-1].details["reason"] == "unknown user"
+    with pytest.raises(AuthenticationError) as wrong_password:
+        directory.sign_in(TECH.user_id, "not-the-password")
+    assert str(unknown.value) == str(wrong_password.value)  # the answer does not tell which IDs exist
 
 
 def test_five_failed_tries_lock_the_account_for_the_set_time(directory, clock):

@@ -21,6 +21,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
+from typing import NoReturn
 
 from station.audit.draft import EntryDraft
 from station.audit.entry import Action, AuditEntry
@@ -140,8 +141,11 @@ class UserDirectory:
             self._record_failure(user_id, purpose, LOCKED_REASON, count=False)
             raise AccountLocked(user_id, until)
         user = self.users().get(user_id)
-        if user is None or user.disabled:
-            self._record_failure(user_id, purpose, "unknown user" if user is None else "account disabled")
+        if user is None:
+            self._record_failure(user_id, purpose, "unknown user")
+            self._refuse_wrong_password(user_id)  # the same answer: the sign-in dialog does not tell who exists
+        if user.disabled:
+            self._record_failure(user_id, purpose, "account disabled")
             raise AuthenticationError("ID or password is wrong, or the account is disabled")
         stored = self.credentials.get(user_id, user.credential_sha256)
         if stored is None or credential_digest(stored) != user.credential_sha256:
@@ -151,14 +155,17 @@ class UserDirectory:
             )
         if not password_matches(stored, password or ""):
             self._record_failure(user_id, purpose, "wrong password")
-            until = self.locked_until(user_id)
-            if until is not None:
-                raise AccountLocked(user_id, until)
-            left = self.max_failures - self.failures(user_id)
-            raise AuthenticationError(
-                f"ID or password is wrong ({left} {'try' if left == 1 else 'tries'} left before the account locks)"
-            )
+            self._refuse_wrong_password(user_id)
         return user
+
+    def _refuse_wrong_password(self, user_id: str) -> NoReturn:
+        until = self.locked_until(user_id)
+        if until is not None:
+            raise AccountLocked(user_id, until)
+        left = self.max_failures - self.failures(user_id)
+        raise AuthenticationError(
+            f"ID or password is wrong ({left} {'try' if left == 1 else 'tries'} left before the account locks)"
+        )
 
     def sign_in(self, user_id: str, password: str) -> User:
         """Authenticate for a session. The caller records the SIGN_IN (``workflow.sign_in_draft``),

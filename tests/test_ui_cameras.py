@@ -115,6 +115,7 @@ def test_the_capture_record_names_camera_and_objective_and_sizes_come_from_it(qt
     assert inspection.objective.name == "20x" and inspection.um_per_px == 0.5
     _pick(objective, objective.findData("5x"))  # the turret turned after the capture
     assert window.settings.objective == "5x" and inspection.um_per_px == 0.5
+    assert "taken at 20x · 0.5 µm/px" in window.statusBar().currentMessage()
     inspection.result = dataclasses.replace(inspection.result, defects=[Defect((10.0, 20.0, 50.0, 40.0), "crack", 0.9)])
     window._refresh()
     table = window.panel.results.defects
@@ -194,3 +195,18 @@ def test_the_objectives_dialog_refuses_a_scale_it_cannot_read_instead_of_calling
     with qtbot.waitSignal(dialog.accepted, timeout=1000):
         dialog.accept()
     assert dialog.values() == {"5x": 2.05, "20x": 0.5127}
+
+
+def test_an_objective_in_use_that_is_not_listed_is_not_shown_as_the_first_one(qtbot, recipe):
+    settings = Settings(recipe=recipe.name, objectives={"5x": 2.0, "20x": 0.5}, objective="40x")  # edited by hand
+    window = MainWindow(settings, "CPU (test)", recipes={recipe.name: recipe})
+    qtbot.addWidget(window)
+    try:
+        objective = window.panel.objective
+        assert window.current_objective() is None  # a capture now is recorded without an objective...
+        assert objective.currentText() == "choose the objective" and objective.currentData() is None  # ...and says so
+        _pick(objective, objective.findData("20x"))
+        assert window.current_objective().name == "20x" and objective.currentText() == "20x · 0.5 µm/px"
+        assert objective.findText("choose the objective") < 0
+    finally:
+        window.shutdown()

@@ -159,6 +159,13 @@ class InspectionPanel(QWidget):
             self.objective.setItemData(0, "No objective set: Station ▸ Objectives and image scale… adds one",
                                        Qt.ItemDataRole.ToolTipRole)
         index = self.objective.findData(current)
+        if objectives and index < 0:
+            # the settings name none of the listed objectives: the next capture is recorded without
+            # one, so the picker must not show the first as if it were in use
+            self.objective.insertItem(0, "choose the objective", None)
+            self.objective.setItemData(0, "Not recorded: choose the objective on the microscope now",
+                                       Qt.ItemDataRole.ToolTipRole)
+            index = 0
         self.objective.setCurrentIndex(max(index, 0))
         self.objective.setEnabled(bool(objectives))
 

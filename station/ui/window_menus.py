@@ -91,7 +91,15 @@ class StationMenusMixin:
             self.settings.objective = name
         self._show_objectives()
         objective = self.current_objective()
-        if objective is not None:
+        if objective is None:
+            return
+        shown = self.inspection if self.inspection is not None and self.inspection.has_result else None
+        if shown is not None and shown.objective != objective:
+            # the result on screen keeps the scale it was captured at: say so where the eye is
+            taken = shown.objective.text() if shown.objective is not None else "no objective"
+            self.statusBar().showMessage(f"Objective {objective.text()} from the next capture; the result on screen "
+                                         f"was taken at {taken} and keeps its sizes", 8000)
+        else:
             self.statusBar().showMessage(f"Objective {objective.text()}: recorded with each capture", 5000)
 
     def _show_objectives(self) -> None:

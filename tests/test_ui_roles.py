@@ -147,8 +147,10 @@ def test_an_idle_session_locks_and_is_recorded(qtbot, recipe, users, monkeypatch
     assert window.operator is None and window.session_locked and asked == [TECH.user_id]
     assert window.panel.operator_label.text() == "Locked — sign in"
     assert not window.panel.capture_button.isEnabled()
+    assert window.statusBar().currentMessage().startswith("Locked after")
     window.sign_in_user(users.sign_in(*TECH.login))  # the same person comes back
     assert window.operator.operator_id == TECH.user_id and not window.session_locked
+    assert "Locked" not in window.statusBar().currentMessage()  # the screen no longer says it is locked
     window.shutdown()
 
 

@@ -43,6 +43,8 @@ class UsersSessionMixin:
             return False
         self._locked_operator = None
         self.idle_lock.arm(True)
+        if locked is not None:  # the "Locked … sign in to go on" line is no longer true
+            self.statusBar().showMessage(f"Signed in: {user.name} ({user.user_id})", 5000)
         return True
 
     def request_first_admin(self) -> bool:

@@ -63,6 +63,8 @@ def test_run_shows_progress_table_filters_and_detail(qtbot, review_setup, tmp_pa
     assert summary.inspected == len(names) and not summary.cancelled
     assert window.progress_bar.value() == window.progress_bar.maximum() == len(names) + 3
     assert "Done" in window.progress_label.text()
+    # the line agrees with the red rows: notes.txt was never opened, the other three failed in this run
+    assert "3 errors; 1 other file in error" in window.progress_label.text()
     assert window.model.rowCount() == window.proxy.rowCount() == files
     rows = window.model.rows()
     errors = {r.relative_path: r for r in rows if r.is_error}
@@ -266,3 +268,17 @@ def test_onnx_runtime_is_offered_for_runs_without_maps(qtbot, review_setup, tmp_
     with qtbot.waitSignal(window.batch.opened, timeout=RUN_TIMEOUT_MS) as opened:
         summary = _run(qtbot, window, copy_folder(source, tmp_path / "onnx"), want_attention=False)
     assert "ONNX Runtime" in opened.args[0].device and summary.inspected == len(names)
+
+
+def test_a_long_error_in_the_image_area_wraps_instead_of_being_cut_at_both_ends(qtbot):
+    from station.ui.image_view import ImageView
+
+    view = ImageView("unsupported file type '.jsonl' (not an image by its name): the batch review lists it as an error")
+    qtbot.addWidget(view)
+    view.resize(330, 400)
+    image = view.grab().toImage()
+    text_rows = [y for y in range(image.height())
+                 if any(image.pixelColor(x, y).red() > 120 for x in range(0, image.width(), 2))]
+    assert text_rows and text_rows[-1] - text_rows[0] > view.fontMetrics().height()  # two lines or more
+    edge = [image.pixelColor(x, y).red() for y in text_rows for x in (0, 1, 2, image.width() - 2, image.width() - 1)]
+    assert max(edge) < 60  # nothing drawn to the very edges: no word runs off the widget

@@ -495,9 +495,13 @@ class BatchReviewWindow(QMainWindow):
         self.resume()
         what = "Cancelled" if summary.cancelled else "Done"
         self.progress_bar.setValue(self.progress_bar.maximum() if not summary.cancelled else self.progress_bar.value())
+        # the table also shows files this run never opened (not images by name, or failed in an earlier
+        # run): counted apart, so the line agrees with the red rows
+        others = sum(1 for row in self.model.iter_rows() if row.is_error) - summary.errors
         self.progress_label.setText(
             f"{what}: {summary.inspected} inspected in {format_duration(summary.seconds)} "
             f"({summary.images_per_s:.1f} img/s), {plural(summary.errors, 'error')}"
+            + (f"; {plural(others, 'other file')} in error (not an image, or from an earlier run)" if others > 0 else "")
             + (" — open the folder again to resume" if summary.cancelled else "")
         )
         self._update_controls()

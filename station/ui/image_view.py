@@ -87,7 +87,7 @@ class ImageView(QWidget):
         painter.fillRect(self.rect(), QColor(24, 26, 30))
         if self._image is None:
             painter.setPen(QColor(170, 170, 170))
-            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self._placeholder)
+            painter.drawText(self.rect().adjusted(12, 0, -12, 0), _NOTICE_FLAGS, self._placeholder)  # an error: whole
         else:
             painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self._zoom <= 2.0)
             painter.drawImage(self._target_rect(), self._image)

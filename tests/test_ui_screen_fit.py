@@ -163,3 +163,28 @@ def test_the_sign_in_dialog_shows_its_whole_bottom_row_with_a_hint_and_an_error(
     assert dialog.height() >= dialog.minimumSizeHint().height()
     assert available_geometry(dialog).contains(dialog.frameGeometry())
     client.stop()
+
+
+def test_a_long_refusal_grows_the_sign_in_dialog_instead_of_squeezing_its_labels(qtbot):
+    """Seen on a station whose data folder is read-only: the worker's three-line answer was cut and
+    the demo-accounts hint above it squeezed out of sight."""
+    from station.ui.users_dialogs import PasswordSignInDialog, UsersClient
+
+    client = UsersClient()
+    dialog = PasswordSignInDialog(client, "demo-admin", hint="Demo accounts (password = ID): demo-tech (technician), "
+                                                             "demo-expert (expert), demo-admin (admin)")
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    dialog._ticket = 41  # as if the worker had been asked
+    dialog._on_answer(41, False, "could not open the audit log for writing at /tmp/station/data/audit.sqlite3: "
+                                 "the audit log or its folder is read-only (check permissions and the data disk) "
+                                 "(OperationalError: unable to open database file)")
+    dialog.layout().activate()
+    hint = dialog.findChild(type(dialog.message), "demoHint")
+    for widget in (hint, dialog.message, dialog.buttons, dialog.password):
+        rect = QRect(widget.mapTo(dialog, QPoint(0, 0)), widget.size())
+        assert dialog.rect().contains(rect), f"{widget.objectName() or widget} cut off: {rect} in {dialog.rect()}"
+        if widget.hasHeightForWidth():
+            assert widget.height() >= widget.heightForWidth(widget.width()), f"{widget.objectName()} squeezed"
+    client.stop()

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from station.ui.screen_fit import keep_on_screen
 from station.ui.workers import UsersWorker, WorkerThread
 from station.users.roles import MINIMUM_ROLE, SIGNATURE_MEANING, Permission
 
@@ -156,9 +157,23 @@ class _CredentialsDialog(QDialog):
             return
         self.message.setStyleSheet("color: #b00020;")
         self.message.setText(str(value))
+        self._grow_to_fit()
         self.password.clear()
         self._set_busy(False)
         self.password.setFocus()
+
+    def _grow_to_fit(self) -> None:
+        """A long refusal (the audit log read-only, a lock) wraps onto lines the dialog must make room
+        for: left as it was sized, Qt squeezes the labels above it and cuts the message."""
+        layout = self.layout()
+        if layout is None:
+            return
+        layout.activate()
+        needed = layout.totalHeightForWidth(self.width()) if layout.hasHeightForWidth() else -1
+        needed = max(needed, layout.totalMinimumSize().height())
+        if needed > self.height():
+            self.resize(self.width(), needed)
+            keep_on_screen(self)
 
     def done(self, result: int) -> None:  # noqa: N802 (Qt naming)
         try:

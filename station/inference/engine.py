@@ -17,6 +17,11 @@ the latency bench):
   recipe's part localiser runs in ``prepare``; a frame with no part, or features far from the
   training parts, is NO PART / UNFAMILIAR in ``_result``: its call is uncertain (to a person,
   never accepted) and its boxes are not reported as findings.
+- Full resolution: a frame that the detector's letterbox would shrink by more than 1.5× (recipe
+  ``tiling``: "auto", "on", "off") is also cut in ``prepare`` into overlapping native-resolution
+  tiles of the card's training crop; after the whole-frame pass (which alone feeds the attention
+  map and the familiarity check) the tiles go through the detector and their boxes, moved into
+  the frame's pixels, are merged with the whole frame's (``station.inference.tiling``).
 - ``run(request)`` is ``run_batch`` of one, with attention maps when the request asks.
 
 Precision follows ``station.devices.autocast`` (on CUDA the classifier in bf16 where supported,
@@ -50,9 +55,10 @@ from station.inference.defects import defects_from_detections
 from station.inference.familiarity import FamiliarityCheck, FamiliarityScorer, load_statistics
 from station.inference.image_check import check_frame, route_unfit_frame
 from station.inference.loading import LoadedModel, load_for_role
-from station.inference.networks import classifier_logits, detections, to_device
+from station.inference.networks import classifier_logits, detections, tile_detections, to_device
 from station.inference.part_region import PartRegion, find_part
 from station.inference.recipes import Recipe
+from station.inference.tiling import PreparedTiles, merge_detections, prepare_tiles, tile_size, wants_tiles
 from station.inference.results import (
     AttentionMaps,
     Defect,
@@ -79,6 +85,7 @@ class PreparedImage:
     image_problems: tuple[str, ...]  # the recipe's image check (station.inference.image_check)
     preprocess_ms: float
     part_region: PartRegion | None = None  # the recipe's part localiser (station.inference.part_region)
+    detector_tiles: PreparedTiles | None = None  # a large frame's native-resolution tiles (station.inference.tiling)
 
 
 class _Stopwatch:
@@ -297,8 +304,12 @@ class Engine:
         problems = check_frame(self.recipe.image_check, image)
         region = find_part(self.recipe.part_region, image)
         height, width = image.shape[:2]
+        tiles = None
+        if self.detector is not None and wants_tiles(self.recipe.tiling, (height, width), self.detector.card):
+            tiles = prepare_tiles(image, self.detector.card, reference)
         return PreparedImage(
-            request_id, (int(height), int(width)), inputs, problems, (time.perf_counter() - start) * 1e3, region
+            request_id, (int(height), int(width)), inputs, problems, (time.perf_counter() - start) * 1e3, region,
+            tiles,
         )
 
     def run_batch(self, batch: Sequence[PreparedImage], *, want_attention: bool = False) -> list[InspectionResult]:
@@ -462,6 +473,7 @@ class Engine:
             familiarity=familiarity,
             suppressed_defects=suppressed,
             attention_on_part=attention_on_part,
+            detector_tiles=len(prepared.detector_tiles.grid) if prepared.detector_tiles is not None else 0,
         )
 
     def _classify(
@@ -544,7 +556,27 @@ class Engine:
                         self._scaled_map(raw_maps[index : index + 1], card, prepared.image_hw, inputs[index])
                         for index, prepared in enumerate(batch)
                     ]
+        with clock.stage("detector"):
+            # after the whole-frame pass: its hooks (attention map, familiarity) saw that pass only
+            found = [self._with_tiles(found[index], prepared.detector_tiles) for index, prepared in enumerate(batch)]
         return [defects_from_detections(item, card.classes) for item in found], maps
+
+    def _with_tiles(self, whole_frame: dict[str, torch.Tensor], tiles: PreparedTiles | None) -> dict[str, torch.Tensor]:
+        """The whole frame's detections merged with its tiles' (``station.inference.tiling``); the
+        ONNX Runtime graph has the card's input size, so it runs only tiles of that size."""
+        if tiles is None:
+            return whole_frame
+        loaded = self.detector
+        assert loaded is not None
+        card = loaded.card
+        onnx_fits = tile_size(card) == tuple(card.input_size[1:])
+        network = self._network(loaded, with_maps=False) if onnx_fits else loaded.model
+        max_det = int(self.thresholds["max_detections"])
+        per_tile = tile_detections(
+            network, tiles, card, self._device, views=card.test_time_views,
+            score_thresh=self.thresholds["score_threshold"], nms_iou=self.thresholds["nms_iou"], max_det=max_det,
+        )
+        return merge_detections([whole_frame, *per_tile], max_det)
 
     def _scaled_map(
         self, raw_maps: torch.Tensor, card: ModelCard, image_hw: tuple[int, int], prepared: PreparedInput,

@@ -9,6 +9,8 @@ import torch
 import torch.nn as nn
 
 from station.devices import autocast
+from station.inference.tiling import TILES_PER_PASS, PreparedTiles, shift_to_frame
+from station.ml.cards import ModelCard, normalise
 from station.ml.letterbox import LetterboxInfo
 from station.ml.tta import predict_with_views
 
@@ -47,3 +49,25 @@ def detections(
         return predict_with_views(
             model, images, views, score_thresh=score_thresh, nms_iou=nms_iou, max_det=max_det, letterbox=letterbox
         )
+
+
+def tile_detections(
+    model: nn.Module,
+    tiles: PreparedTiles,
+    card: ModelCard,
+    device: torch.device,
+    *,
+    views: int,
+    score_thresh: float,
+    nms_iou: float,
+    max_det: int,
+    amp: str = "auto",
+) -> list[dict[str, torch.Tensor]]:
+    """Each tile's detections (``station.inference.tiling``), boxes in the frame's pixels; the
+    tiles go through the network ``TILES_PER_PASS`` at a time."""
+    found: list[dict[str, torch.Tensor]] = []
+    for start in range(0, len(tiles.grid), TILES_PER_PASS):
+        images = to_device(normalise(tiles.pixels[start : start + TILES_PER_PASS], card), device)
+        found += detections(model, images, device, views=views, score_thresh=score_thresh, nms_iou=nms_iou,
+                            max_det=max_det, amp=amp)
+    return [shift_to_frame(item, origin, tiles.grid.frame_hw) for item, origin in zip(found, tiles.grid.origins)]

@@ -15,6 +15,8 @@ part, or whose features the models' familiarity statistics do not know, is NO PA
 Batch review's bulk accept takes only calls at or above ``bulk_accept_confidence`` whose attention
 lies at least ``min_attention_on_part`` inside the part. ``allow_missing_chip_id`` lets a
 capture go on without a chip ID, with a reason the operator gives that goes into the record.
+``tiling`` ("auto", the default; "on"; "off") says when the detector also runs on native-resolution
+tiles of a frame: in "auto", when its letterbox would shrink the frame by more than 1.5×.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import Any
 from station import paths
 from station.inference.image_check import ImageCheck
 from station.inference.part_region import PartRegionCheck
+from station.inference.tiling import TILING_MODES
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +61,8 @@ class Recipe:
     min_attention_on_part: float = 0.6  # batch bulk accept: share of the attention inside the part
     # parts without a readable ID (bare dies, scrap): capture may go on without one, with a recorded reason
     allow_missing_chip_id: bool = False
+    # detector on native-resolution tiles of a large frame (station.inference.tiling): auto, on, off
+    tiling: str = "auto"
     origin: Path | None = field(default=None, compare=False)  # the file it was read from
 
     def __post_init__(self) -> None:
@@ -91,6 +96,8 @@ class Recipe:
             raise RecipeError(f"{where}: 'use_reference' must be true or false, got {self.use_reference!r}")
         if not isinstance(self.allow_missing_chip_id, bool):
             raise RecipeError(f"{where}: 'allow_missing_chip_id' must be true or false, got {self.allow_missing_chip_id!r}")
+        if self.tiling not in TILING_MODES:
+            raise RecipeError(f"{where}: 'tiling' must be one of {', '.join(TILING_MODES)}, got {self.tiling!r}")
         if self.image_check is not None and not isinstance(self.image_check, ImageCheck):
             raise RecipeError(f"{where}: 'image_check' must be an ImageCheck, got {self.image_check!r}")
         if self.part_region is not None and not isinstance(self.part_region, PartRegionCheck):

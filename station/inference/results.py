@@ -91,6 +91,7 @@ class InspectionResult:
     familiarity: FamiliarityCheck | None = None
     suppressed_defects: int = 0  # boxes the detector gave an unfamiliar frame: not findings, not in ``defects``
     attention_on_part: float | None = None  # share of the material map's mass inside the part (maps only)
+    detector_tiles: int = 0  # native-resolution tiles the detector also ran on (station.inference.tiling); 0: none
 
     @property
     def unfamiliar(self) -> bool:
@@ -135,6 +136,7 @@ class InspectionResult:
             "familiarity": self.familiarity.to_dict() if self.familiarity is not None else None,
             "suppressed_defects": self.suppressed_defects,
             "attention_on_part": self.attention_on_part,
+            "detector_tiles": self.detector_tiles,
         }
 
     @classmethod
@@ -173,4 +175,5 @@ class InspectionResult:
             familiarity=FamiliarityCheck.from_dict(data["familiarity"]) if data.get("familiarity") else None,
             suppressed_defects=int(data.get("suppressed_defects", 0)),
             attention_on_part=None if data.get("attention_on_part") is None else float(data["attention_on_part"]),
+            detector_tiles=int(data.get("detector_tiles", 0)),
         )

@@ -73,14 +73,24 @@ def test_boxes_come_back_in_frame_pixels_clipped_to_the_frame():
 
 
 def test_a_box_split_across_two_tiles_comes_out_as_one():
-    # a defect at x 280..360 in the frame; tile A (x 0..320) sees x 280..320, tile B (x 256..576) all of it
+    # a defect at x 280..360 in the frame; tile A (x 0..320) sees x 280..320, tile B (x 240..560) all of it
     left = _found([[280, 100, 320, 130]], [0.6], [3])
-    right = _found([[280, 101, 360, 129]], [0.8], [3])
+    right = _found([[290, 101, 360, 129]], [0.8], [3])
     merged = merge_detections([left, right], max_det=10)
     assert merged["boxes"].tolist() == [[280, 100, 360, 130]] and merged["scores"].tolist() == [pytest.approx(0.8)]
-    # the whole frame's box of the same defect joins it too
-    whole = _found([[282, 99, 358, 131]], [0.7], [3])
-    assert len(merge_detections([whole, left, right], max_det=10)["boxes"]) == 1
+
+
+def test_the_whole_frame_box_of_a_defect_stands_for_it_only_when_it_scores_better():
+    tile_box = _found([[281, 100, 359, 130]], [0.8], [3])
+    coarse = _found([[270, 90, 372, 142]], [0.5], [3])
+    merged = merge_detections([tile_box], max_det=10, whole_frame=coarse)
+    assert merged["boxes"].tolist() == [[281, 100, 359, 130]] and merged["scores"].tolist() == [pytest.approx(0.8)]
+    confident = _found([[270, 90, 372, 142]], [0.9], [3])
+    merged = merge_detections([tile_box], max_det=10, whole_frame=confident)
+    assert merged["boxes"].tolist() == [[270, 90, 372, 142]]
+    # a defect larger than a tile: the whole frame's box, and the tiles' pieces inside it join it
+    pieces = [_found([[300, 100, 320, 140]], [0.4], [3]), _found([[330, 100, 350, 140]], [0.3], [3])]
+    assert merge_detections(pieces, max_det=10, whole_frame=confident)["boxes"].tolist() == [[270, 90, 372, 142]]
 
 
 def test_merge_keeps_other_classes_far_boxes_and_one_pass_own_choices():
@@ -91,7 +101,7 @@ def test_merge_keeps_other_classes_far_boxes_and_one_pass_own_choices():
     assert merged["labels"].tolist() == [0, 1, 0, 0]
     assert merged["scores"].tolist() == pytest.approx([0.9, 0.7, 0.5, 0.4])
     assert len(merge_detections([one_pass, other_class, far], max_det=2)["boxes"]) == 2
-    empty = merge_detections([_found([], [], []), _found([], [], [])], max_det=10)
+    empty = merge_detections([_found([], [], [])], max_det=10, whole_frame=_found([], [], []))
     assert empty["boxes"].shape == (0, 4) and empty["labels"].shape == (0,)
 
 

@@ -576,7 +576,7 @@ class Engine:
             network, tiles, card, self._device, views=card.test_time_views,
             score_thresh=self.thresholds["score_threshold"], nms_iou=self.thresholds["nms_iou"], max_det=max_det,
         )
-        return merge_detections([whole_frame, *per_tile], max_det)
+        return merge_detections(per_tile, max_det, whole_frame)
 
     def _scaled_map(
         self, raw_maps: torch.Tensor, card: ModelCard, image_hw: tuple[int, int], prepared: PreparedInput,

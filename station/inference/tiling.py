@@ -11,10 +11,13 @@ flush with the frame's edge. The whole-frame (letterboxed) pass still runs: it g
 attention map and the familiarity features, and its boxes are merged with the tiles' (SAHI's
 "standard prediction"), so a defect larger than a tile is still found whole.
 
-Boxes of one class from different passes (the whole frame, tiles) that cover each other by
-``MERGE_IOS`` (intersection over the smaller box) become one box: their union, with the best
-score (SAHI's greedy non-maximum merging). A defect cut by a tile's edge is so put together
-again. Boxes of one pass are left apart: its own NMS already chose among them.
+Boxes of one class from different passes that cover each other by ``MERGE_IOS`` (intersection
+over the smaller box) are one defect, and the best-scored box stands for it. Two tiles' boxes
+become their union (SAHI's greedy non-maximum merging): a defect cut by a tile's edge is put
+together again. A tile's box and the whole frame's are not joined: each saw the defect whole,
+at its own scale, and a union with the other would blur the better one (a tile's box of a
+small defect grows to the letterbox's coarse box around it). Boxes of one pass are left apart:
+its own NMS already chose among them.
 """
 
 from __future__ import annotations
@@ -139,27 +142,32 @@ def _intersection_over_smaller(box: np.ndarray, others: np.ndarray) -> np.ndarra
     return intersection / np.maximum(np.minimum(area, areas), 1e-9)
 
 
-def merge_detections(passes: Sequence[dict[str, torch.Tensor]], max_det: int,
+def merge_detections(tiles: Sequence[dict[str, torch.Tensor]], max_det: int,
+                     whole_frame: dict[str, torch.Tensor] | None = None,
                      match_ios: float = MERGE_IOS) -> dict[str, torch.Tensor]:
-    """One image's detections from several passes (boxes in frame pixels), merged: best score
-    first, a box joins a kept box of its class from other passes that it covers (or that covers
-    it) by ``match_ios``; the kept box grows to their union and keeps its score. At most
-    ``max_det`` boxes, best first."""
+    """One frame's detections from its tiles and its whole-frame pass (boxes in frame pixels),
+    best score first: a box that covers a kept box of its class from another pass (or is covered
+    by it) by ``match_ios`` joins that box. Two tiles' boxes become their union (a defect cut by a
+    tile's edge); a whole-frame box and a tile box, both seen whole at different scales, leave
+    the better-scored one as it is. At most ``max_det`` boxes, best first."""
+    passes = ([whole_frame] if whole_frame is not None else []) + list(tiles)
     if not passes:
         raise ValueError("merge_detections needs at least one pass")
     device = passes[0]["boxes"].device
     boxes = torch.cat([p["boxes"].float() for p in passes]).cpu().numpy().astype(np.float64)
     scores = torch.cat([p["scores"].float() for p in passes]).cpu().numpy()
     labels = torch.cat([p["labels"] for p in passes]).cpu().numpy()
-    sources = np.concatenate([np.full(len(p["scores"]), index) for index, p in enumerate(passes)])
+    first = 0 if whole_frame is None else 1  # pass -1: the whole frame
+    sources = np.concatenate([np.full(len(p["scores"]), index - first) for index, p in enumerate(passes)])
     kept: list[int] = []
     kept_boxes = np.zeros((len(scores), 4))
     kept_sources: list[set[int]] = []
     for index in np.argsort(-scores, kind="stable"):
+        source = int(sources[index])
         host = -1
         if kept:
             candidates = np.flatnonzero((labels[kept] == labels[index])
-                                        & np.array([sources[index] not in s for s in kept_sources]))
+                                        & np.array([source not in s for s in kept_sources]))
             if len(candidates):
                 cover = _intersection_over_smaller(boxes[index], kept_boxes[candidates])
                 best = int(cover.argmax())
@@ -168,12 +176,13 @@ def merge_detections(passes: Sequence[dict[str, torch.Tensor]], max_det: int,
         if host < 0:
             kept_boxes[len(kept)] = boxes[index]
             kept.append(int(index))
-            kept_sources.append({int(sources[index])})
-        else:
+            kept_sources.append({source})
+            continue
+        if source >= 0 and -1 not in kept_sources[host]:
             union = kept_boxes[host]
             kept_boxes[host] = np.concatenate([np.minimum(union[:2], boxes[index][:2]),
                                                np.maximum(union[2:], boxes[index][2:])])
-            kept_sources[host].add(int(sources[index]))
+        kept_sources[host].add(source)
     count = min(len(kept), max_det)
     return {
         "boxes": torch.as_tensor(kept_boxes[:count], dtype=torch.float32, device=device).reshape(-1, 4),

@@ -62,15 +62,14 @@ class Frame:
     labels: np.ndarray  # [N] card class indices
 
 
-def deeppcb_test_samples(model_dir: Path, data: Path, card: ModelCard, count: int):
-    """The first ``count`` test images of the card's split file, as ``station evaluate`` picks them."""
+def deeppcb_samples(model_dir: Path, data: Path, card: ModelCard, count: int, subset: str = "test"):
+    """The first ``count`` images of a subset of the card's split file, as ``station evaluate`` picks them."""
     from station.training.datasets import read_dataset
     from station.training.evaluate import card_split_file, select_subset
     from station.training.splits import Split
 
     index = read_dataset(data, "deeppcb", classes=card.classes)
-    chosen, subset = select_subset(index, Split.load(card_split_file(model_dir, card)), "test")
-    assert subset == "test"
+    chosen, _ = select_subset(index, Split.load(card_split_file(model_dir, card)), subset)
     return sorted(chosen.samples, key=lambda sample: sample.key)[:count]
 
 
@@ -117,14 +116,14 @@ def _synth_frame(seed: int, size: tuple[int, int], card: ModelCard) -> Frame:
     return Frame(sample.image, None, sample.boxes.reshape(-1, 4), labels)
 
 
-def synth_5mp(card: ModelCard, count: int):
+def synth_5mp(card: ModelCard, count: int, first_seed: int = SYNTH_SEED):
     for index in range(count):
-        yield _synth_frame(SYNTH_SEED + index, (1944, 2592), card)
+        yield _synth_frame(first_seed + index, (1944, 2592), card)
 
 
-def synth_trays(card: ModelCard, count: int):
+def synth_trays(card: ModelCard, count: int, first_seed: int = SYNTH_SEED + 10000):
     for index in range(count):
-        seeds = range(SYNTH_SEED + 10000 + index * 16, SYNTH_SEED + 10000 + (index + 1) * 16)
+        seeds = range(first_seed + index * 16, first_seed + (index + 1) * 16)
         yield _mosaic([_synth_frame(seed, (480, 640), card) for seed in seeds], columns=4)
 
 
@@ -227,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
             options = dict(card.training.options, crop=args.tile)
             card = dataclasses.replace(card, training=dataclasses.replace(card.training, options=options))
         if set_name.startswith("deeppcb"):
-            samples = deeppcb_test_samples(model_dir, args.deeppcb_data, card, args.deeppcb_count)
+            samples = deeppcb_samples(model_dir, args.deeppcb_data, card, args.deeppcb_count)
             frames = list(deeppcb_upscaled(samples) if set_name == "deeppcb-x3" else deeppcb_mosaics(samples,
                                                                                                       args.mosaics))
         else:

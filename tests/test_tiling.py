@@ -80,17 +80,21 @@ def test_a_box_split_across_two_tiles_comes_out_as_one():
     assert merged["boxes"].tolist() == [[280, 100, 360, 130]] and merged["scores"].tolist() == [pytest.approx(0.8)]
 
 
-def test_the_whole_frame_box_of_a_defect_stands_for_it_only_when_it_scores_better():
+def test_a_tile_box_and_the_whole_frame_box_of_one_defect_leave_the_better_one_as_it_is():
     tile_box = _found([[281, 100, 359, 130]], [0.8], [3])
-    coarse = _found([[270, 90, 372, 142]], [0.5], [3])
+    coarse = _found([[276, 96, 364, 134]], [0.5], [3])  # IoU 0.70
     merged = merge_detections([tile_box], max_det=10, whole_frame=coarse)
     assert merged["boxes"].tolist() == [[281, 100, 359, 130]] and merged["scores"].tolist() == [pytest.approx(0.8)]
-    confident = _found([[270, 90, 372, 142]], [0.9], [3])
-    merged = merge_detections([tile_box], max_det=10, whole_frame=confident)
-    assert merged["boxes"].tolist() == [[270, 90, 372, 142]]
-    # a defect larger than a tile: the whole frame's box, and the tiles' pieces inside it join it
-    pieces = [_found([[300, 100, 320, 140]], [0.4], [3]), _found([[330, 100, 350, 140]], [0.3], [3])]
-    assert merge_detections(pieces, max_det=10, whole_frame=confident)["boxes"].tolist() == [[270, 90, 372, 142]]
+    confident = _found([[276, 96, 364, 134]], [0.9], [3])
+    assert merge_detections([tile_box], max_det=10, whole_frame=confident)["boxes"].tolist() == [[276, 96, 364, 134]]
+
+
+def test_a_tile_piece_of_a_large_defect_does_not_swallow_the_whole_frame_box():
+    # a defect larger than the tiles' view of it: the whole frame's box survives a better-scored piece
+    whole = _found([[200, 90, 400, 190]], [0.6], [2])
+    pieces = [_found([[300, 100, 320, 140]], [0.7], [2]), _found([[330, 100, 350, 140]], [0.3], [2])]
+    merged = merge_detections(pieces, max_det=10, whole_frame=whole)
+    assert [200, 90, 400, 190] in merged["boxes"].tolist() and len(merged["boxes"]) == 3
 
 
 def test_merge_keeps_other_classes_far_boxes_and_one_pass_own_choices():

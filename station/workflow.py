@@ -504,6 +504,8 @@ def result_audit_fields(result) -> dict[str, Any]:
     }
     if result.image_problems:
         fields["details"]["image_problems"] = list(result.image_problems)
+    if getattr(result, "detector_tiles", 0):  # the detector also saw the frame at full resolution
+        fields["details"]["detector_tiles"] = result.detector_tiles
     familiarity = getattr(result, "familiarity", None)
     if familiarity is not None:
         fields["details"]["familiarity"] = familiarity.to_dict()

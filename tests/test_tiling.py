@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from helpers_models import make_tiny_detector
-from station.inference import Engine, InspectionRequest, Recipe, RecipeError
+from station.inference import Engine, InspectionRequest, InspectionResult, Recipe, RecipeError
 from station.inference.tiling import (
     cut_tiles,
     merge_detections,
@@ -22,6 +22,7 @@ from station.inference.tiling import (
     wants_tiles,
 )
 from station.ml.cards import load_card
+from station.workflow import result_audit_fields
 
 
 def _covered(grid) -> np.ndarray:
@@ -150,6 +151,9 @@ def test_the_engine_tiles_a_large_frame_and_not_a_small_one(tiny_detector):
         results = engine.run_batch([prepared_large, prepared_small], want_attention=True)
         assert results[0].detector_tiles == len(tiles.grid) and results[1].detector_tiles == 0
         assert results[0].to_dict()["detector_tiles"] == len(tiles.grid)
+        assert InspectionResult.from_dict(results[0].to_dict()).detector_tiles == len(tiles.grid)
+        assert result_audit_fields(results[0])["details"]["detector_tiles"] == len(tiles.grid)
+        assert "detector_tiles" not in result_audit_fields(results[1])["details"]
         # boxes in the frame's pixels; the attention map is the whole frame's
         for result, (height, width) in zip(results, [(200, 150), (64, 64)]):
             assert result.defects and all(0 <= d.box[0] <= d.box[2] <= width and 0 <= d.box[1] <= d.box[3] <= height

@@ -14,6 +14,8 @@ Four sets of large frames, none of them seen in training:
   5 MP; the synthetic defects grow with the image, like ``deeppcb-x3``.
 - ``synth-tray``: 4×4 packages of 480×640 side by side, 1920×2560 (4.9 MP), at the training scale
   of ``wbam-ffem-ic``, like ``deeppcb-mosaic``. Seeds from 900000, far from the training set's.
+- ``deeppcb-640``, ``synth-640``: the baselines, the same test images and the trays' packages
+  one by one at their own size (no tiling in the engine; the tiles are scored all the same).
 
 Each frame is scored three ways from the same passes the engine runs (``networks.detections``
 on the letterboxed frame, ``networks.tile_detections`` on its tiles, ``tiling.merge_detections``):
@@ -50,6 +52,7 @@ from station.synth import render_package
 from station.users.approvals import ModelApprovals
 
 WAYS = ("letterbox", "tiles", "tiles+whole")
+SETS = ("deeppcb-640", "deeppcb-x3", "deeppcb-mosaic", "synth-640", "synth-5mp", "synth-tray")
 MATCH_IOU = 0.5
 SYNTH_SEED = 900000
 
@@ -102,6 +105,16 @@ def _mosaic(parts: list[Frame], columns: int) -> Frame:
     if parts[0].reference is not None:
         reference = np.concatenate([np.concatenate([p.reference for p in row], axis=1) for row in rows], axis=0)
     return Frame(image, reference, np.concatenate(boxes).astype(np.float32), np.concatenate(labels))
+
+
+def deeppcb_native(samples):
+    for sample in samples:
+        yield Frame(_read(sample.image_path), _read(sample.reference_path), sample.boxes, sample.labels)
+
+
+def synth_singles(card: ModelCard, trays: int, first_seed: int = SYNTH_SEED + 10000):
+    for seed in range(first_seed, first_seed + trays * 16):
+        yield _synth_frame(seed, (480, 640), card)
 
 
 def deeppcb_mosaics(samples, count: int):
@@ -184,17 +197,29 @@ def score_set(name: str, frames, model, card: ModelCard, device: torch.device, v
             "tiles_per_frame": tiles, "tile_hw": list(tile_size(card)), "views": views, "ways": rows}
 
 
-def engine_latency(model_dir: Path, card: ModelCard, frames: list[Frame], tiling: str) -> dict:
-    recipe = Recipe(name=f"bench {card.name} {tiling}", detector=str(model_dir), use_reference=card.uses_reference,
-                    tiling=tiling)
-    with Engine(recipe, device="cpu", approvals=ModelApprovals.developer()) as engine:
-        totals, unfamiliar = [], 0
-        for index, frame in enumerate(frames):
+def engine_latency(model_dir: Path, card: ModelCard, frames: list[Frame]) -> list[dict]:
+    """``Engine.run`` per frame with the recipe's ``tiling`` off and auto, interleaved frame by
+    frame so that a change in the machine's load falls on both alike."""
+    engines = {
+        tiling: Engine(Recipe(name=f"bench {card.name} {tiling}", detector=str(model_dir),
+                              use_reference=card.uses_reference, tiling=tiling),
+                       device="cpu", approvals=ModelApprovals.developer())
+        for tiling in ("off", "auto")
+    }
+    totals = {tiling: [] for tiling in engines}
+    unfamiliar = dict.fromkeys(engines, 0)
+    tiles = dict.fromkeys(engines, 0)
+    for index, frame in enumerate(frames):
+        for tiling, engine in engines.items():
             result = engine.run(InspectionRequest(index, frame.image, frame.reference))
-            totals.append(result.timings_ms["total"])
-            unfamiliar += result.unfamiliar
-        return {"tiling": tiling, "frames": len(frames), "p50_ms": statistics.median(totals),
-                "unfamiliar": unfamiliar, "tiles": result.detector_tiles}
+            totals[tiling].append(result.timings_ms["total"])
+            unfamiliar[tiling] += result.unfamiliar
+            tiles[tiling] = result.detector_tiles
+    for engine in engines.values():
+        engine.close()
+    return [{"tiling": tiling, "frames": len(frames), "p50_ms": statistics.median(totals[tiling]),
+             "unfamiliar": unfamiliar[tiling], "tiles": tiles[tiling], "views": card.test_time_views}
+            for tiling in engines]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -209,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--views", type=int, default=None, help="test-time views (default: each card's)")
     parser.add_argument("--tile", type=int, default=None, help="tile side instead of the card's training crop")
     parser.add_argument("--engine-frames", type=int, default=5)
-    parser.add_argument("--sets", nargs="+", default=["deeppcb-x3", "deeppcb-mosaic", "synth-5mp", "synth-tray"])
+    parser.add_argument("--engine-only", action="store_true", help="only the Engine.run latency, no scoring")
+    parser.add_argument("--sets", nargs="+", choices=SETS, default=list(SETS))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
@@ -227,15 +253,21 @@ def main(argv: list[str] | None = None) -> int:
             card = dataclasses.replace(card, training=dataclasses.replace(card.training, options=options))
         if set_name.startswith("deeppcb"):
             samples = deeppcb_samples(model_dir, args.deeppcb_data, card, args.deeppcb_count)
-            frames = list(deeppcb_upscaled(samples) if set_name == "deeppcb-x3" else deeppcb_mosaics(samples,
-                                                                                                      args.mosaics))
+        makers = {
+            "deeppcb-x3": lambda: deeppcb_upscaled(samples),
+            "deeppcb-mosaic": lambda: deeppcb_mosaics(samples, args.mosaics),
+            "deeppcb-640": lambda: deeppcb_native(samples),
+            "synth-5mp": lambda: synth_5mp(card, args.synth_count),
+            "synth-tray": lambda: synth_trays(card, args.trays),
+            "synth-640": lambda: synth_singles(card, args.trays),
+        }
+        frames = list(makers[set_name]())
+        if args.engine_only:
+            row = {"set": set_name, "frames": len(frames), "ways": {}}
         else:
-            frames = list(synth_5mp(card, args.synth_count) if set_name == "synth-5mp" else synth_trays(card,
-                                                                                                        args.trays))
-        row = score_set(set_name, frames, model, card, device, args.views or card.test_time_views)
+            row = score_set(set_name, frames, model, card, device, args.views or card.test_time_views)
         if args.tile is None and args.engine_frames:
-            row["engine"] = [engine_latency(model_dir, card, frames[: args.engine_frames], tiling)
-                             for tiling in ("off", "auto")]
+            row["engine"] = engine_latency(model_dir, card, frames[: args.engine_frames])
         report["sets"].append(row)
         print(json.dumps(row), flush=True)
     report["load_average_end"] = os.getloadavg()[0]
@@ -250,16 +282,17 @@ def table(report: dict) -> str:
     lines = ["| set | frame | tiles (side) | GT boxes | way | recall | precision | F1 | network p50 ms |",
              "|---|---|---|---|---|---|---|---|---|"]
     for row in report["sets"]:
-        height, width = row["frame_hw"]
         for way, values in row["ways"].items():
+            height, width = row["frame_hw"]
             lines.append(f"| {row['set']} ({row['frames']}) | {width}×{height} | {row['tiles_per_frame']} "
                          f"({row['tile_hw'][0]}) | {row['ground_truth']} | {way} | {values['recall']:.3f} | "
                          f"{values['precision']:.3f} | {values['f1']:.3f} | {values['p50_ms']:.0f} |")
     engine_rows = [(row["set"], e) for row in report["sets"] for e in row.get("engine", [])]
     if engine_rows:
-        lines += ["", "| set | recipe tiling | frames | Engine.run p50 ms | tiles | unfamiliar |", "|---|---|---|---|---|---|"]
-        lines += [f"| {name} | {e['tiling']} | {e['frames']} | {e['p50_ms']:.0f} | {e['tiles']} | {e['unfamiliar']} |"
-                  for name, e in engine_rows]
+        lines += ["", "| set | recipe tiling | frames | views | Engine.run p50 ms | tiles | unfamiliar |",
+                  "|---|---|---|---|---|---|---|"]
+        lines += [f"| {name} | {e['tiling']} | {e['frames']} | {e['views']} | {e['p50_ms']:.0f} | {e['tiles']} | "
+                  f"{e['unfamiliar']} |" for name, e in engine_rows]
     return "\n".join(lines)
 
 

@@ -103,3 +103,34 @@ def test_the_window_answers_again_after_a_close(qtbot, filled_log):
         view.refresh()
     qtbot.waitUntil(lambda: view.model.rowCount() == 1, timeout=5_000)
     view.shutdown()
+
+
+def test_the_entry_form_fits_its_pane_so_no_line_is_cut_at_the_right_edge(qtbot):
+    """Seen at 1366 and at 1920 px: the archive path, one unbroken word, widened the form past its
+    pane, and the probabilities and the defects' sizes in µm ran off its right edge."""
+    from PySide6.QtCore import QPoint
+
+    from station.audit.entry import AuditEntry
+
+    entry = AuditEntry(id=13, time_utc="2026-12-07T13:12:36.845807+00:00", utc_offset="+00:00", station_id="vm",
+                       operator_id="demo-tech", action="VERDICT", app_version="0.1.0", chip_id="CHIP-001",
+                       probabilities={"plastic": 0.959, "ceramic": 0.031, "metallic": 0.010},
+                       defects=[{"class": "contamination", "score": 0.5766, "box": [102.7, 339.1, 117.5, 353.9]}],
+                       image_path="archive/de/de4922659e5b84169bf340d784247443613eecdc299f3574ac817651dae28030.png",
+                       details={"objective": {"name": "5x", "um_per_px": 2.05}})
+    dialog = AuditEntryDialog(entry)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    dialog.resize(1100, 700)  # what it opens at on a 1366 x 768 screen
+    qtbot.waitUntil(lambda: dialog.form.width() > 300, timeout=2_000)  # the pane keeps its share of the width
+    scroll = dialog.form.parentWidget().parentWidget()
+    assert scroll.horizontalScrollBar().maximum() == 0
+    viewport = scroll.viewport()
+    for key in ("Decision/Probabilities", "Defects/1"):
+        label = next(v for k, v in dialog.value_labels.items() if k.startswith(key))
+        right = label.mapTo(viewport, QPoint(label.width(), 0)).x()
+        assert right <= viewport.width(), f"{key} ends at {right} px, past the pane's {viewport.width()} px"
+        assert label.height() >= label.heightForWidth(label.width())  # wrapped, not cut
+    path = dialog.value_labels["Integrity/Image file"]
+    assert path.toolTip().endswith("dae28030.png")  # all of it on hover

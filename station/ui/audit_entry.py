@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QLabel,
     QScrollArea,
+    QSizePolicy,
     QSplitter,
     QVBoxLayout,
     QWidget,
@@ -160,8 +161,11 @@ class AuditEntryDialog(QDialog):
             for label, text, tooltip in rows:
                 value = QLabel(text)
                 value.setWordWrap(True)
+                # one long unbroken value (the archive path) must not widen the whole form past the
+                # pane: every other line (probabilities, defects in µm) would be cut at its right edge
+                value.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
                 value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-                value.setToolTip(tooltip)
+                value.setToolTip(tooltip or text)
                 form.addRow(label, value)
                 self.value_labels[f"{title}/{label}"] = value
             column.addWidget(box)
@@ -182,6 +186,7 @@ class AuditEntryDialog(QDialog):
         layout.addWidget(splitter, 1)
         layout.addWidget(buttons)
         fit_to_screen(self, QSize(1100, 700))
+        splitter.setSizes([3 * self.width() // 5, 2 * self.width() // 5])  # not from the form's size hint: it wraps
 
     def copy_json(self) -> None:
         QGuiApplication.clipboard().setText(json.dumps(self.entry.to_dict(), indent=2, ensure_ascii=False))

@@ -78,7 +78,7 @@ def test_enter_in_the_folder_field_starts_and_the_window_stays_on_a_bench_screen
     assert 0 <= header.sectionViewportPosition(REVIEW_COLUMN) and right <= table.viewport().width()
     width = table.fontMetrics().horizontalAdvance("not reviewed")
     assert header.sectionSize(REVIEW_COLUMN) >= width
-    assert window.progress_label.text().endswith("3 errors")
+    assert "3 errors" in window.progress_label.text()
 
 
 def test_one_error_reads_in_the_singular(qtbot, review_setup, tmp_path):

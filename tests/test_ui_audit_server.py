@@ -10,6 +10,7 @@ import pytest
 pytest.importorskip("PySide6")
 
 from helpers_models import make_tiny_recipe  # noqa: E402
+from helpers_window import capture_demo_chip  # noqa: E402
 
 from station.config import Settings  # noqa: E402
 from station.ui.main_window import MainWindow  # noqa: E402
@@ -51,12 +52,7 @@ def test_a_release_the_lab_server_cannot_store_stays_blocked_and_goes_through_on
     qtbot.waitUntil(lambda: window._recipe is not None, timeout=30_000)
     window.ask_signature = expert_signs
     try:
-        window.sign_in(Operator("op-7", "Ada Tester"))
-        with qtbot.waitSignal(window.frame_shown, timeout=10_000):
-            window.start_source("demo")
-        window.panel.chip_fields.chip.setText("LM358")
-        with qtbot.waitSignal(window.inspection_updated, timeout=60_000):
-            window.capture_and_classify()
+        capture_demo_chip(qtbot, window, Operator("op-7", "Ada Tester"))
         with qtbot.waitSignal(window.audit_committed, timeout=10_000):
             window.override_with(window.inspection.result.material.classes[0], "checked under the stereo microscope")
         qtbot.waitUntil(window.panel.release_button.isEnabled, timeout=5_000)

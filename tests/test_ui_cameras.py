@@ -11,6 +11,7 @@ import pytest
 pytest.importorskip("PySide6")
 
 from helpers_models import make_tiny_recipe  # noqa: E402
+from helpers_window import capture_demo_chip  # noqa: E402
 
 from station.audit import AuditLog  # noqa: E402
 from station.capture.discovery import CameraListing, OpenCVDevice  # noqa: E402
@@ -105,12 +106,7 @@ def test_the_capture_record_names_camera_and_objective_and_sizes_come_from_it(qt
 
     objective = window.panel.objective
     assert objective.currentText() == "20x · 0.5 µm/px" and objective.count() == 2
-    window.sign_in(Operator("op-7", "Ada Tester"))
-    with qtbot.waitSignal(window.frame_shown, timeout=10_000):
-        window.start_source("demo")
-    window.panel.chip_fields.chip.setText("LM358")
-    with qtbot.waitSignal(window.inspection_updated, timeout=60_000):
-        window.capture_and_classify()
+    capture_demo_chip(qtbot, window, Operator("op-7", "Ada Tester"))
     inspection = window.inspection
     assert inspection.objective.name == "20x" and inspection.um_per_px == 0.5
     _pick(objective, objective.findData("5x"))  # the turret turned after the capture

@@ -211,6 +211,59 @@ def test_a_resumed_run_trains_exactly_as_an_uninterrupted_one(tmp_path):
         torch.testing.assert_close(resumed[name], tensor, rtol=0, atol=0, msg=name)
 
 
+def test_a_classifier_trains_with_cutmix_and_mixup_and_resumes_exactly(tmp_path, caplog):
+    import logging
+
+    import torch
+    from safetensors.torch import load_file
+
+    root = make_folder_dataset(tmp_path / "shapes", per_class=6, size=32)
+
+    def run(out, epochs, *extra):
+        assert main(["train", "classifier", "--data", str(root), "--format", "folder", "--model", "cti-tiny",
+                     "--imgsz", "32", "--batch", "4", "--workers", "0", "--out", str(out), "--quiet",
+                     "--keep-checkpoint", "--mixup", "0.4", "--cutmix", "0.4",
+                     "--epochs", str(epochs), *extra]) == 0
+        return load_file(out / "checkpoint" / "model.safetensors")
+
+    straight = run(tmp_path / "straight", 2)
+    run(tmp_path / "stopped", 1)
+    resumed = run(tmp_path / "stopped", 2, "--resume")
+    for name, tensor in straight.items():
+        torch.testing.assert_close(resumed[name], tensor, rtol=0, atol=0, msg=name)
+    with caplog.at_level(logging.INFO, logger="station"):
+        run(tmp_path / "closed", 3, "--close-mosaic", "1")
+    assert "epoch 3: the last 1 epochs train without mixup and cutmix" in caplog.text
+    augment = json.loads((tmp_path / "closed" / "card.json").read_text())["training"]["options"]["augment"]
+    assert (augment["mixup"], augment["cutmix"], augment["close_mosaic"]) == (0.4, 0.4, 1)
+
+
+def test_mixing_options_belong_to_their_task(tmp_path, capsys):
+    root = make_folder_dataset(tmp_path / "shapes", per_class=6, size=32)
+    base = ["--data", str(root), "--epochs", "1", "--workers", "0", "--out", str(tmp_path / "x"), "--quiet"]
+    assert main(["train", "classifier", "--format", "folder", *base, "--mosaic", "0.5"]) != 0
+    assert "detector options" in capsys.readouterr().err
+    assert main(["train", "classifier", "--format", "folder", *base, "--mixup", "0.7", "--cutmix", "0.7"]) != 0
+    assert "at most 1" in capsys.readouterr().err
+    assert main(["train", "detector", "--format", "voc", *base, "--cutmix", "0.5"]) != 0
+    assert "classifier option" in capsys.readouterr().err
+
+
+def test_a_checkpoint_from_before_an_augmentation_existed_resumes_with_it_off(classifier_run, tmp_path):
+    """A run stopped by an older station resumes: an augmentation added since was off in it."""
+    root, _, first, _ = classifier_run
+    out = tmp_path / "old"
+    options = TrainOptions(task="classification", data=root, format="folder", model="cti-tiny", out=out, epochs=1,
+                           imgsz=48, batch=8, workers=0, seed=1, keep_checkpoint=True, progress=False)
+    train(options)
+    state_file = out / "checkpoint" / "state.json"
+    state = json.loads(state_file.read_text())
+    del state["options"]["augment"]["cutmix"]
+    state_file.write_text(json.dumps(state))
+    resumed = train(TrainOptions(**(vars(options) | {"epochs": 2, "resume": True})))
+    assert resumed.card.training.epochs == 2
+
+
 def test_fine_tuning_starts_from_a_model_and_records_its_parent(classifier_run, tmp_path):
     import torch
 

@@ -169,3 +169,43 @@ def test_two_jobs_train_every_model_of_a_table_at_once_with_one_recipe(tmp_path,
         card = json.loads((out / folder / "card.json").read_text())
         assert card["training"]["options"]["augment"]["rotations"] == [0.0, 90.0, 180.0, 270.0]
     assert "| cti-tiny (shapes-cti) |" in capsys.readouterr().out
+
+
+def test_a_stopped_bench_resumes_each_model_and_does_not_retrain_a_finished_one(tmp_path, caplog):
+    import logging
+
+    from fixtures.training_data import make_folder_dataset
+    from station.cli import main
+    from station.training.train import TrainOptions, train
+
+    root = make_folder_dataset(tmp_path / "shapes", per_class=6, size=32)
+    out = tmp_path / "bench"
+    argv = ["bench", "table2", "--data", str(root), "--format", "folder", "--budget", "smoke", "--imgsz", "32",
+            "--models", "cti-tiny,resnet18", "--epochs", "2", "--cutmix", "0.5", "--workers", "0", "--threads", "1",
+            "--quiet", "--out", str(out)]
+    assert main([*argv, "--models", "cti-tiny"]) == 0  # the first model finished before the stop
+    finished_weights = (out / "cti-tiny" / "weights.safetensors").read_bytes()
+    # the second was stopped after its first epoch: its checkpoint is there, its card not yet
+    recipe = json.loads((out / "cti-tiny" / "card.json").read_text())["training"]["options"]["augment"]
+    from station.training.transforms import AugmentConfig
+
+    augment = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in recipe.items()})
+    train(TrainOptions(task="classification", data=root, format="folder", model="resnet18", out=out / "resnet18",
+                       epochs=2, imgsz=32, batch=8, workers=0, seed=0, split_file=out / "split.json", patience=1,
+                       augment=augment, progress=False, keep_checkpoint=True))
+    (out / "resnet18" / "card.json").unlink()
+    state_file = out / "resnet18" / "checkpoint" / "state.json"
+    state = json.loads(state_file.read_text())
+    state["epoch"], state["history"] = 1, state["history"][:1]
+    state_file.write_text(json.dumps(state))
+
+    with caplog.at_level(logging.INFO, logger="station"):
+        assert main([*argv, "--resume"]) == 0
+    assert "cti-tiny: trained already with this recipe" in caplog.text
+    assert "resuming after epoch 1" in caplog.text
+    assert (out / "cti-tiny" / "weights.safetensors").read_bytes() == finished_weights
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert [row["model"] for row in rows] == ["cti-tiny", "resnet18"]
+    assert all(row["train_minutes"] > 0 for row in rows)
+    # a card made with another recipe is not taken for this run's
+    assert main([*argv, "--resume", "--cutmix", "0.25"]) == 1

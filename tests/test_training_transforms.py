@@ -206,3 +206,23 @@ def test_multiscale_sides_are_stride_multiples_in_range_and_repeat_for_a_seed():
                                              "labels": torch.tensor([0])}] * 2, 256)
     assert tuple(resized.shape) == (2, 3, 256, 256)
     assert targets[0]["boxes"].tolist() == [[0.0, 0.0, 128.0, 64.0]]
+
+
+def test_classifier_batch_mixing_mixes_labels_like_the_images_and_repeats_for_a_step():
+    from station.training.transforms import ClassifierBatchMixing
+
+    images = torch.stack([torch.full((3, 16, 16), float(value)) for value in range(4)])
+    labels = torch.tensor([0, 1, 2, 0])
+    cutmix_only = ClassifierBatchMixing(num_classes=3, mixup=0.0, cutmix=1.0, seed=5)
+    mixed, targets = cutmix_only(images, labels, step=7)
+    assert targets.shape == (4, 3) and torch.allclose(targets.sum(1), torch.ones(4))
+    # CutMix pastes a box of the rolled batch: the label weight of the image's own class is its kept area
+    for index in range(4):
+        kept = (mixed[index] == images[index]).float().mean()
+        assert targets[index, labels[index]] >= kept - 1e-6
+    again, again_targets = cutmix_only(images, labels, step=7)
+    assert torch.equal(again, mixed) and torch.equal(again_targets, targets)
+    off = ClassifierBatchMixing(num_classes=3, mixup=0.0, cutmix=0.0, seed=5)
+    assert off(images, labels, step=7)[1] is labels
+    with pytest.raises(ValueError, match="at most 1"):
+        ClassifierBatchMixing(num_classes=3, mixup=0.6, cutmix=0.6, seed=0)

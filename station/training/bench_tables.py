@@ -93,6 +93,16 @@ def configure(parser: argparse.ArgumentParser, name: str) -> None:
                                  "(station.ml.tta; default 1)")
     parser.add_argument("--rotations", type=parse_angles, default=None, metavar="ANGLES",
                         help="rotation choices for every model, e.g. '90,180,270' (default: station train's)")
+    if name in ("table2", "ablation"):
+        parser.add_argument("--mixup", type=float, default=0.0, metavar="P",
+                            help="probability that a batch is MixUp-ed, every model alike (see train)")
+        parser.add_argument("--cutmix", type=float, default=0.0, metavar="P",
+                            help="probability that a batch is CutMix-ed, every model alike (see train)")
+        parser.add_argument("--close-mixing", type=int, default=0, metavar="N",
+                            help="the last N epochs train without mixup and cutmix")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue a bench run that was stopped: each model resumes from its checkpoint, "
+                             "and a model already trained with this recipe is scored again, not retrained")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--patience", type=int, default=None, help="override the budget's early-stop patience")
     parser.add_argument("--amp", default="auto", choices=["auto", "bf16", "off"], help="mixed precision (see train)")
@@ -209,26 +219,35 @@ def train_and_score(model_name: str, args: argparse.Namespace, task: str, budget
     from station.devices import resolve_device
     from station.ml.cards import load_model
     from station.training.evaluate import evaluate
-    from station.training.train import TrainOptions, train
+    from station.training.train import CHECKPOINT_DIR, TrainOptions, train
     from station.training.transforms import default_augment
 
     card_name = bundle_names(args).get(model_name, model_name)
     out = args.out / card_name
     imgsz = args.imgsz or (budget.classifier_imgsz if task == "classification" else budget.detector_imgsz)
+    augment = default_augment(task, args.rotations)
+    if task == "classification":
+        augment = replace(augment, mixup=args.mixup, cutmix=args.cutmix, close_mosaic=args.close_mixing)
     options = TrainOptions(
         task=task, data=args.data, format=args.format, model=model_name, out=out,
         epochs=args.epochs or budget.epochs, imgsz=imgsz, batch=args.batch or budget.batch, device=args.device,
         seed=args.seed, split_file=split_file, patience=args.patience or budget.patience, workers=args.workers,
         amp=args.amp, val_every=args.val_every,
         crop=args.crop if task == "detection" else None, lr=args.lr,
-        augment=default_augment(task, args.rotations),
+        augment=augment, resume=args.resume and (out / CHECKPOINT_DIR / "state.json").is_file(),
         test_time_views=getattr(args, "test_time_views", 1) if task == "detection" else 1,
         max_time_s=args.time_per_model * 60 if args.time_per_model else None,
         command_line="station " + shlex.join(sys.argv[1:]), progress=not args.quiet,
         name=card_name, description=args.description or f"bench {args.bench} ({args.budget})",
         licence=args.licence,
     )
-    result = train(options)
+    finished = _finished_run(options) if args.resume and not options.resume else None
+    if finished is not None:
+        log.info("%s: trained already with this recipe (%s); scoring it again", model_name, out)
+        wall_time_s, best_epoch = finished.training.wall_time_s, finished.training.best_epoch
+    else:
+        result = train(options)
+        wall_time_s, best_epoch = result.wall_time_s, result.best_epoch
     subset = "test" if json.loads(split_file.read_text(encoding="utf-8-sig"))["subsets"].get("test") else "val"
     protocol = "deeppcb" if args.format == "deeppcb" else "coco"
     scored = evaluate(out, args.data, args.format, subset=subset, split_file=split_file, protocol=protocol,
@@ -242,11 +261,38 @@ def train_and_score(model_name: str, args: argparse.Namespace, task: str, budget
         fps=measure_fps(model, card.input_size, task, device, threads=args.threads, views=card.test_time_views),
         params_m=count_parameters(model) / 1e6,
         gflops=count_flops(model, card.input_size, task, card.test_time_views) / 1e9,
-        train_minutes=result.wall_time_s / 60,
-        best_epoch=result.best_epoch,
+        train_minutes=wall_time_s / 60,
+        best_epoch=best_epoch,
         extra={"subset": subset, "input_size": list(card.input_size), "device": card.training.device,
                "epochs": card.training.epochs, "test_time_views": card.test_time_views},
     )
+
+
+def _finished_run(options) -> Any:
+    """The card in ``options.out`` when it was trained with this recipe; None when there is none.
+
+    A card made with another model, seed, schedule or augmentation is not taken for this run's.
+    """
+    from station.ml.cards import ModelLoadError, load_card
+    from station.training.train import TrainingError
+
+    if not (options.out / "card.json").is_file():
+        return None
+    try:
+        card = load_card(options.out)
+    except ModelLoadError as exc:
+        raise TrainingError(f"--resume: {options.out} holds an unreadable card ({exc}); move it away") from None
+    used = card.training.options
+    asked = {"architecture": options.model, "seed": options.seed, "epochs_asked": options.epochs,
+             "imgsz": options.imgsz, "batch": options.batch,
+             "augment": json.loads(json.dumps(asdict(options.augment)))}
+    found = {"architecture": card.architecture, "seed": card.training.seed,
+             **{key: used.get(key) for key in ("epochs_asked", "imgsz", "batch", "augment")}}
+    if found != asked:
+        differs = ", ".join(f"{key} {found[key]!r} (asked {asked[key]!r})" for key in asked if found[key] != asked[key])
+        raise TrainingError(f"--resume: {options.out} holds a model trained otherwise: {differs}; "
+                            "move it away or give another --out")
+    return card
 
 
 def bundle_names(args: argparse.Namespace) -> dict[str, str]:

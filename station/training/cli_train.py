@@ -130,7 +130,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--rotations", type=parse_angles, default=None, metavar="ANGLES",
                      help="rotation choices, e.g. '±15,±30' (classifier default, the CTI paper's) or '90,180,270' "
                           "(detector default)")
-    aug = parser.add_argument_group("augmentation (detector; mosaic, mixup, copy-paste and multi-scale need no --crop)")
+    aug = parser.add_argument_group("augmentation (mosaic, copy-paste and multi-scale: detector, no --crop; "
+                                    "cutmix: classifier; mixup: both)")
     aug.add_argument("--brightness", type=float, default=None, help="brightness jitter factor (default 0.2)")
     aug.add_argument("--contrast", type=float, default=None, help="contrast jitter factor (default 0.2)")
     aug.add_argument("--saturation", type=float, default=None,
@@ -138,11 +139,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     aug.add_argument("--mosaic", type=float, default=0.0, metavar="P", help="probability of a 4-image mosaic")
     aug.add_argument("--mosaic-zoom", type=parse_pair, default=(1.0, 2.0), metavar="LOW,HIGH",
                      help="mosaic window side in input sides, resized to the input (default 1,2)")
-    aug.add_argument("--mixup", type=float, default=0.0, metavar="P", help="probability of mixup with a second sample")
+    aug.add_argument("--mixup", type=float, default=0.0, metavar="P",
+                     help="probability of mixup with a second sample (classifier: of a batch, labels mixed too)")
+    aug.add_argument("--cutmix", type=float, default=0.0, metavar="P",
+                     help="classifier: probability that a batch is CutMix-ed (mixup + cutmix at most 1)")
     aug.add_argument("--copy-paste", type=float, default=0.0, metavar="P",
                      help="probability of pasting up to 3 boxes cut from another training image")
     aug.add_argument("--close-mosaic", type=int, default=0, metavar="N",
-                     help="the last N epochs train without mosaic, mixup and copy-paste")
+                     help="the last N epochs train without mosaic, mixup, cutmix and copy-paste")
     aug.add_argument("--multiscale", type=float, default=0.0, metavar="F",
                      help="each batch at a random side within imgsz*(1+-F), a multiple of the stride")
     run.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
@@ -171,9 +175,11 @@ def options_from_args(args: argparse.Namespace, command_line: str | None = None)
     jitter = {key: getattr(args, key, None) for key in ("brightness", "contrast", "saturation")}
     mixing = {key: getattr(args, key, default) for key, default in (
         ("mosaic", 0.0), ("mosaic_zoom", (1.0, 2.0)), ("mixup", 0.0), ("copy_paste", 0.0), ("close_mosaic", 0),
-        ("multiscale", 0.0))}
-    if task == "classification" and any(mixing[key] for key in ("mosaic", "mixup", "copy_paste", "multiscale")):
-        raise ValueError("--mosaic, --mixup, --copy-paste and --multiscale are detector options")
+        ("multiscale", 0.0), ("cutmix", 0.0))}
+    if task == "classification" and any(mixing[key] for key in ("mosaic", "copy_paste", "multiscale")):
+        raise ValueError("--mosaic, --copy-paste and --multiscale are detector options")
+    if task == "detection" and mixing["cutmix"]:
+        raise ValueError("--cutmix is a classifier option (detectors have --mosaic and --copy-paste)")
     augment = replace(augment, **{k: v for k, v in jitter.items() if v is not None}, **mixing)
     return TrainOptions(
         task=task,

@@ -63,6 +63,7 @@ from station.training.loaders import ClassificationData, DetectionData, EpochSam
 from station.training.metrics import classification_metrics, detection_metrics, negative_log_likelihood
 from station.training.splits import Split, dataset_split, make_split
 from station.training.transforms import (
+    ClassifierBatchMixing,
     AugmentConfig,
     classification_train_transform,
     default_augment,
@@ -398,6 +399,7 @@ class _Setup:
     augment: AugmentConfig
     metric_name: str
     closed_loader: Callable[[], DataLoader] | None = None  # the training loader without sample mixing
+    batch_mixing: ClassifierBatchMixing | None = None  # classification: CutMix / MixUp of whole batches
     parent: dict[str, Any] = field(default_factory=dict)  # the --init model: name, weights sha256, what was reset
 
 
@@ -460,7 +462,7 @@ def _set_up(options: TrainOptions, out: Path) -> _Setup:
         raise TrainingError(f"the split leaves {len(train_samples)} training and {len(val_samples)} validation "
                             "images; both must be non-empty")
 
-    closed_loader = None
+    closed_loader, batch_mixing = None, None
     input_mode = choose_input_mode(options, index)
     channels = sum(INPUT_MODES[input_mode])
     size_kwargs = {"in_chans": channels} if options.task == "classification" else {"input_mode": input_mode}
@@ -475,7 +477,16 @@ def _set_up(options: TrainOptions, out: Path) -> _Setup:
                                                 classification_train_transform((imgsz, imgsz), parts, augment))
         val_set: Dataset = ClassificationData(val_samples, card)
         val_batch = options.batch
+        if augment.mosaic or augment.copy_paste or augment.multiscale:
+            raise TrainingError("mosaic, copy-paste and multi-scale are detector augmentations")
+        if augment.mixup or augment.cutmix:
+            try:
+                batch_mixing = ClassifierBatchMixing(len(index.classes), augment.mixup, augment.cutmix, options.seed)
+            except ValueError as exc:
+                raise TrainingError(str(exc)) from None
     else:
+        if augment.cutmix:
+            raise TrainingError("cutmix is a classifier augmentation; detectors have mosaic and copy-paste")
         if options.crop is not None and (augment.mixes_samples or augment.multiscale):
             raise TrainingError("mosaic, mixup, copy-paste and multi-scale need letterboxed inputs: drop --crop")
         transform = detection_train_transform(parts, augment, options.crop)
@@ -499,6 +510,7 @@ def _set_up(options: TrainOptions, out: Path) -> _Setup:
         augment=augment,
         metric_name=_default_metric(options),
         closed_loader=closed_loader,
+        batch_mixing=batch_mixing,
         parent=parent,
     )
 
@@ -530,6 +542,7 @@ def _train_epoch(setup: _Setup, options: TrainOptions, state: Checkpoint, epoch:
     bar = tqdm(setup.train_loader, desc=f"epoch {epoch}/{options.epochs}", disable=not options.progress,
                dynamic_ncols=True, leave=False)
     side = setup.card.input_size[-1]
+    mixing = setup.batch_mixing if epoch <= options.epochs - setup.augment.close_mosaic else None
     for batch in bar:
         lr = learning_rate(state.step, total_steps, warmup_steps, options.lr)
         for group in optimizer.param_groups:
@@ -540,6 +553,8 @@ def _train_epoch(setup: _Setup, options: TrainOptions, state: Checkpoint, epoch:
             generator = torch.Generator().manual_seed(options.seed * 1_000_003 + state.step)
             step_side = multiscale_side(side, setup.augment.multiscale, int(getattr(model, "max_stride", 32)),
                                         generator)
+        if mixing is not None:
+            batch = mixing(*batch, state.step)
         with autocast(device, "training", options.amp):
             loss, images = _step_loss(model, batch, options.task, device, options.label_smoothing, step_side)
         if not torch.isfinite(loss):
@@ -589,6 +604,10 @@ def train(options: TrainOptions) -> TrainResult:
         expected = _resume_key(options)
         if "augment" not in state.options:  # checkpoints from before the key held the augmentation
             expected.pop("augment")
+        else:  # an augmentation added since the checkpoint was made was off in it, as by default
+            defaults = json.loads(json.dumps(asdict(AugmentConfig())))
+            state.options["augment"] = {key: state.options["augment"].get(key, defaults[key])
+                                        for key in expected["augment"]}
         if state.options != expected:
             raise TrainingError(f"--resume: the checkpoint was made with {state.options}, not {expected}")
         if state.scaler:
@@ -614,6 +633,8 @@ def train(options: TrainOptions) -> TrainResult:
             log.info("epoch %d: the last %d epochs train without mosaic, mixup and copy-paste", epoch,
                      setup.augment.close_mosaic)
             setup.train_loader, setup.closed_loader = setup.closed_loader(), None
+        if setup.batch_mixing is not None and epoch == options.epochs - setup.augment.close_mosaic + 1 <= options.epochs:
+            log.info("epoch %d: the last %d epochs train without mixup and cutmix", epoch, setup.augment.close_mosaic)
         if isinstance(setup.train_loader.sampler, EpochSampler):
             setup.train_loader.sampler.set_epoch(epoch)
         epoch_started = time.perf_counter()

@@ -40,14 +40,48 @@ class AugmentConfig:
     # detection only, letterboxed inputs (not --crop): sample-mixing augmentations of YOLO-family recipes
     mosaic: float = 0.0  # probability that a sample is a 2x2 mosaic of four images (Bochkovskiy et al. 2020)
     mosaic_zoom: tuple[float, float] = (1.0, 2.0)  # the mosaic window's side, in input sides, before resizing
-    mixup: float = 0.0  # probability of blending in a second augmented sample (Zhang et al. 2018)
+    # detection: per sample; classification: per batch, labels mixed too (Zhang et al. 2018)
+    mixup: float = 0.0  # probability of blending in a second augmented sample
     copy_paste: float = 0.0  # probability of pasting boxes cut from another image (Dwibedi et al. 2017)
     close_mosaic: int = 0  # the last N epochs train without mosaic, mixup and copy-paste (as YOLOv8 does)
     multiscale: float = 0.0  # each batch resized to a random side within +-this fraction (stride multiples)
+    # classification only: probability that a batch is CutMix-ed (Yun et al. 2019), labels mixed by area
+    cutmix: float = 0.0
 
     @property
     def mixes_samples(self) -> bool:
         return bool(self.mosaic or self.mixup or self.copy_paste)
+
+
+# Beta(alpha, alpha) of the mixing weight, as timm's Mixup defaults
+CLASSIFIER_MIXUP_ALPHA = 0.8
+CLASSIFIER_CUTMIX_ALPHA = 1.0
+
+
+class ClassifierBatchMixing:
+    """CutMix or MixUp of a classification batch (torchvision.transforms.v2), drawn from (seed, step).
+
+    Per batch: CutMix with probability ``cutmix``, else MixUp with probability ``mixup``, else the
+    batch unchanged; the labels become the mixed one-hot targets. Drawing from (seed, step) alone
+    keeps a resumed run identical to an uninterrupted one.
+    """
+
+    def __init__(self, num_classes: int, mixup: float, cutmix: float, seed: int) -> None:
+        if not (0.0 <= mixup <= 1.0 and 0.0 <= cutmix <= 1.0 and mixup + cutmix <= 1.0):
+            raise ValueError(f"mixup {mixup} and cutmix {cutmix} must be probabilities summing to at most 1")
+        self.num_classes, self.mixup, self.cutmix, self.seed = num_classes, mixup, cutmix, seed
+        self._cutmix = v2.CutMix(alpha=CLASSIFIER_CUTMIX_ALPHA, num_classes=num_classes)
+        self._mixup = v2.MixUp(alpha=CLASSIFIER_MIXUP_ALPHA, num_classes=num_classes)
+
+    def __call__(self, images: torch.Tensor, labels: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed * 1_000_003 + step)
+            draw = float(torch.rand(()))
+            if draw < self.cutmix:
+                return self._cutmix(images, labels)
+            if draw < self.cutmix + self.mixup:
+                return self._mixup(images, labels)
+        return images, labels
 
 
 class RandomRotationChoice(v2.Transform):

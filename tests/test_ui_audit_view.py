@@ -134,3 +134,41 @@ def test_the_entry_form_fits_its_pane_so_no_line_is_cut_at_the_right_edge(qtbot)
         assert label.height() >= label.heightForWidth(label.width())  # wrapped, not cut
     path = dialog.value_labels["Integrity/Image file"]
     assert path.toolTip().endswith("dae28030.png")  # all of it on hover
+
+
+def test_the_form_gives_the_frame_time_in_local_time_and_the_familiarity_as_a_line(qtbot):
+    """Seen on the real window: "Frame time 1.797e+09" and "familiar: True, part_problem: , scores: …"."""
+    from datetime import datetime, timedelta, timezone
+
+    from station.audit.entry import AuditEntry
+
+    frame_time = datetime(2026, 12, 7, 15, 32, 51, 250_000, tzinfo=timezone.utc).timestamp()
+    familiar = {"familiar": True, "part_problem": "", "scores": {"cti-ic-material": 0.7174, "wbam-ffem-ic": 0.4638}}
+
+    def entry(details: dict) -> AuditEntry:
+        return AuditEntry(id=21, time_utc="2026-12-07T15:32:52.123456+00:00", utc_offset="+02:00", station_id="vm",
+                          operator_id="demo-tech", action="VERDICT", app_version="0.1.0", chip_id="CHIP-001",
+                          details={"frame_time": frame_time, "timings_ms": {"classifier": 607.4, "total": 1175.0},
+                                   **details})
+
+    dialog = AuditEntryDialog(entry({"familiarity": familiar}))
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    text = {key.split("/", 1)[1]: label.text() for key, label in dialog.value_labels.items()}
+    local = datetime.fromtimestamp(frame_time, timezone(timedelta(hours=2)))
+    assert text["Frame time"] == local.strftime("%Y-%m-%d %H:%M:%S") == "2026-12-07 17:32:51"
+    assert text["Familiarity"] == "familiar (cti-ic-material score 0.72, wbam-ffem-ic score 0.46; limit 1.00)"
+    assert text["Timings"] == "classifier 607 ms · total 1175 ms"
+    assert dialog.value_labels["Details/Frame time"].toolTip() == f"frame_time {frame_time}"
+
+    reasons = ["not a part of the kind the models know: its features are far from every training part "
+               "(feature distance cti-ic-material 3.10× its limit)"]
+    unfamiliar = {"familiar": False, "part_problem": "", "scores": {"cti-ic-material": 3.1, "wbam-ffem-ic": None}}
+    rows = {label: text for _, section in entry_sections(entry({"familiarity": unfamiliar, "unfamiliar": reasons}))
+            for label, text, _ in section}
+    assert rows["Familiarity"] == f"UNFAMILIAR: {reasons[0]}"
+    assert "Unfamiliar" not in rows  # one line, not the reasons again beside it
+    no_part = {"familiar": False, "part_problem": "no part in the frame", "scores": {}}
+    rows = {label: text for _, section in entry_sections(entry({"familiarity": no_part})) for label, text, _ in section}
+    assert rows["Familiarity"] == "UNFAMILIAR: no part in the frame"

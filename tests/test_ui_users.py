@@ -6,7 +6,7 @@ import pytest
 
 pytest.importorskip("PySide6")
 
-from helpers_users import EXPERT, TECH, make_directory, make_users  # noqa: E402
+from helpers_users import ADMIN, EXPERT, TECH, make_directory, make_users  # noqa: E402
 
 from station.audit import Action, AuditLog  # noqa: E402
 from station.ui.users_dialogs import (  # noqa: E402
@@ -113,3 +113,45 @@ def test_the_idle_lock_fires_after_the_set_time_and_only_when_armed(qtbot):
     never = IdleLock(minutes=0)
     never.arm(True)
     assert not never.timer.isActive()
+
+
+def test_a_signed_settings_change_reads_as_words_in_the_dialog_and_in_the_record(qtbot, users):
+    """Seen on the real window: "Set objectives from {} to {'20x': 0.5, '5x': None}." was what the
+    admin signed, and the entry form said "5x: None" with an empty "Previous"."""
+    from PySide6.QtWidgets import QLabel
+
+    from station.config import Settings
+    from station.ui.audit_entry import entry_sections
+    from station.ui.main_window import MainWindow
+
+    window = MainWindow(Settings(), "CPU (test)", recipes={})
+    qtbot.addWidget(window)
+    subjects: list[str] = []
+
+    def sign_in_the_dialog(permission, what):
+        dialog = SignatureDialog(window.users_client, permission, what, ADMIN.user_id, window)
+        qtbot.addWidget(dialog)
+        dialog.show()
+        subjects.append(dialog.findChild(QLabel, "signatureSubject").text())
+        dialog.password.setText(ADMIN.password)
+        with qtbot.waitSignal(dialog.accepted, timeout=20_000):
+            dialog.submit()
+        return dialog.value
+
+    window.ask_signature = sign_in_the_dialog
+    try:
+        with qtbot.waitSignal(window.audit_committed, timeout=10_000):
+            window.sign_in(ADMIN.operator())
+        with qtbot.waitSignal(window.audit_committed, timeout=20_000) as committed:
+            window.change_setting("objectives", {"20x": 0.5, "5x": None}, window.set_objectives)
+        assert subjects == ["Set the objectives and their image scales from none to 20x (0.5 µm/px), "
+                            "5x (not calibrated)."]
+        entry = committed.args[0]
+        assert entry.action == Action.SETTINGS_CHANGE.value
+        rows = {label: text for _, section in entry_sections(entry) for label, text, _ in section}
+        assert rows["Value"] == "20x (0.5 µm/px), 5x (not calibrated)" and rows["Previous"] == "none"
+        local = entry.local_time.strftime("%Y-%m-%d %H:%M:%S")
+        assert rows["Signed by"] == f"{ADMIN.name} ({ADMIN.user_id}, admin) — settings change approved, {local}"
+        assert not any(mark in text for text in rows.values() for mark in ("{", "'", "None"))
+    finally:
+        window.shutdown()

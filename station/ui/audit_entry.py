@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 from station.audit.entry import AuditEntry
 from station.labels import action_title, display_name, verdict_title
 from station.ui.image_view import ImageView
+from station.ui.record_text import familiarity_text, setting_text, signature_text, time_text, value_text
 from station.ui.screen_fit import fit_to_screen
 from station.workflow import objective_of_record
 
@@ -36,22 +37,6 @@ def _short(digest: str | None, keep: int = 16) -> tuple[str, str]:
     if not digest:
         return "", ""
     return (digest[:keep] + "…" if len(digest) > keep else digest), digest
-
-
-def _value_text(value: Any) -> str:
-    if isinstance(value, dict):
-        return ", ".join(f"{key}: {_value_text(item)}" for key, item in value.items())
-    if isinstance(value, (list, tuple)):
-        return ", ".join(_value_text(item) for item in value)
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
-def _signature_text(signature: dict) -> str:
-    role = signature.get("role", "")
-    return (f"{signature.get('name', '?')} ({signature.get('signer_id', '?')}{', ' + role if role else ''}) — "
-            f"{signature.get('meaning', '')}, {signature.get('time_utc', '')}")
 
 
 def _defect_rows(defects: list[dict], um_per_px: float | None) -> list[Row]:
@@ -90,9 +75,37 @@ def _capture_rows(camera: Any, objective: Any) -> list[Row]:
     return rows
 
 
+def _detail_rows(details: dict, zone) -> list[Row]:
+    """The other details, each readable: the frame's time, the familiarity check as one line, a
+    setting's value; the raw value in the tooltip."""
+    details = dict(details)
+    rows: list[Row] = []
+    if "frame_time" in details:
+        moment = details.pop("frame_time")
+        rows.append(("Frame time", time_text(moment, zone), f"frame_time {moment}"))
+    familiarity = details.pop("familiarity", None)
+    reasons = details.pop("unfamiliar", None)
+    if isinstance(familiarity, dict):
+        rows.append(("Familiarity", familiarity_text(familiarity, reasons), "the models' feature distance to their "
+                     "training parts, as a multiple of the limit (above 1.00: unfamiliar)"))
+    elif reasons:
+        rows.append(("Familiarity", familiarity_text({"familiar": False}, reasons), "unfamiliar"))
+    timings = details.pop("timings_ms", None)
+    if isinstance(timings, dict) and timings:
+        steps = [f"{display_name(step).lower()} {f'{ms:.0f} ms' if isinstance(ms, (int, float)) else value_text(ms)}"
+                 for step, ms in timings.items()]
+        rows.append(("Timings", " · ".join(steps), "timings_ms"))
+    setting = details.get("setting")
+    for key, value in sorted(details.items()):
+        text = setting_text(setting, value) if setting and key in ("value", "previous") else value_text(value)
+        rows.append((display_name(key), text, key))
+    return sorted(rows, key=lambda row: row[0])
+
+
 def entry_sections(entry: AuditEntry) -> list[tuple[str, list[Row]]]:
     """The entry's fields in sections, each row ``(label, text, tooltip)``; empty fields left out."""
     local = entry.local_time
+    zone = local.tzinfo  # every time in the form in the station's offset when it wrote the entry
     what = [
         ("Action", action_title(entry.action), f"recorded as {entry.action}"),
         ("When", local.strftime("%Y-%m-%d %H:%M:%S") + f" (UTC{entry.utc_offset})", entry.time_utc),
@@ -126,10 +139,11 @@ def entry_sections(entry: AuditEntry) -> list[tuple[str, list[Row]]]:
     capture = _capture_rows(details.pop("camera", None), details.pop("objective", None))
     signed = details.pop("signature", None)
     if isinstance(signed, dict):
-        decision.append(("Signed by", _signature_text(signed), "electronic signature, hashed into the record"))
-    other = [(display_name(key), _value_text(value), key) for key, value in sorted(details.items())]
+        decision.append(("Signed by", signature_text(signed, zone), "electronic signature, hashed into the record; "
+                         f"signed at {signed.get('time_utc', '?')}"))
+    other = _detail_rows(details, zone)
     models = [(name, *_short(sha)) for name, sha in sorted(entry.models.items())]
-    models += [(f"threshold {display_name(name).lower()}", _value_text(value), name)
+    models += [(f"threshold {display_name(name).lower()}", value_text(value), name)
                for name, value in sorted(entry.thresholds.items())]
     integrity = [(label, *_short(value)) for label, value in (
         ("Image SHA-256", entry.image_sha256), ("Entry hash", entry.hash), ("Previous hash", entry.prev_hash),

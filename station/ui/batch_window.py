@@ -41,7 +41,7 @@ from station.audit import Verdict
 from station.capture.scale import objective_in_use
 from station.config import Settings
 from station.inference.onnx_backend import onnx_unavailable_reason, onnxruntime_available
-from station.labels import plural
+from station.labels import display_name, plural
 from station.review.runner import BatchJob, BatchOpened, BatchProgress, RunControl, RunOptions, RunSummary
 from station.review.scan import absolute_path
 from station.review.store import BatchStore, ItemRow, StoreError
@@ -673,8 +673,9 @@ class BatchReviewWindow(QMainWindow):
         if problem or not material or not reason.strip():
             self._message(problem or "An override needs a material and a reason.")
             return False
-        signature = self.ask_signature(Permission.OVERRIDE, f"Override {row.relative_path}: {row.material or 'the findings'}"
-                                       f" → {material}. Reason: {reason.strip()}")
+        said = display_name(row.material) if row.material else "the findings"
+        signature = self.ask_signature(Permission.OVERRIDE, f"Override {row.relative_path}: {said} → "
+                                       f"{display_name(material)}. Reason: {reason.strip()}")
         if signature is None:
             self._message("Not overridden: an override needs an expert's (or admin's) signature.")
             return False

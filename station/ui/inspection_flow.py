@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QDialog, QMessageBox
 
 from station.audit.draft import EntryDraft
 from station.audit.entry import AuditEntry, Verdict
-from station.labels import action_title
+from station.labels import action_title, display_name
 from station.ui.dialogs import OverrideDialog, ReasonDialog
 from station.users import Permission, PermissionDenied
 from station.workflow import Inspection, Operator, chip_id_problem
@@ -182,7 +182,7 @@ class InspectionFlowMixin:
             self._write_verdict(inspection.verdict_draft(self.operator, Verdict.ACCEPT))
         elif inspection.can_accept_signed:  # a result routed to a person: an expert accepts it, signed
             call = inspection.result.material
-            what = (f"Accept the call {call.material} ({call.confidence:.0%}) for {inspection.chip_label}, "
+            what = (f"Accept the call {display_name(call.material)} ({call.confidence:.0%}) for {inspection.chip_label}, "
                     f"{inspection.routing.banner}" if call is not None else f"Accept the findings for {inspection.chip_label}")
             signature = self.ask_signature(Permission.ACCEPT_UNCERTAIN, what)
             if signature is not None and self._may_decide():
@@ -207,9 +207,10 @@ class InspectionFlowMixin:
             return
         inspection = self.inspection
         call = inspection.result.material
-        said = call.material if call is not None else "the findings"
+        said = display_name(call.material) if call is not None else "the findings"
         signature = self.ask_signature(Permission.OVERRIDE, f"Override {inspection.chip_label}: {said} → "
-                                       f"{material or 'corrected findings'}. Reason: {reason.strip()}")
+                                       f"{display_name(material) if material else 'corrected findings'}. "
+                                       f"Reason: {reason.strip()}")
         if signature is not None and self._may_decide():
             self._signed_verdict(Verdict.OVERRIDE, material, reason, signature)
 

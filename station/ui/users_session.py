@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QDialog
 
+from station.ui.record_text import setting_change_text
 from station.ui.users_dialogs import FirstAdminDialog, PasswordSignInDialog, SignatureDialog
 from station.users import Permission, PermissionDenied, Signature, allows
 from station.workflow import Operator, session_lock_draft, settings_change_draft
@@ -89,7 +90,7 @@ class UsersSessionMixin:
         if self.operator is None:
             self._flash_busy("Sign in to change a setting: the change is recorded under your ID.")
             return False
-        signature = self.ask_signature(Permission.CHANGE_SETTINGS, f"Set {name} from {previous!r} to {value!r}.")
+        signature = self.ask_signature(Permission.CHANGE_SETTINGS, setting_change_text(name, previous, value))
         if signature is None:
             return False
         try:

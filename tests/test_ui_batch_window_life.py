@@ -128,6 +128,33 @@ def test_closing_the_station_during_a_batch_asks_then_stops_it(qtbot, review_set
     assert not main.isVisible() and batch.is_shut_down and batch.batch_thread.thread.isFinished()
 
 
+def test_the_stations_audit_label_names_a_decision_made_in_batch_review(qtbot, review_setup, tmp_path):
+    """Seen on the real window: "Audit: #N" stayed at the main window's last entry while the batch
+    review committed newer ones."""
+    source, _, recipe = review_setup
+    main = MainWindow(Settings(recipe=recipe.name, device="cpu"), "CPU (test)", recipes={recipe.name: recipe})
+    qtbot.addWidget(main)
+    main.show()
+    with qtbot.waitSignal(main.audit_committed, timeout=10_000) as signed_in:
+        main.sign_in(OPERATOR)
+    assert main.audit_label.text() == f"Audit: #{signed_in.args[0].id} Sign in"
+    main.open_batch_review()
+    batch = main._batch_window
+    with qtbot.waitSignal(batch.run_finished, timeout=RUN_TIMEOUT_MS):
+        batch.open_folder(copy_folder(source, tmp_path / "folder"), want_attention=False)
+    sure = next(r for r in batch.model.rows() if r.is_done and not r.uncertain)
+    batch.select_item(sure.item_id)
+    batch.table.setFocus()
+    with qtbot.waitSignal(batch.verdict_committed, timeout=10_000) as accepted:
+        qtbot.keyClick(batch.table, Qt.Key.Key_A)
+    entry = accepted.args[0]
+    assert entry.id > signed_in.args[0].id
+    assert main.audit_label.text() == f"Audit: #{entry.id} Batch verdict"
+    main.note_committed(signed_in.args[0])  # an older entry's late answer from the other writer thread
+    assert main.audit_label.text() == f"Audit: #{entry.id} Batch verdict"
+    main.close()
+
+
 def test_a_batch_window_closed_and_opened_again_is_a_fresh_one(qtbot, review_setup):
     _, _, recipe = review_setup
     main = MainWindow(Settings(recipe=recipe.name, device="cpu"), "CPU (test)", recipes={recipe.name: recipe})

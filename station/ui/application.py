@@ -71,7 +71,7 @@ def run_window(
             if not first_admin or window.request_first_admin():
                 window.request_sign_in(sign_in_id or None)
 
-        QTimer.singleShot(0, ask)
+        window.sign_in_at_start(ask)  # after the audit log's status: a problem with it is said first
     if screenshot:
         _schedule_screenshot(window, screenshot, auto_capture)
     log.info("station window opened (source %s, %s)", settings.camera.source, device_description)

@@ -295,7 +295,7 @@ class InspectionFlowMixin:
         ticket = next(self._tickets)
         self._pending_audit[ticket] = (draft, on_committed, inspection)
         self._audit_append.emit(ticket, draft)
-        self.audit_label.setText("Audit: writing…")
+        self._show_audit_state()
         self._refresh()
         return ticket
 
@@ -308,8 +308,7 @@ class InspectionFlowMixin:
             on_committed(entry)
         if for_inspection:
             self._record_note = ""
-        self.audit_label.setText(f"Audit: #{entry.id} {action_title(entry.action)}")
-        self.audit_label.setToolTip(f"last record #{entry.id}: {entry.action}")
+        self.note_committed(entry)
         self._refresh()
         self.audit_committed.emit(entry)
         self.inspection_updated.emit()
@@ -318,8 +317,9 @@ class InspectionFlowMixin:
         draft, _, for_inspection = self._pending_audit.pop(ticket, (None, None, False))
         action = action_title(draft.action.value) if draft is not None else "entry"
         # the worker has just said why when the lab's server is gone: keep that in the status bar
-        self.audit_label.setText("Audit: LAB LOG SERVER UNREACHABLE (release blocked)" if self._audit_unreachable
-                                 else "Audit: WRITE FAILED")
+        if not self._audit_unreachable:
+            self._audit_problem = "WRITE FAILED"
+        self._show_audit_state()
         if for_inspection:
             self._record_note = f"NOT recorded — release stays blocked.\n{message}"
         self.notify(
@@ -332,3 +332,36 @@ class InspectionFlowMixin:
         self._refresh()
         self.audit_failed.emit(message)
         self.inspection_updated.emit()
+
+    def note_committed(self, entry: AuditEntry) -> None:
+        """An entry is on the log, written by this window or another of the station's (batch review,
+        model approvals): the status bar names the latest. Two writer threads answer in any order,
+        so an older entry's late answer does not replace a newer one."""
+        if self._latest_entry is None or entry.id >= self._latest_entry.id:
+            self._latest_entry = entry
+        if self._audit_problem == "WRITE FAILED":  # the log writes again
+            self._audit_problem = ""
+        self._audit_note = ""
+        self._show_audit_state()
+
+    def _show_audit_state(self) -> None:
+        """The status bar's audit label, from the log's state: a write under way, a log that cannot
+        store (release blocked), else the latest committed entry."""
+        latest = self._latest_entry
+        problem = self._audit_problem
+        if self._pending_audit:
+            text = "Audit: writing…"
+        elif problem:
+            text = f"Audit: {problem}"
+        elif self._audit_note:
+            text = f"Audit: {self._audit_note}"
+        elif latest is not None:
+            text = f"Audit: #{latest.id} {action_title(latest.action)}"
+        else:
+            text = "Audit: ready"
+        self.audit_label.setText(text)
+        self.audit_label.setStyleSheet("color:#b00020;font-weight:bold;" if problem else "")
+        if latest is not None:
+            self.audit_label.setToolTip(f"{self._audit_location}\nlast record #{latest.id}: {latest.action}".strip())
+        else:
+            self.audit_label.setToolTip(self._audit_location)

@@ -131,47 +131,54 @@ class MainWindow(UsersSessionMixin, OperatorSessionMixin, InspectionFlowMixin, L
     @Slot(object)
     def _on_audit_status(self, status) -> None:
         """``station.audit.LogStatus`` from the audit worker: where records go, and whether they can be stored."""
-        self.audit_label.setToolTip(status.message)
+        self._audit_location = status.message
+        self.audit_status_known = True
+        told = None  # the box that says why the log cannot store, when one opened now
         if status.writable:
             self._audit_status_timer.stop()
             if self._audit_unreachable:
-                self.audit_label.setText("Audit: lab server reachable again")
-            self.audit_label.setStyleSheet("")
+                self._audit_note = "lab server reachable again"
+            self._audit_problem = self.log_problem = ""
             self._audit_unreachable = False
-            return
-        self.audit_label.setText("Audit: LAB LOG SERVER UNREACHABLE (release blocked)" if status.unreachable
-                                 else "Audit: LOG NOT WRITABLE (release blocked)")
-        self.audit_label.setStyleSheet("color:#b00020;font-weight:bold;")
+        else:
+            self._audit_problem = ("LAB LOG SERVER UNREACHABLE (release blocked)" if status.unreachable
+                                   else "LOG NOT WRITABLE (release blocked)")
+            self.log_problem = (f"The lab's audit log server cannot be reached, so a sign-in cannot be recorded until "
+                                f"it is back: {status.message}" if status.unreachable else
+                                f"The audit log cannot be written, so a sign-in cannot be recorded: {status.message}")
+        self._show_audit_state()
         if status.unreachable:
             self._audit_status_timer.start()
             if not self._audit_unreachable:
-                self.notify("Lab audit log unreachable", f"{status.message}\n\nNothing can be recorded and no "
-                            "chip can be released until the server is back; the station tries it again every "
-                            "15 s. Then give the verdict again.", critical=True)
+                told = self.notify("Lab audit log unreachable", f"{status.message}\n\nNothing can be recorded and "
+                                   "no chip can be released until the server is back; the station tries it again "
+                                   "every 15 s. Then give the verdict again.", critical=True)
             self._audit_unreachable = True
-        else:
-            self._tell_log_not_writable(status.message)
+        elif not status.writable:
+            told = self._tell_log_not_writable(status.message)
+        self._start_sign_in_after(told)
 
-    def _tell_log_not_writable(self, message: str) -> None:
+    def _tell_log_not_writable(self, message: str) -> QMessageBox | None:
         """Once: why nothing can be recorded (a read-only or full data disk), so the operator knows
         before the first verdict is refused."""
         if self._audit_unwritable_told:
-            return
+            return None
         self._audit_unwritable_told = True
         from station.logs import log_file_problem
 
         also = f"\n\nThe station's log file cannot be written either: {log_file_problem()}." if log_file_problem() else ""
-        self.notify("Audit log not writable", f"{message}\n\nThe station cannot record anything, so no chip can be "
-                    "released to decapping. Free disk space or fix the data folder's permissions, then restart the "
-                    f"station.{also}", critical=True)
+        return self.notify("Audit log not writable", f"{message}\n\nThe station cannot record anything, so no chip "
+                           "can be released to decapping. Free disk space or fix the data folder's permissions, then "
+                           f"restart the station.{also}", critical=True)
 
-    def notify(self, title: str, message: str, *, critical: bool = False) -> None:
+    def notify(self, title: str, message: str, *, critical: bool = False) -> QMessageBox:
         """Tell the operator without blocking: a window-modal box that does not stop the event loop."""
         log.log(logging.ERROR if critical else logging.WARNING, "%s: %s", title, message)
         box = QMessageBox(QMessageBox.Icon.Critical if critical else QMessageBox.Icon.Warning, title, message, parent=self)
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.open()
         self.notified.emit(title, message)
+        return box
 
     # -- construction -------------------------------------------------------------
     def _start_workers(self) -> None:
@@ -206,6 +213,12 @@ class MainWindow(UsersSessionMixin, OperatorSessionMixin, InspectionFlowMixin, L
         self.audit.status_changed.connect(self._on_audit_status)
         self._audit_unreachable = False
         self._audit_unwritable_told = False
+        # what the status bar's audit label shows (InspectionFlowMixin._show_audit_state)
+        self._latest_entry = None  # the newest entry this station's windows committed
+        self._audit_problem = ""  # why the log cannot store now ("" when it can)
+        self._audit_note = ""
+        self._audit_location = ""
+        self.log_problem = ""  # the same for a person about to sign in ("" while the log can store)
         self._reference_requests: dict[int, str] = {}
 
         self.users_client = UsersClient(self.audit_setup, lockout_s=self.settings.lockout_minutes * 60, parent=self)

@@ -90,7 +90,9 @@ class UsersClient(QObject):
 class _CredentialsDialog(QDialog):
     """ID and password, an answer from the users worker, and a line saying why a try failed."""
 
-    def __init__(self, client: UsersClient, title: str, parent: QWidget | None = None) -> None:
+    def __init__(self, client: UsersClient, title: str, parent: QWidget | None = None, problem: str = "") -> None:
+        """``problem``: why the try cannot be recorded now (the audit log read-only, its server gone),
+        said before the first try."""
         super().__init__(parent)
         self.setWindowTitle(title)
         self.client = client
@@ -106,6 +108,7 @@ class _CredentialsDialog(QDialog):
         self.message.setObjectName("signInMessage")
         self.message.setWordWrap(True)
         self.message.setStyleSheet("color: #b00020;")
+        self.message.setText(problem)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         self.buttons.accepted.connect(self.submit)
         self.buttons.rejected.connect(self.reject)
@@ -187,8 +190,9 @@ class PasswordSignInDialog(_CredentialsDialog):
     """Sign-in: ID (a badge scan replaces whatever is selected) and password. ``value`` is the
     signed-in ``station.users.User``."""
 
-    def __init__(self, client: UsersClient, user_id: str = "", hint: str = "", parent: QWidget | None = None) -> None:
-        super().__init__(client, "Sign in", parent)
+    def __init__(self, client: UsersClient, user_id: str = "", hint: str = "", parent: QWidget | None = None,
+                 problem: str = "") -> None:
+        super().__init__(client, "Sign in", parent, problem)
         self.setObjectName("signInDialog")
         self.ok_button.setText("Sign in")
         self.user_id.setText(user_id)
@@ -253,8 +257,8 @@ class SignatureDialog(_CredentialsDialog):
 class FirstAdminDialog(_CredentialsDialog):
     """A station without users: create its first admin (ID, name, password twice)."""
 
-    def __init__(self, client: UsersClient, parent: QWidget | None = None) -> None:
-        super().__init__(client, "First admin of this station", parent)
+    def __init__(self, client: UsersClient, parent: QWidget | None = None, problem: str = "") -> None:
+        super().__init__(client, "First admin of this station", parent, problem)
         self.setObjectName("firstAdminDialog")
         self.ok_button.setText("Create admin")
         self.name = QLineEdit()

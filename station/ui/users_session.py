@@ -6,13 +6,17 @@ mixin only asks the person for their ID and password and passes the answer on.""
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QDialog
+from collections.abc import Callable
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QDialog, QMessageBox
 
 from station.ui.record_text import setting_change_text
 from station.ui.users_dialogs import FirstAdminDialog, PasswordSignInDialog, SignatureDialog
 from station.users import Permission, PermissionDenied, Signature, allows
 from station.workflow import Operator, session_lock_draft, settings_change_draft
 
+START_WAIT_MS = 10_000  # how long the start-up sign-in waits for the audit log's status
 APPROVE = "Approve (admin signs)…"
 NOT_NOW = "Not now"
 
@@ -21,14 +25,49 @@ class UsersSessionMixin:
     """For :class:`station.ui.main_window.MainWindow` (needs ``users_client`` and ``idle_lock``)."""
 
     sign_in_hint = ""  # e.g. the demo accounts, shown in the sign-in dialog
+    log_problem = ""  # why the audit log cannot store now, shown in the sign-in dialog
     _locked_operator: Operator | None = None
+    _start_ask: Callable[[], None] | None = None
+    audit_status_known = False  # the audit worker has said once whether the log can store
 
     # -- sign-in ----------------------------------------------------------------------
+    def sign_in_at_start(self, ask: Callable[[], None], wait_ms: int = START_WAIT_MS) -> None:
+        """``ask`` (the start-up sign-in, or the first admin) once the audit log's first status is in:
+        a log that cannot store is said first, in its own box, and ``ask`` runs when that box is
+        closed, so the sign-in never covers it. A status that does not come in ``wait_ms`` (a lab
+        server slow to answer) does not hold the sign-in back."""
+        self._start_ask = ask
+        self._start_timer = QTimer(self)
+        self._start_timer.setSingleShot(True)
+        self._start_timer.timeout.connect(self._run_start_ask)
+        self._start_timer.start(wait_ms)
+        if self.audit_status_known:  # it came before this was asked: go by the box it opened, if any
+            told = [box for box in self.findChildren(QMessageBox) if box.isVisible()]
+            self._start_sign_in_after(told[0] if told else None)
+
+    def _start_sign_in_after(self, box: QMessageBox | None) -> None:
+        """The audit log's status is in (``box``: the message about it, when one opened)."""
+        if self._start_ask is None:
+            return
+        if box is None:
+            QTimer.singleShot(0, self._run_start_ask)
+        else:
+            self._start_timer.stop()
+            box.finished.connect(self._run_start_ask)
+
+    def _run_start_ask(self) -> None:
+        ask, self._start_ask = self._start_ask, None
+        if getattr(self, "_start_timer", None) is not None:
+            self._start_timer.stop()
+        # a box closed as the station closes (a screenshot run, the window shut) asks nobody
+        if ask is not None and self.isVisible() and not getattr(self, "_shut_down", False):
+            ask()
+
     def request_sign_in(self, user_id: str | None = None) -> None:
         """The sign-in dialog (ID + password); the worker checks and records each try."""
         if user_id is None:
             user_id = self._locked_operator.operator_id if self._locked_operator else self.settings.last_operator_id
-        dialog = PasswordSignInDialog(self.users_client, user_id, self.sign_in_hint, self)
+        dialog = PasswordSignInDialog(self.users_client, user_id, self.sign_in_hint, self, problem=self.log_problem)
         if dialog.exec() == QDialog.DialogCode.Accepted and dialog.value is not None:
             self.sign_in_user(dialog.value)
 
@@ -50,7 +89,7 @@ class UsersSessionMixin:
 
     def request_first_admin(self) -> bool:
         """A station without users: its first admin, then the sign-in."""
-        dialog = FirstAdminDialog(self.users_client, self)
+        dialog = FirstAdminDialog(self.users_client, self, problem=self.log_problem)
         if dialog.exec() != QDialog.DialogCode.Accepted or dialog.value is None:
             return False
         self.statusBar().showMessage(f"Admin {dialog.value.user_id} created: sign in.", 8000)
@@ -122,5 +161,7 @@ class UsersSessionMixin:
         if not ok:
             self.notify("Models not approved", str(value))
             return
+        for entry in value:
+            self.note_committed(entry)
         self.statusBar().showMessage(f"{len(value)} model approval(s) recorded; loading “{recipe_name}”.", 8000)
         self.choose_recipe(recipe_name, signature_checked=True)

@@ -52,6 +52,7 @@ class StationMenusMixin:
         if window is None:
             window = self._batch_window = BatchReviewWindow(self.settings, self._recipes, self.operator, self,
                                                             ask_signature=self.ask_signature, audit=self.audit_setup)
+            window.verdict_committed.connect(self.note_committed)  # the status bar names the latest entry
         window.show()
         window.raise_()
 

@@ -295,7 +295,10 @@ def test_the_capture_worker_shows_a_lost_genicam_camera_and_resumes(qtbot, fake_
             starter.start.emit(f"genicam:{SERIAL}")
         assert worker.mailbox.take().image.shape == (240, 320, 3)
         fake_camera.unplug()
-        qtbot.waitUntil(lambda: any("reconnecting for" in p for p in problems), timeout=5000)
+        qtbot.waitUntil(lambda: sum("reconnecting for" in p for p in problems) >= 3, timeout=10000)
+        # what the live image says is the backoff the source runs (docs/CAMERAS.md): 0.25 s doubling to 1 s
+        waits = [p.split("next try in ")[1].split(" s")[0] for p in problems if "reconnecting for" in p]
+        assert waits[:3] == ["0.25", "0.5", "1"], problems
         worker.mailbox.take()
         with qtbot.waitSignal(worker.frame_available, timeout=10000):  # connected before the camera is back
             fake_camera.plug_in()

@@ -76,6 +76,14 @@ class FpsMeter:
         return (len(self._times) - 1) / (self._times[-1] - self._times[0])
 
 
+def reconnecting_text(exc: SourceReconnecting) -> str:
+    """A lost camera as the screen says it: the source's message with the wait before its next try
+    (the backoff: 0.25 s doubling to the source's cap), ahead of the last try's error, which the
+    live image leaves out."""
+    head, sep, tail = str(exc).partition(" (last try")
+    return f"{head}, next try in {round(exc.retry_in_s, 2):g} s{sep}{tail}"
+
+
 class CaptureWorker(QObject):
     """Reads a frame source in its own thread until stopped.
 
@@ -140,7 +148,7 @@ class CaptureWorker(QObject):
             try:
                 frame = source.read()
             except SourceReconnecting as exc:  # a lost camera: said on the screen, tried again with backoff
-                self.source_problem.emit(str(exc))
+                self.source_problem.emit(reconnecting_text(exc))
                 self._stop.wait(exc.retry_in_s)
                 continue
             except SourceError as exc:

@@ -15,7 +15,6 @@ import argparse
 import os
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import onnxruntime
@@ -24,6 +23,8 @@ import torch
 from station.ml.cards import load_model
 from station.ml.onnx_export import export_onnx
 from station.ml.onnx_runtime import load_onnx
+
+from onnx_latency import interleaved_times  # benchmarks/ is the script's own folder
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,14 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             "yolo11n onnxruntime forward": lambda: yolo_session.run(None, {"images": yolo_input.numpy()}),
             "yolo11n torch forward": lambda: yolo(yolo_input),
         }
-        times: dict[str, list[float]] = {name: [] for name in calls}
-        with torch.inference_mode():
-            for round_index in range(args.warmup + args.rounds):
-                for name, call in calls.items():
-                    start = time.perf_counter()
-                    call()
-                    if round_index >= args.warmup:
-                        times[name].append((time.perf_counter() - start) * 1000)
+        times = interleaved_times(calls, args.rounds, args.warmup)
     medians = {name: statistics.median(values) for name, values in times.items()}
     for name, values in times.items():
         print(f"{name:40s} median {medians[name]:6.2f} ms  p90 {sorted(values)[int(0.9 * len(values))]:6.2f} ms")

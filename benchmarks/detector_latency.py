@@ -21,6 +21,7 @@ import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from typing import Callable
@@ -99,6 +100,49 @@ def yolo11n_candidates(sizes: list[int]) -> tuple[list[Candidate], str | None]:
         images = torch.randn(1, 3, size, size)
         candidates.append(_candidate("yolo11n", size, model, lambda m=model, x=images: m(x), "fused, no NMS"))
     return candidates, None
+
+
+def bundled_candidates(folder: str) -> list[Candidate]:
+    """A bundled detector with its trained weights at its card's size: ``predict()`` at the card's
+    thresholds (trained weights pass more boxes to NMS than a fresh network), under torch and ONNX Runtime."""
+    from station.ml.cards import load_model
+    from station.ml.onnx_export import export_onnx
+    from station.ml.onnx_runtime import load_onnx
+
+    model, card = load_model(folder)
+    images = torch.rand(1, *card.input_size)
+    options = {"score_thresh": card.thresholds.score, "nms_iou": card.thresholds.nms_iou,
+               "max_det": card.thresholds.max_det}
+    onnx_path = os.path.join(tempfile.mkdtemp(), f"{card.name}.onnx")
+    export_onnx(folder, onnx_path)
+    runner = load_onnx(onnx_path, threads=torch.get_num_threads())
+    size = card.input_size[1]
+    return [
+        _candidate(f"{card.name} predict", size, model, lambda: model.predict(images, **options), "card weights, torch"),
+        Candidate(f"{card.name} predict onnxruntime", size, lambda: runner.predict(images, **options),
+                  _params_m(model), None, "card weights, ONNX Runtime"),
+    ]
+
+
+def yolo11n_onnx_candidates(sizes: list[int]) -> list[Candidate]:
+    """YOLO11n exported to ONNX and run by ONNX Runtime, for a same-runtime comparison."""
+    import onnxruntime
+    from ultralytics import YOLO
+
+    model = YOLO("yolo11n.yaml").model.fuse().eval()
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    options.inter_op_num_threads = 1
+    candidates = []
+    for size in sizes:
+        images = torch.randn(1, 3, size, size)
+        path = os.path.join(tempfile.mkdtemp(), f"yolo11n-{size}.onnx")
+        torch.onnx.export(model, images, path, opset_version=17, input_names=["images"], dynamo=False)
+        session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        candidates.append(Candidate("yolo11n onnxruntime", size,
+                                    lambda s=session, x=images.numpy(): s.run(None, {"images": x}),
+                                    _params_m(model), None, "fused, no NMS, ONNX Runtime"))
+    return candidates
 
 
 def torchvision_candidates(sizes: list[int], num_classes: int = 7) -> list[Candidate]:
@@ -197,6 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--no-peers", action="store_true", help="skip YOLO11n and the torchvision peers")
     parser.add_argument("--no-predict", action="store_true", help="time forward() only, not predict()")
+    parser.add_argument("--model", action="append", default=[], metavar="DIR",
+                        help="also time a bundled detector folder at its card's size (torch and ONNX Runtime)")
+    parser.add_argument("--onnx", action="store_true", help="also time YOLO11n under ONNX Runtime")
     parser.add_argument("--json", metavar="PATH", help="also write the rows and verdicts as JSON")
     parser.add_argument("--check", action="store_true", help="exit 1 when a speed target is missed")
     args = parser.parse_args(argv)
@@ -206,7 +253,11 @@ def main(argv: list[str] | None = None) -> int:
     candidates: list[Candidate] = []
     for config in args.configs:
         candidates += wbam_ffem_candidates(config, args.sizes, args.input_mode, not args.no_predict)
+    for folder in args.model:
+        candidates += bundled_candidates(folder)
     notes = []
+    if args.onnx and not args.no_peers:
+        candidates += yolo11n_onnx_candidates(args.sizes)
     if not args.no_peers:
         yolo, skipped = yolo11n_candidates(args.sizes)
         candidates += yolo

@@ -19,7 +19,6 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -32,19 +31,6 @@ from station.ml.onnx_runtime import load_onnx
 def _percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
-
-
-def interleaved_times(calls: dict[str, Callable[[], object]], rounds: int, warmup: int) -> dict[str, list[float]]:
-    """Milliseconds per call, one call of each per round, so a change in load hits all alike."""
-    times: dict[str, list[float]] = {name: [] for name in calls}
-    with torch.inference_mode():
-        for round_index in range(warmup + rounds):
-            for name, call in calls.items():
-                start = time.perf_counter()
-                call()
-                if round_index >= warmup:
-                    times[name].append((time.perf_counter() - start) * 1000)
-    return times
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,8 +56,14 @@ def main(argv: list[str] | None = None) -> int:
                 calls = {"torch": lambda: model.predict(images, **options), "onnxruntime": lambda: runner.predict(images, **options)}
             else:
                 calls = {"torch": lambda: model(images), "onnxruntime": lambda: runner(images)}
-            times = interleaved_times(calls, args.rounds, args.warmup)
+            times: dict[str, list[float]] = {name: [] for name in calls}
             with torch.inference_mode():
+                for round_index in range(args.warmup + args.rounds):
+                    for name, call in calls.items():
+                        start = time.perf_counter()
+                        call()
+                        if round_index >= args.warmup:
+                            times[name].append((time.perf_counter() - start) * 1000)
                 if card.task == "classification":
                     difference = float((model(images) - runner(images)).abs().max())
                 else:

@@ -319,3 +319,47 @@ def test_fine_tuning_keeps_the_parents_class_order(classifier_run, tmp_path):
     parent_model, _ = load_model(reordered)
     theirs = dict(parent_model.named_parameters())
     assert all(torch.equal(tensor, theirs[key]) for key, tensor in model.named_parameters())
+
+
+def test_a_classifier_distils_from_a_teacher_records_it_and_resumes_exactly(classifier_run, tmp_path, capsys):
+    import torch
+    from safetensors.torch import load_file
+
+    root, teacher_dir, _, teacher = classifier_run
+
+    def run(out, epochs, *extra):
+        return main(["train", "classifier", "--data", str(root), "--format", "folder", "--model", "cti-tiny-dwconv",
+                     "--imgsz", "48", "--batch", "8", "--workers", "0", "--out", str(out), "--quiet",
+                     "--keep-checkpoint", "--mixup", "0.5", "--teacher", str(teacher_dir),
+                     "--distill-weight", "0.7", "--distill-temperature", "3", "--epochs", str(epochs), *extra])
+
+    assert run(tmp_path / "straight", 2) == 0
+    assert run(tmp_path / "stopped", 1) == 0
+    assert run(tmp_path / "stopped", 2, "--resume") == 0
+    straight = load_file(tmp_path / "straight" / "checkpoint" / "model.safetensors")
+    resumed = load_file(tmp_path / "stopped" / "checkpoint" / "model.safetensors")
+    for name, tensor in straight.items():
+        torch.testing.assert_close(resumed[name], tensor, rtol=0, atol=0, msg=name)
+    taught = json.loads((tmp_path / "straight" / "card.json").read_text())["training"]["options"]["distillation"]
+    assert taught == {"teacher": teacher.card.name, "teacher_architecture": "cti-tiny",
+                      "teacher_weights_sha256": teacher.card.weights_sha256, "weight": 0.7, "temperature": 3.0}
+    # the distilled run is not the same run as one without a teacher
+    assert main(["train", "classifier", "--data", str(root), "--format", "folder", "--model", "cti-tiny-dwconv",
+                 "--imgsz", "48", "--batch", "8", "--workers", "0", "--out", str(tmp_path / "stopped"), "--quiet",
+                 "--mixup", "0.5", "--epochs", "3", "--resume"]) == 1
+    assert "--resume: the checkpoint was made with" in capsys.readouterr().err
+    # a teacher that saw another input is refused, not silently fed inputs unlike its own
+    assert run(tmp_path / "other-size", 1, "--imgsz", "32") == 1
+    assert "another input size" in capsys.readouterr().err
+    assert run(tmp_path / "heavy", 1, "--distill-weight", "1.5") == 1
+    assert "must be in (0, 1]" in capsys.readouterr().err
+
+
+def test_distillation_loss_is_zero_for_a_student_that_matches_its_teacher():
+    import torch
+
+    from station.training.distillation import distillation_loss
+
+    logits = torch.tensor([[2.0, -1.0, 0.5], [0.0, 3.0, -2.0]])
+    assert float(distillation_loss(logits, logits, 4.0)) == pytest.approx(0.0, abs=1e-6)
+    assert float(distillation_loss(-logits, logits, 4.0)) > 0.0

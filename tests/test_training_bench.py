@@ -209,3 +209,31 @@ def test_a_stopped_bench_resumes_each_model_and_does_not_retrain_a_finished_one(
     assert all(row["train_minutes"] > 0 for row in rows)
     # a card made with another recipe is not taken for this run's
     assert main([*argv, "--resume", "--cutmix", "0.25"]) == 1
+
+
+def test_a_bench_teacher_trains_first_and_teaches_the_others_only(tmp_path, caplog, capsys):
+    import logging
+
+    from fixtures.training_data import make_folder_dataset
+    from station.cli import main
+
+    root = make_folder_dataset(tmp_path / "shapes", per_class=6, size=32)
+    out = tmp_path / "bench"
+    argv = ["bench", "table2", "--data", str(root), "--format", "folder", "--budget", "smoke", "--imgsz", "32",
+            "--models", "cti-tiny,resnet18", "--teacher", "resnet18", "--workers", "0", "--threads", "1",
+            "--quiet", "--out", str(out)]
+    assert main(argv) == 0
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert [(row["model"], row["notes"]) for row in rows] == [("resnet18", ""), ("cti-tiny", "distilled from resnet18")]
+    teacher = json.loads((out / "resnet18" / "card.json").read_text())
+    student = json.loads((out / "cti-tiny" / "card.json").read_text())["training"]["options"]
+    assert "distillation" not in teacher["training"]["options"]
+    assert student["distillation"]["teacher"] == "resnet18"
+    assert student["distillation"]["teacher_weights_sha256"] == teacher["weights_sha256"]
+    with caplog.at_level(logging.INFO, logger="station"):
+        assert main([*argv, "--resume"]) == 0
+    assert "cti-tiny: trained already with this recipe" in caplog.text
+    # a model taught otherwise (or not at all) is not taken for this run's
+    assert main([*argv, "--resume", "--distill-temperature", "2"]) == 1
+    assert main([*argv[:-2], "--teacher", "swin-t", "--out", str(out)]) == 2
+    assert "--teacher swin-t is not in --models" in capsys.readouterr().err

@@ -100,6 +100,13 @@ def configure(parser: argparse.ArgumentParser, name: str) -> None:
                             help="probability that a batch is CutMix-ed, every model alike (see train)")
         parser.add_argument("--close-mixing", type=int, default=0, metavar="N",
                             help="the last N epochs train without mixup and cutmix")
+        parser.add_argument("--teacher", default=None, metavar="CONFIG",
+                            help="one of --models, trained first with the table's recipe; every other model is "
+                                 "distilled from it (station train --teacher), the teacher itself is not")
+        parser.add_argument("--distill-weight", type=float, default=0.5, metavar="ALPHA",
+                            help="with --teacher: share of the loss that follows the teacher (default 0.5)")
+        parser.add_argument("--distill-temperature", type=float, default=4.0, metavar="T",
+                            help="with --teacher: softening temperature (default 4)")
     parser.add_argument("--resume", action="store_true",
                         help="continue a bench run that was stopped: each model resumes from its checkpoint, "
                              "and a model already trained with this recipe is scored again, not retrained")
@@ -219,11 +226,18 @@ def train_and_score(model_name: str, args: argparse.Namespace, task: str, budget
     from station.devices import resolve_device
     from station.ml.cards import load_model
     from station.training.evaluate import evaluate
+    from station.training.distillation import Distillation
     from station.training.train import CHECKPOINT_DIR, TrainOptions, train
     from station.training.transforms import default_augment
 
-    card_name = bundle_names(args).get(model_name, model_name)
+    names = bundle_names(args)
+    card_name = names.get(model_name, model_name)
     out = args.out / card_name
+    teacher = getattr(args, "teacher", None)
+    distillation = None
+    if teacher and model_name != teacher:
+        distillation = Distillation(args.out / names.get(teacher, teacher), args.distill_weight,
+                                    args.distill_temperature)
     imgsz = args.imgsz or (budget.classifier_imgsz if task == "classification" else budget.detector_imgsz)
     augment = default_augment(task, args.rotations)
     if task == "classification":
@@ -239,7 +253,7 @@ def train_and_score(model_name: str, args: argparse.Namespace, task: str, budget
         max_time_s=args.time_per_model * 60 if args.time_per_model else None,
         command_line="station " + shlex.join(sys.argv[1:]), progress=not args.quiet,
         name=card_name, description=args.description or f"bench {args.bench} ({args.budget})",
-        licence=args.licence,
+        licence=args.licence, distillation=distillation,
     )
     finished = _finished_run(options) if args.resume and not options.resume else None
     if finished is not None:
@@ -263,6 +277,7 @@ def train_and_score(model_name: str, args: argparse.Namespace, task: str, budget
         gflops=count_flops(model, card.input_size, task, card.test_time_views) / 1e9,
         train_minutes=wall_time_s / 60,
         best_epoch=best_epoch,
+        notes=f"distilled from {teacher}" if distillation is not None else "",
         extra={"subset": subset, "input_size": list(card.input_size), "device": card.training.device,
                "epochs": card.training.epochs, "test_time_views": card.test_time_views},
     )
@@ -285,9 +300,15 @@ def _finished_run(options) -> Any:
     used = card.training.options
     asked = {"architecture": options.model, "seed": options.seed, "epochs_asked": options.epochs,
              "imgsz": options.imgsz, "batch": options.batch,
-             "augment": json.loads(json.dumps(asdict(options.augment)))}
+             "augment": json.loads(json.dumps(asdict(options.augment))),
+             "distillation": None if options.distillation is None else {
+                 "teacher": options.distillation.teacher_dir.name, "weight": options.distillation.weight,
+                 "temperature": options.distillation.temperature}}
+    taught = used.get("distillation")
     found = {"architecture": card.architecture, "seed": card.training.seed,
-             **{key: used.get(key) for key in ("epochs_asked", "imgsz", "batch", "augment")}}
+             **{key: used.get(key) for key in ("epochs_asked", "imgsz", "batch", "augment")},
+             "distillation": None if taught is None else {key: taught.get(key)
+                                                          for key in ("teacher", "weight", "temperature")}}
     if found != asked:
         differs = ", ".join(f"{key} {found[key]!r} (asked {asked[key]!r})" for key in asked if found[key] != asked[key])
         raise TrainingError(f"--resume: {options.out} holds a model trained otherwise: {differs}; "
@@ -394,6 +415,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"station bench {args.bench}: --bundle names {', '.join(sorted(unknown))}, not in --models",
               file=sys.stderr)
         return 2
+    teacher = getattr(args, "teacher", None)
+    if teacher and teacher not in names:
+        print(f"station bench {args.bench}: --teacher {teacher} is not in --models", file=sys.stderr)
+        return 2
+    if teacher and task != "classification":
+        print(f"station bench {args.bench}: --teacher is for classifiers", file=sys.stderr)
+        return 2
     started = time.perf_counter()
     rows: list[TableRow] = []
     try:
@@ -411,7 +439,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _train_all(names: list[str], args: argparse.Namespace, task: str, budget: Budget, split_file: Path):
-    """Rows in ``names`` order; ``--jobs N`` trains N models at once, each in a spawned process."""
+    """Rows in ``names`` order, the ``--teacher`` first; ``--jobs N`` trains N models at once, each in a
+    spawned process (the teacher alone, before the models it teaches)."""
+    teacher = getattr(args, "teacher", None)
+    if teacher:
+        log.info("=== %s (the teacher) ===", teacher)
+        yield train_and_score(teacher, args, task, budget, split_file)
+        names = [name for name in names if name != teacher]
+        if not names:
+            return
     if args.jobs <= 1 or len(names) == 1:
         for name in names:
             log.info("=== %s ===", name)

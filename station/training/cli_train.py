@@ -109,6 +109,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--out", type=Path, required=True, help="output folder, e.g. models/NAME")
     model.add_argument("--name", default=None, help="card name (default: the output folder's name)")
 
+    distil = parser.add_argument_group("distillation (classifier)")
+    distil.add_argument("--teacher", type=Path, default=None, metavar="MODEL_DIR",
+                        help="a trained classifier of the same classes and input: its temperature-softened "
+                             "outputs on each training batch join the loss (Hinton et al. 2015)")
+    distil.add_argument("--distill-weight", type=float, default=0.5, metavar="ALPHA",
+                        help="share of the loss that follows the teacher (default 0.5)")
+    distil.add_argument("--distill-temperature", type=float, default=4.0, metavar="T",
+                        help="softening temperature of both networks' outputs (default 4)")
+
     run = parser.add_argument_group("training")
     run.add_argument("--epochs", type=int, default=50)
     run.add_argument("--batch", type=int, default=16)
@@ -168,9 +177,13 @@ def options_from_args(args: argparse.Namespace, command_line: str | None = None)
     from station.training.train import TrainOptions
     from dataclasses import replace
 
+    from station.training.distillation import Distillation
     from station.training.transforms import default_augment
 
     task = TASKS[args.task]
+    teacher = getattr(args, "teacher", None)
+    if teacher is not None and task != "classification":
+        raise ValueError("--teacher is a classifier option")
     augment = default_augment(task, args.rotations)
     jitter = {key: getattr(args, key, None) for key in ("brightness", "contrast", "saturation")}
     mixing = {key: getattr(args, key, default) for key, default in (
@@ -221,6 +234,8 @@ def options_from_args(args: argparse.Namespace, command_line: str | None = None)
         max_time_s=args.time_budget * 60 if args.time_budget else None,
         command_line=command_line or getattr(args, "command_line", "") or "station " + shlex.join(sys.argv[1:]),
         progress=not args.quiet,
+        distillation=None if teacher is None else Distillation(teacher, args.distill_weight,
+                                                                args.distill_temperature),
     )
 
 

@@ -59,6 +59,7 @@ from station.training.evaluate import (
     run_detector,
 )
 from station.training.deeppcb import deeppcb_metrics
+from station.training.distillation import Distillation, DistillationError, distillation_loss, load_teacher
 from station.training.loaders import ClassificationData, DetectionData, EpochSampler, channel_parts, make_loader
 from station.training.metrics import classification_metrics, detection_metrics, negative_log_likelihood
 from station.training.splits import Split, dataset_split, make_split
@@ -124,6 +125,7 @@ class TrainOptions:
     strict: bool = False  # any data problem stops training
     keep_checkpoint: bool = False
     max_time_s: float | None = None  # stop after the epoch that passes this much training time
+    distillation: Distillation | None = None  # classification: a trained teacher's soft targets join the loss
     command_line: str = ""
     progress: bool = True
 
@@ -373,7 +375,13 @@ def _resume_key(options: TrainOptions) -> dict[str, Any]:
     return {"task": options.task, "model": options.model, "format": options.format, "data": str(options.data),
             "imgsz": options.imgsz, "batch": options.batch, "crop": options.crop, "seed": options.seed,
             "build_kwargs": options.build_kwargs, "init": str(options.init) if options.init is not None else None,
-            "augment": json.loads(json.dumps(asdict(options.augment or default_augment(options.task))))}
+            "augment": json.loads(json.dumps(asdict(options.augment or default_augment(options.task))))} | (
+        {"distillation": _distillation_key(options.distillation)} if options.distillation is not None else {})
+
+
+def _distillation_key(distillation: Distillation) -> dict[str, Any]:
+    return {"teacher_dir": str(distillation.teacher_dir), "weight": distillation.weight,
+            "temperature": distillation.temperature}
 
 
 def _default_metric(options: TrainOptions) -> str:
@@ -401,6 +409,8 @@ class _Setup:
     closed_loader: Callable[[], DataLoader] | None = None  # the training loader without sample mixing
     batch_mixing: ClassifierBatchMixing | None = None  # classification: CutMix / MixUp of whole batches
     parent: dict[str, Any] = field(default_factory=dict)  # the --init model: name, weights sha256, what was reset
+    teacher: nn.Module | None = None  # the frozen distillation teacher
+    distillation: dict[str, Any] = field(default_factory=dict)  # the teacher's name, weights sha256, weight, T
 
 
 def initialise_from(model: nn.Module, parent_dir: Path, architecture: str) -> dict[str, Any]:
@@ -472,6 +482,16 @@ def _set_up(options: TrainOptions, out: Path) -> _Setup:
     card = card_skeleton(options, index, input_mode, imgsz)
     augment = options.augment or default_augment(options.task)
     parts = channel_parts(input_mode)
+    teacher, distillation = None, {}
+    if options.distillation is not None:
+        if options.task != "classification":
+            raise TrainingError("distillation is for classifiers")
+        try:
+            teacher, distillation = load_teacher(options.distillation, card)
+        except DistillationError as exc:
+            raise TrainingError(str(exc)) from None
+        log.info("distilling from %s (weight %.2f, temperature %.1f)", distillation["teacher"],
+                 distillation["weight"], distillation["temperature"])
     if options.task == "classification":
         train_set: Dataset = ClassificationData(train_samples, card,
                                                 classification_train_transform((imgsz, imgsz), parts, augment))
@@ -512,16 +532,27 @@ def _set_up(options: TrainOptions, out: Path) -> _Setup:
         closed_loader=closed_loader,
         batch_mixing=batch_mixing,
         parent=parent,
+        teacher=teacher,
+        distillation=distillation,
     )
 
 
-def _step_loss(model: nn.Module, batch, task: str, device: torch.device,
-               label_smoothing: float, side: int | None = None) -> tuple[torch.Tensor, int]:
-    """The batch's training loss and its number of images; ``side``: detection batches resized to it."""
+def _step_loss(model: nn.Module, batch, task: str, device: torch.device, label_smoothing: float,
+               side: int | None = None, teacher: nn.Module | None = None,
+               distillation: Distillation | None = None) -> tuple[torch.Tensor, int]:
+    """The batch's training loss and its number of images; ``side``: detection batches resized to it;
+    ``teacher``: its softened outputs on the same (mixed) images take ``distillation.weight`` of the loss."""
     if task == "classification":
         images, labels = batch
-        logits = model(images.to(device, non_blocking=True))
-        return F.cross_entropy(logits.float(), labels.to(device), label_smoothing=label_smoothing), len(labels)
+        images = images.to(device, non_blocking=True)
+        logits = model(images)
+        loss = F.cross_entropy(logits.float(), labels.to(device), label_smoothing=label_smoothing)
+        if teacher is not None and distillation is not None:
+            with torch.no_grad():
+                teacher_logits = teacher(images)
+            loss = ((1.0 - distillation.weight) * loss
+                    + distillation.weight * distillation_loss(logits, teacher_logits, distillation.temperature))
+        return loss, len(labels)
     targets = [{key: value.to(device) for key, value in target.items()} for target in batch.targets]
     images = batch.images.to(device, non_blocking=True)
     if side is not None:
@@ -556,7 +587,8 @@ def _train_epoch(setup: _Setup, options: TrainOptions, state: Checkpoint, epoch:
         if mixing is not None:
             batch = mixing(*batch, state.step)
         with autocast(device, "training", options.amp):
-            loss, images = _step_loss(model, batch, options.task, device, options.label_smoothing, step_side)
+            loss, images = _step_loss(model, batch, options.task, device, options.label_smoothing, step_side,
+                                      setup.teacher, options.distillation)
         if not torch.isfinite(loss):
             raise TrainingError(f"the loss became {loss.item()} at epoch {epoch}, step {state.step}; try a lower --lr")
         optimizer.zero_grad(set_to_none=True)
@@ -589,6 +621,8 @@ def train(options: TrainOptions) -> TrainResult:
     out.mkdir(parents=True, exist_ok=True)
     setup = _set_up(options, out)
     model = setup.model.to(device)
+    if setup.teacher is not None:
+        setup.teacher.to(device)
     optimizer = make_optimizer(model, options.lr, options.weight_decay)
     ema = make_ema(model) if options.ema else None
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and options.amp != "off"
@@ -707,7 +741,8 @@ def train(options: TrainOptions) -> TrainResult:
             best_epoch=state.best_epoch,
             seed=options.seed,
             options=_public_options(options, card.input_size[-1], card.input_mode, setup.augment) | {
-                "epochs_asked": asked.epochs, "epochs_planned": options.epochs},
+                "epochs_asked": asked.epochs, "epochs_planned": options.epochs} | (
+                {"distillation": setup.distillation} if setup.distillation else {}),
             parent=setup.parent,
         ),
     )

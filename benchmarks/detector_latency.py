@@ -16,6 +16,7 @@ Targets from the issue: wbam-ffem-nano at 640 faster than YOLO11n, at 320 at mos
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
@@ -95,21 +96,29 @@ def yolo11n_candidates(sizes: list[int]) -> tuple[list[Candidate], str | None]:
     except ImportError as exc:
         return [], f"YOLO11n skipped: ultralytics does not import ({exc})"
     model = YOLO("yolo11n.yaml").model.fuse().eval()
+    # channels-last as well, the layout the station's engine keeps its models in: the fair torch comparison
+    channels_last = copy.deepcopy(model).to(memory_format=torch.channels_last)
     candidates = []
     for size in sizes:
         images = torch.randn(1, 3, size, size)
         candidates.append(_candidate("yolo11n", size, model, lambda m=model, x=images: m(x), "fused, no NMS"))
+        candidates.append(_candidate("yolo11n channels-last", size, channels_last,
+                                     lambda m=channels_last, x=images: m(x), "fused, no NMS, channels-last"))
     return candidates, None
 
 
 def bundled_candidates(folder: str) -> list[Candidate]:
-    """A bundled detector with its trained weights at its card's size: ``predict()`` at the card's
-    thresholds (trained weights pass more boxes to NMS than a fresh network), under torch and ONNX Runtime."""
-    from station.ml.cards import load_model
+    """A bundled detector with its trained weights at its card's size, as the engine loads it (batch
+    normalisations folded, channels-last): ``predict()`` at the card's thresholds (trained weights
+    pass more boxes to NMS than a fresh network), under torch and ONNX Runtime."""
+    from pathlib import Path
+
+    from station.inference.loading import load_for_role
     from station.ml.onnx_export import export_onnx
     from station.ml.onnx_runtime import load_onnx
 
-    model, card = load_model(folder)
+    loaded = load_for_role("detector", Path(folder), "detection")
+    model, card = loaded.model, loaded.card
     images = torch.rand(1, *card.input_size)
     options = {"score_thresh": card.thresholds.score, "nms_iou": card.thresholds.nms_iou,
                "max_det": card.thresholds.max_det}

@@ -252,9 +252,8 @@ class Engine:
         return thresholds
 
     def _prepare_device(self) -> None:
-        memory_format = torch.channels_last if self._device.type == "cuda" else torch.contiguous_format
         for loaded in self._loaded():
-            loaded.model.to(self._device, memory_format=memory_format)
+            loaded.model.to(self._device, memory_format=torch.channels_last)
 
     def _warm_up(self) -> None:
         """One full pass (attention included) so the first real request is not the slow one."""

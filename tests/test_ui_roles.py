@@ -131,6 +131,8 @@ def test_a_technician_cannot_approve_a_model_an_admin_can(qtbot, monkeypatch, tm
     approvals = AuditLog().query(action=Action.MODEL_APPROVE)
     assert {e.details["model"] for e in approvals} == {"tiny-material", "tiny-defects"}
     assert all(e.details["signature"]["signer_id"] == ADMIN.user_id for e in approvals)
+    assert AuditLog().query(newest_first=True, limit=1)[0].id == approvals[-1].id
+    assert window.audit_label.text() == f"Audit: #{approvals[-1].id} Model approved"  # the worker's record
     window.shutdown()
 
 

@@ -155,3 +155,29 @@ def test_a_signed_settings_change_reads_as_words_in_the_dialog_and_in_the_record
         assert not any(mark in text for text in rows.values() for mark in ("{", "'", "None"))
     finally:
         window.shutdown()
+
+
+def test_the_status_bar_names_the_record_a_failed_sign_in_wrote(qtbot, users):
+    """The users worker writes SIGN_IN_FAILED and ACCOUNT_LOCKED on its own: the window's "Audit: #N"
+    follows those records too, not only the ones its inspection flow writes."""
+    from station.config import Settings
+    from station.ui.main_window import MainWindow
+
+    window = MainWindow(Settings(), "CPU (test)", recipes={})
+    qtbot.addWidget(window)
+    try:
+        dialog = PasswordSignInDialog(window.users_client, parent=window)
+        qtbot.addWidget(dialog)
+        dialog.show()
+        with qtbot.waitSignal(window.users_client.committed, timeout=20_000) as committed:
+            _try(qtbot, window.users_client, dialog, TECH.user_id, "not-the-password")
+        failed = AuditLog().query(action=Action.SIGN_IN_FAILED, newest_first=True, limit=1)[0]
+        assert committed.args[0].id == failed.id
+        assert window.audit_label.text() == f"Audit: #{failed.id} Sign-in failed"
+        assert f"#{failed.id}" in window.audit_label.toolTip()
+        for _ in range(4):
+            _try(qtbot, window.users_client, dialog, TECH.user_id, "not-the-password")
+        locked = AuditLog().query(action=Action.ACCOUNT_LOCKED, newest_first=True, limit=1)[0]
+        assert window.audit_label.text() == f"Audit: #{locked.id} Account locked"
+    finally:
+        window.shutdown()

@@ -334,9 +334,10 @@ class InspectionFlowMixin:
         self.inspection_updated.emit()
 
     def note_committed(self, entry: AuditEntry) -> None:
-        """An entry is on the log, written by this window or another of the station's (batch review,
-        model approvals): the status bar names the latest. Two writer threads answer in any order,
-        so an older entry's late answer does not replace a newer one."""
+        """An entry is on the log, written by this window, another of the station's (batch review) or
+        the users worker (failed sign-ins, locks, model approvals): the status bar names the latest.
+        The writer threads answer in any order, so an older entry's late answer does not replace a
+        newer one."""
         if self._latest_entry is None or entry.id >= self._latest_entry.id:
             self._latest_entry = entry
         if self._audit_problem == "WRITE FAILED":  # the log writes again

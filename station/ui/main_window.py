@@ -214,7 +214,7 @@ class MainWindow(UsersSessionMixin, OperatorSessionMixin, InspectionFlowMixin, L
         self._audit_unreachable = False
         self._audit_unwritable_told = False
         # what the status bar's audit label shows (InspectionFlowMixin._show_audit_state)
-        self._latest_entry = None  # the newest entry this station's windows committed
+        self._latest_entry = None  # the newest entry this station's windows and users worker committed
         self._audit_problem = ""  # why the log cannot store now ("" when it can)
         self._audit_note = ""
         self._audit_location = ""
@@ -223,6 +223,7 @@ class MainWindow(UsersSessionMixin, OperatorSessionMixin, InspectionFlowMixin, L
 
         self.users_client = UsersClient(self.audit_setup, lockout_s=self.settings.lockout_minutes * 60, parent=self)
         self.users_client.answered.connect(self._on_users_answer)
+        self.users_client.committed.connect(self.note_committed)  # failed tries, locks: the status bar follows
 
     def _build_ui(self, device_description: str) -> None:
         self.source_bar = SourceBar()

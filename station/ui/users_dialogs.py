@@ -32,9 +32,11 @@ SIGNATURE_STATEMENT = (
 
 class UsersClient(QObject):
     """The GUI thread's handle on the users worker: each call returns a ticket, and
-    ``answered(ticket, ok, value)`` comes back on the GUI thread."""
+    ``answered(ticket, ok, value)`` comes back on the GUI thread; ``committed(entry)`` for each
+    audit entry the worker wrote, before that answer."""
 
     answered = Signal(int, bool, object)
+    committed = Signal(object)  # station.audit.AuditEntry
     _sign_in = Signal(int, str, str)
     _sign = Signal(int, str, str, str)
     _add_first_admin = Signal(int, str, str, str)
@@ -48,6 +50,7 @@ class UsersClient(QObject):
         self.thread = WorkerThread(self.worker, "users")
         self._next_ticket = 0
         self.worker.answered.connect(self.answered)
+        self.worker.committed.connect(self.committed)
         self._sign_in.connect(self.worker.sign_in)
         self._sign.connect(self.worker.sign)
         self._add_first_admin.connect(self.worker.add_first_admin)

@@ -161,7 +161,5 @@ class UsersSessionMixin:
         if not ok:
             self.notify("Models not approved", str(value))
             return
-        for entry in value:
-            self.note_committed(entry)
         self.statusBar().showMessage(f"{len(value)} model approval(s) recorded; loading “{recipe_name}”.", 8000)
         self.choose_recipe(recipe_name, signature_checked=True)

@@ -593,10 +593,13 @@ class UsersWorker(QObject):
 
     Every call carries a ticket; ``answered(ticket, ok, value)`` carries the result
     (``User``, ``Signature``, ``bool`` or a list of entries) or, when ``ok`` is False, the
-    message for the person at the station. Nothing here echoes a password.
+    message for the person at the station. Nothing here echoes a password. ``committed(entry)``
+    comes for each audit entry written here (a failed try, a lock, the first admin, an approval),
+    before the answer of the call that wrote it.
     """
 
     answered = Signal(int, bool, object)
+    committed = Signal(object)  # station.audit.AuditEntry
 
     def __init__(self, audit: AuditSetup | None = None, lockout_s: float | None = None) -> None:
         super().__init__()
@@ -608,7 +611,8 @@ class UsersWorker(QObject):
         if self._users is None:
             from station.users.directory import LOCKOUT_S, UserDirectory
 
-            self._users = UserDirectory(open_audit_log(self._audit), lockout_s=self._lockout_s or LOCKOUT_S)
+            self._users = UserDirectory(open_audit_log(self._audit), lockout_s=self._lockout_s or LOCKOUT_S,
+                                        on_committed=self.committed.emit)
         return self._users
 
     def _answer(self, ticket: int, call) -> None:
@@ -648,8 +652,12 @@ class UsersWorker(QObject):
 
         def approve(users):
             approvals = ModelApprovals.from_log(users.log)
-            return [approve_model(users.log, d, signature) for d in model_dirs
-                    if approvals.find(ModelHashes.of(d)) is None]
+            entries = []
+            for model_dir in model_dirs:
+                if approvals.find(ModelHashes.of(model_dir)) is None:
+                    entries.append(approve_model(users.log, model_dir, signature))
+                    self.committed.emit(entries[-1])
+            return entries
 
         self._answer(ticket, approve)
 

@@ -63,6 +63,8 @@ class UserDirectory:
     """Users and authentication over one audit log (any backend) and its credentials table.
 
     ``clock`` returns an aware UTC datetime (tests pass a fake one); it decides when a lock opens.
+    ``on_committed`` is called with each entry the directory writes (a failed try, a lock, a user
+    change), so a screen that names the log's latest record can follow these too.
     """
 
     def __init__(
@@ -73,12 +75,14 @@ class UserDirectory:
         max_failures: int = MAX_FAILURES,
         lockout_s: float = LOCKOUT_S,
         clock: Callable[[], datetime] | None = None,
+        on_committed: Callable[[AuditEntry], None] | None = None,
     ) -> None:
         self.log = log
         self.credentials = credentials if credentials is not None else credentials_for(log)
         self.max_failures = max_failures
         self.lockout_s = lockout_s
         self.clock = clock or (lambda: datetime.now(timezone.utc))
+        self.on_committed = on_committed
 
     # -- reading --------------------------------------------------------------------------------
     def users(self) -> dict[str, User]:
@@ -292,7 +296,10 @@ class UserDirectory:
         return last
 
     def _append(self, action: Action, operator_id: str, details: dict) -> AuditEntry:
-        return self.log.append(EntryDraft(action, operator_id=operator_id, details=details))
+        entry = self.log.append(EntryDraft(action, operator_id=operator_id, details=details))
+        if self.on_committed is not None:
+            self.on_committed(entry)
+        return entry
 
 
 def _require_admin(signature: Signature) -> None:

@@ -11,6 +11,7 @@ pytest.importorskip("PySide6")
 
 from helpers_models import make_tiny_recipe  # noqa: E402
 from helpers_window import capture_demo_chip  # noqa: E402
+from PySide6.QtWidgets import QLabel  # noqa: E402
 
 from station.config import Settings  # noqa: E402
 from station.ui.main_window import MainWindow  # noqa: E402
@@ -35,6 +36,9 @@ def test_unreachable_lab_server_is_named_at_once(qtbot, recipe, monkeypatch):
         assert title == "Lab audit log unreachable" and "cannot be reached" in message and "secret" not in message
         assert "UNREACHABLE" in window.audit_label.text() and "release blocked" in window.audit_label.text()
         assert window._audit_status_timer.isActive()  # tried again until it is back
+        window.resize(1366, 716)  # on the bench monitor the warning is read whole, in bold, not elided
+        label = window.audit_label
+        qtbot.waitUntil(lambda: window.width() == 1366 and label.width() >= QLabel.sizeHint(label).width(), timeout=2_000)
     finally:
         window.shutdown()
 

@@ -121,6 +121,46 @@ def test_overridden_and_held_results_with_long_reasons_fit(qtbot, window):
         _assert_fits(qtbot, window, size)
 
 
+LONG_SOURCE = "Source: Simulated microscope 640x480 @ 30 fps, new package every 4 s"
+LONG_DEVICE = "Compute: CUDA: NVIDIA GeForce RTX 4090 Laptop GPU"
+LONG_MESSAGE = ("Objective 20x from the next capture; the result on screen was taken at 5x and keeps its sizes "
+                "(LM358-2431-SN0001)")
+
+
+def _inside(bar, widgets) -> bool:
+    return all(0 <= w.x() and w.geometry().right() < bar.width() for w in widgets)
+
+
+@pytest.mark.parametrize("width", [1366, 1920])
+def test_the_status_bar_labels_fit_and_a_message_is_read_whole(qtbot, window, width):
+    """Seen at 1366×768: "Audit: #9 Sign in" cut at the right edge, and the messages cut short."""
+    from PySide6.QtWidgets import QLabel
+
+    window.resize(width, 716)
+    bar = window.statusBar()
+    window.source_label.setText(LONG_SOURCE)
+    window.device_label.setText(LONG_DEVICE)
+    labels = [window.source_label, window.fps_label, window.device_label, window.audit_label]
+    audit = window.audit_label
+    assert audit.text().startswith("Audit: #")
+
+    def whole(label) -> bool:
+        return label.width() >= QLabel.sizeHint(label).width()
+
+    qtbot.waitUntil(lambda: bar.width() == width and _inside(bar, labels) and all(map(whole, labels)), timeout=2_000)
+
+    bar.showMessage(LONG_MESSAGE)  # the source and the device give way, the audit label stays whole
+    message_room = bar.fontMetrics().horizontalAdvance(LONG_MESSAGE)
+    qtbot.waitUntil(lambda: window.source_label.x() - 8 >= message_room and _inside(bar, labels), timeout=2_000)
+    assert whole(audit) and whole(window.fps_label)
+    if width == 1366:  # elided now, its whole text in the tooltip
+        assert not whole(window.source_label)
+        window.source_label.repaint()
+        assert LONG_SOURCE in window.source_label.toolTip()
+    bar.clearMessage()
+    qtbot.waitUntil(lambda: window.source_label.width() == window.source_label.natural_width(), timeout=2_000)
+
+
 def test_the_main_window_opens_inside_a_small_screen(qtbot):
     window = MainWindow(Settings(), "CPU (test)", recipes={})
     qtbot.addWidget(window)

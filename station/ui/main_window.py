@@ -30,6 +30,7 @@ from station import __version__
 from station.audit.draft import EntryDraft
 from station.audit.setup import AuditSetup
 from station.config import Settings, save_settings
+from station.ui.compact import MessageRoom, StatusLabel
 from station.ui.dialogs import ModelCardsDialog
 from station.ui.image_view import ImageView
 from station.ui.inspection_flow import InspectionFlowMixin
@@ -247,12 +248,17 @@ class MainWindow(UsersSessionMixin, OperatorSessionMixin, InspectionFlowMixin, L
         self.splitter.setStretchFactor(1, 0)
         self.splitter.setCollapsible(1, False)
         self.setCentralWidget(self.splitter)
-        self.source_label = QLabel("Source: none")
+        # a short bar, or a temporary message, narrows the source and the device; the audit label
+        # stays whole up to its longest text (in bold: "Audit: LAB LOG SERVER UNREACHABLE (release blocked)")
+        self.source_label = StatusLabel("Source: none", narrowest=14, widest=80)
         self.fps_label = QLabel("— fps")
-        self.device_label = QLabel(f"Compute: {device_description}")
-        self.audit_label = QLabel("Audit: ready")
+        self.device_label = StatusLabel(f"Compute: {device_description}", narrowest=12, widest=60)
+        self.audit_label = StatusLabel("Audit: ready", narrowest=60, widest=60)
+        bar = self.statusBar()
         for widget in (self.source_label, self.fps_label, self.device_label, self.audit_label):
-            self.statusBar().addPermanentWidget(widget)
+            bar.addPermanentWidget(widget)
+        self._message_room = MessageRoom(bar, yielding=[self.source_label, self.device_label],
+                                         others=[self.fps_label, self.audit_label])
 
     def _build_timers(self) -> None:
         # owned by the window, so they die with it (a free single-shot could fire after close)

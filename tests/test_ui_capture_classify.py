@@ -10,6 +10,7 @@ pytest.importorskip("PySide6")
 
 from helpers_models import make_tiny_recipe  # noqa: E402
 from helpers_users import expert_signs, nobody_signs  # noqa: E402
+from helpers_window import awaiting_result  # noqa: E402
 
 from station.audit import AuditLog  # noqa: E402
 from station.config import Settings  # noqa: E402
@@ -46,7 +47,7 @@ def _start_demo_and_sign_in(qtbot, window, chip="LM358"):
 
 
 def _capture(qtbot, window):
-    with qtbot.waitSignal(window.inspection_updated, timeout=60_000):
+    with awaiting_result(qtbot, window):
         window.capture_and_classify()
     assert window.inspection.result is not None, window.inspection.error
 
@@ -96,7 +97,7 @@ def test_capture_override_release_writes_verified_audit_records(qtbot, window):
 
 def test_second_press_while_busy_is_ignored_visibly(qtbot, window):
     _start_demo_and_sign_in(qtbot, window)
-    with qtbot.waitSignal(window.inspection_updated, timeout=60_000):
+    with awaiting_result(qtbot, window):
         window.capture_and_classify()
         first = window.inspection.request_id
         window.capture_and_classify()  # still classifying
@@ -170,7 +171,7 @@ def test_foot_pedal_key_triggers_capture_and_is_configurable(qtbot, window):
     assert window.settings.foot_pedal_key == "F9"
     window.activateWindow()
     window.setFocus()
-    with qtbot.waitSignal(window.inspection_updated, timeout=60_000):
+    with awaiting_result(qtbot, window):
         qtbot.keyClick(window, Qt.Key.Key_F9)
     assert window.inspection is not None and window.inspection.result is not None
 

@@ -11,6 +11,7 @@ pytest.importorskip("PySide6")
 
 from helpers_models import make_tiny_recipe  # noqa: E402
 from helpers_users import expert_signs  # noqa: E402
+from helpers_window import awaiting_result  # noqa: E402
 from PySide6.QtCore import Qt  # noqa: E402
 
 from station.audit import AuditLog  # noqa: E402
@@ -49,7 +50,7 @@ def window(qtbot, recipe):
 
 def _capture(qtbot, window, chip="LM358"):
     window.panel.chip_fields.chip.setText(chip)
-    with qtbot.waitSignal(window.inspection_updated, timeout=60_000):
+    with awaiting_result(qtbot, window):
         window.capture_and_classify()
     assert window.inspection.result is not None, window.inspection.error
 
@@ -125,7 +126,7 @@ def test_a_recipe_may_allow_no_id_with_a_recorded_reason(qtbot, recipe, monkeypa
     window.capture_and_classify()
     assert window.inspection is None  # no reason, no capture
     monkeypatch.setattr(window, "ask_reason", lambda *a: "bare die, no marking")
-    with qtbot.waitSignal(window.inspection_updated, timeout=60_000):
+    with awaiting_result(qtbot, window):
         window.capture_and_classify()
     monkeypatch.setattr(window, "ask_reason", lambda *a: "checked")
     entry = _commit(qtbot, window, "REJECT_HOLD", window.hold_result)
@@ -185,15 +186,15 @@ def test_keys_capture_from_anywhere_except_while_typing(qtbot, window):
     qtbot.keyClick(chip, Qt.Key.Key_Space)
     assert window.inspection is None and chip.text() == "LM358 "  # typed, not captured
     chip.setText("LM358")
-    with qtbot.waitSignal(window.inspection_updated, timeout=60_000):
+    with awaiting_result(qtbot, window):
         qtbot.keyClick(chip, Qt.Key.Key_F12)  # the pedal key works in a text field
     first = window.inspection.request_id
     window.captured_view.setFocus()
-    with qtbot.waitSignal(window.inspection_updated, timeout=60_000):
+    with awaiting_result(qtbot, window):
         qtbot.keyClick(window.captured_view, Qt.Key.Key_Space)
     assert window.inspection.request_id == first + 1
     window.panel.chip_fields.serial.setFocus()
-    with qtbot.waitSignal(window.inspection_updated, timeout=60_000):
+    with awaiting_result(qtbot, window):
         qtbot.keyClick(window.panel.chip_fields.serial, Qt.Key.Key_Return)  # a scanner ends with Enter
     assert window.inspection.request_id == first + 2
 

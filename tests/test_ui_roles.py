@@ -12,6 +12,7 @@ pytest.importorskip("PySide6")
 
 from helpers_models import make_tiny_recipe  # noqa: E402
 from helpers_users import ADMIN, EXPERT, TECH, make_directory, make_users, require_approvals  # noqa: E402
+from helpers_window import awaiting_result  # noqa: E402
 
 from station.audit import Action, AuditLog  # noqa: E402
 from station.config import Settings  # noqa: E402
@@ -65,7 +66,7 @@ def _open(qtbot, recipe, users, account=TECH) -> MainWindow:
 
 def _capture(qtbot, window, chip="LM358"):
     window.panel.chip_fields.chip.setText(chip)
-    with qtbot.waitSignal(window.inspection_updated, timeout=60_000):
+    with awaiting_result(qtbot, window):
         window.capture_and_classify()
     assert window.inspection.result is not None, window.inspection.error
 

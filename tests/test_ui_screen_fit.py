@@ -12,6 +12,7 @@ pytest.importorskip("PySide6")
 
 from helpers_models import make_tiny_recipe  # noqa: E402
 from helpers_users import expert_signs  # noqa: E402
+from helpers_window import awaiting_result  # noqa: E402
 from PySide6.QtCore import QPoint, QRect, QSize  # noqa: E402
 
 from station.config import Settings  # noqa: E402
@@ -41,7 +42,7 @@ def window(qtbot, recipe):
     with qtbot.waitSignal(window.frame_shown, timeout=10_000):
         window.start_source("demo")
     window.panel.chip_fields.chip.setText("LM358-2431-SN0001")
-    with qtbot.waitSignal(window.inspection_updated, timeout=60_000):
+    with awaiting_result(qtbot, window):
         window.capture_and_classify()
     assert window.inspection.result is not None, window.inspection.error
     yield window
@@ -111,7 +112,7 @@ def test_overridden_and_held_results_with_long_reasons_fit(qtbot, window):
                           check_params_cb=lambda entry: entry.action == "RELEASE"):
         window.panel.release_button.click()
     window.panel.chip_fields.chip.setText("LM358-2")
-    with qtbot.waitSignal(window.inspection_updated, timeout=60_000):
+    with awaiting_result(qtbot, window):
         window.capture_and_classify()
     with qtbot.waitSignal(window.audit_committed, timeout=10_000,
                           check_params_cb=lambda entry: entry.action == "REJECT_HOLD"):

@@ -139,6 +139,26 @@ def test_report_html_has_header_counts_and_thumbnails(db_path):
     assert "=HYPERLINK(&quot;x&quot;)" in html  # escaped, not markup
 
 
+def test_the_report_words_a_signature_and_a_time_as_the_entry_form_does(tmp_path):
+    """Both come from station.labels: the PDF once left out who signed an override."""
+    from helpers_users import signature_for
+
+    from station.labels import recorded_time_text, signature_text
+    from station.users import Permission
+
+    path = tmp_path / "signed.sqlite3"
+    signature = signature_for(Permission.OVERRIDE).to_dict()
+    with AuditLog(path, station_id="lab") as log:
+        entry = log.append(EntryDraft(Action.OVERRIDE, operator_id="jdoe", chip_id="C-1", predicted_material="ceramic",
+                                      material="metallic", verdict="override", reason="checked under the stereo "
+                                      "microscope", details={"signature": signature}))
+    html = report_html([entry], verification=verify(path))
+    signed = signature_text(signature, entry.local_time.tzinfo)
+    assert signed.startswith("Erin Expert (E001, expert) — override approved, 2026-05-09 ")
+    assert f"signed by {signed}" in html
+    assert recorded_time_text(entry.local_time, entry.utc_offset) in html and f"(UTC{entry.utc_offset})" in html
+
+
 def test_write_pdf_renders_tables_and_images(qapp, tmp_path):
     from station.reports.pdf import write_pdf
 

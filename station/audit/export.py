@@ -29,6 +29,7 @@ from station.audit.chain import VerifyResult, canonical_json, verify
 from station.audit.entry import AuditEntry
 from station.audit.keys import fingerprint
 from station.audit.log import AuditLog, When
+from station.labels import recorded_time_text, scale_text, signature_text
 from station.reports.style import PAGE_CSS, grid
 from station.storage import output_file, replacing
 
@@ -313,6 +314,9 @@ def _entries_table(
         notes = []
         if e.reason:
             notes.append(f"<i>{esc(e.reason)}</i>")
+        signed = e.details.get("signature")
+        if isinstance(signed, dict):  # as the entry form on the screen words it
+            notes.append(f"signed by {esc(signature_text(signed, e.local_time.tzinfo))}")
         if e.decap_method:
             notes.append(f"decap: {esc(e.decap_method)}")
         if e.refers_to is not None:
@@ -350,8 +354,7 @@ def capture_text(details: dict) -> str:
         parts.append(", ".join(words))
     objective = details.get("objective")
     if isinstance(objective, dict):
-        scale = objective.get("um_per_px")
-        parts.append(f"objective {objective.get('name', '?')}, " + (f"{scale:.4g} µm/px" if scale else "not calibrated"))
+        parts.append(f"objective {objective.get('name', '?')}, {scale_text(objective.get('um_per_px'))}")
     return "; ".join(p for p in parts if p)
 
 
@@ -409,4 +412,4 @@ def signed_head(verification: VerifyResult) -> dict:
 
 
 def _local_text(entry: AuditEntry) -> str:
-    return f"{entry.local_time:%Y-%m-%d %H:%M:%S} {entry.utc_offset}"
+    return recorded_time_text(entry.local_time, entry.utc_offset)

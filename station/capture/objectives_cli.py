@@ -20,6 +20,8 @@ import math
 import sys
 from pathlib import Path
 
+from station.labels import scale_text
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="objectives_command", metavar="ACTION")
@@ -103,5 +105,5 @@ def _list(settings, as_json: bool) -> int:
         print("no objectives: `station objectives calibrate NAME IMAGE --pitch-um P` or `set NAME --um-per-px X`")
     for name, scale in settings.objectives.items():
         mark = "*" if name == settings.objective else " "
-        print(f"{mark} {name}: {f'{scale:.5g} µm/px' if scale else 'not calibrated'}")
+        print(f"{mark} {name}: {scale_text(scale)}")
     return 0

@@ -16,6 +16,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from station.labels import scale_text
+
 MIN_LINES = 5  # fewer ruling lines than this in the image give no trustworthy pitch
 MAX_RESIDUAL = 0.1  # line centres further than this fraction of the pitch off a steady pitch: no ruling
 
@@ -33,7 +35,7 @@ class Objective:
 
     def text(self) -> str:
         """"20x · 0.512 µm/px" or "5x · not calibrated"."""
-        return f"{self.name} · {self.um_per_px:.4g} µm/px" if self.um_per_px else f"{self.name} · not calibrated"
+        return f"{self.name} · {scale_text(self.um_per_px)}"
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "um_per_px": self.um_per_px}

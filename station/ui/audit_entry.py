@@ -24,9 +24,19 @@ from PySide6.QtWidgets import (
 )
 
 from station.audit.entry import AuditEntry
-from station.labels import action_title, display_name, verdict_title
+from station.labels import (
+    action_title,
+    display_name,
+    familiarity_text,
+    recorded_time_text,
+    scale_text,
+    setting_text,
+    signature_text,
+    time_text,
+    value_text,
+    verdict_title,
+)
 from station.ui.image_view import ImageView
-from station.ui.record_text import familiarity_text, setting_text, signature_text, time_text, value_text
 from station.ui.screen_fit import fit_to_screen
 from station.workflow import objective_of_record
 
@@ -69,8 +79,7 @@ def _capture_rows(camera: Any, objective: Any) -> list[Row]:
         if camera.get("gain") is not None:
             rows.append(("Gain", f"{camera['gain']:g}", "in the camera's units (dB on most)"))
     if isinstance(objective, dict):
-        scale = objective.get("um_per_px")
-        rows.append(("Objective", f"{objective.get('name', '?')} · " + (f"{scale:.4g} µm/px" if scale else "not calibrated"),
+        rows.append(("Objective", f"{objective.get('name', '?')} · {scale_text(objective.get('um_per_px'))}",
                      "the image scale the defects' sizes were given in"))
     return rows
 
@@ -108,7 +117,7 @@ def entry_sections(entry: AuditEntry) -> list[tuple[str, list[Row]]]:
     zone = local.tzinfo  # every time in the form in the station's offset when it wrote the entry
     what = [
         ("Action", action_title(entry.action), f"recorded as {entry.action}"),
-        ("When", local.strftime("%Y-%m-%d %H:%M:%S") + f" (UTC{entry.utc_offset})", entry.time_utc),
+        ("When", recorded_time_text(local, entry.utc_offset), entry.time_utc),
         ("Operator", entry.operator_id, ""),
         ("Station", entry.station_id, f"app version {entry.app_version}"),
     ]

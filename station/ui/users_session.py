@@ -11,7 +11,7 @@ from collections.abc import Callable
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QDialog, QMessageBox
 
-from station.ui.record_text import setting_change_text
+from station.labels import setting_change_text
 from station.ui.users_dialogs import FirstAdminDialog, PasswordSignInDialog, SignatureDialog
 from station.users import Permission, PermissionDenied, Signature, allows
 from station.workflow import Operator, session_lock_draft, settings_change_draft

@@ -135,7 +135,10 @@ def test_report_html_has_header_counts_and_thumbnails(db_path):
     assert "lab-µ" in html and "PASSED" in html and "2026-05-01" in html
     assert "Signed by station lab-µ" in html and "Key of station lab-µ" in html
     assert html.count("data:image/png;base64,") == 3
-    assert "UNCERTAIN" in html and "ceramic &rarr; metallic" in html
+    assert "UNCERTAIN" in html and "Ceramic &rarr; Metallic" in html and "Crack 0.80" in html
+    # the screens' words, and the recorded name where it differs (CSV, JSON and `audit list` show that one)
+    assert "Released to decap<br><span class='small'>RELEASE</span>" in html
+    assert all(f">{counted}<" in html for counted in ("Accepted (VERDICT)", "Plastic", "Accept", "Override", "(none)"))
     assert "=HYPERLINK(&quot;x&quot;)" in html  # escaped, not markup
 
 

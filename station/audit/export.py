@@ -29,7 +29,7 @@ from station.audit.chain import VerifyResult, canonical_json, verify
 from station.audit.entry import AuditEntry
 from station.audit.keys import fingerprint
 from station.audit.log import AuditLog, When
-from station.labels import recorded_time_text, scale_text, signature_text
+from station.labels import action_title, display_name, recorded_time_text, scale_text, signature_text, verdict_title
 from station.reports.style import PAGE_CSS, grid
 from station.storage import output_file, replacing
 
@@ -251,9 +251,9 @@ def report_html(
         *(
             f"<td style='padding-right: 24px'>{_counts_table(title, counts)}</td>"
             for title, counts in (
-                ("Action", summary.by_action),
-                ("Material", summary.by_material),
-                ("Verdict", summary.by_verdict),
+                ("Action", _titled(summary.by_action, action_title)),
+                ("Material", _titled(summary.by_material, display_name)),
+                ("Verdict", _titled(summary.by_verdict, verdict_title)),
             )
         ),
         "</tr></table>",
@@ -270,6 +270,18 @@ def report_html(
         "</body></html>",
     ]
     return "\n".join(parts)
+
+
+def _titled(counts: dict[str, int], title) -> dict[str, int]:
+    """The counts under the words the screens use, the recorded name beside where it differs."""
+    return {_title_and_raw(raw, title): n for raw, n in counts.items()}
+
+
+def _title_and_raw(raw: str, title) -> str:
+    if raw == "(none)":
+        return raw
+    words = title(raw)
+    return words if words.lower() == raw.lower() else f"{words} ({raw})"
 
 
 def _counts_table(title: str, counts: dict[str, int]) -> str:
@@ -293,9 +305,11 @@ def _entries_table(
     rows = []
     for e in entries:
         ids = " / ".join(esc(v) for v in (e.chip_id, e.lot_id, e.serial_id) if v) or "-"
-        material = esc(e.material or "-")
+        # the screens' words, with the recorded name (what CSV, JSON and `audit list` show) beneath
+        action = f"{esc(action_title(e.action))}<br><span class='small'>{esc(e.action)}</span>"
+        material = esc(display_name(e.material) if e.material else "-")
         if e.predicted_material and e.predicted_material != e.material:
-            material = f"{esc(e.predicted_material)} &rarr; {material}"
+            material = f"{esc(display_name(e.predicted_material))} &rarr; {material}"
         probability = e.probabilities.get(e.predicted_material or "") if e.predicted_material else None
         if isinstance(probability, (int, float)):
             material += f"<br><span class='small'>p={probability:.2f}</span>"
@@ -304,9 +318,9 @@ def _entries_table(
             findings.append("<span class='bad'>UNCERTAIN</span>")
         if e.defects:
             top = ", ".join(
-                f"{esc(str(d.get('class', d.get('label', '?'))))} {d['score']:.2f}"
+                f"{esc(display_name(str(d.get('class', d.get('label', '?')))))} {d['score']:.2f}"
                 if isinstance(d.get("score"), (int, float))
-                else esc(str(d.get("class", d.get("label", "?"))))
+                else esc(display_name(str(d.get("class", d.get("label", "?")))))
                 for d in e.defects[:3]
             )
             more = f" +{len(e.defects) - 3}" if len(e.defects) > 3 else ""
@@ -328,8 +342,9 @@ def _entries_table(
             notes.append(f"<span class='small'>{esc(capture)}</span>")
         rows.append(
             "<tr>"
-            f"<td>{e.id}</td><td>{esc(_local_text(e))}</td><td>{esc(e.operator_id)}</td><td>{esc(e.action)}</td>"
-            f"<td>{ids}</td><td>{material}</td><td>{'<br>'.join(findings) or '-'}</td><td>{esc(e.verdict or '-')}</td>"
+            f"<td>{e.id}</td><td>{esc(_local_text(e))}</td><td>{esc(e.operator_id)}</td><td>{action}</td>"
+            f"<td>{ids}</td><td>{material}</td><td>{'<br>'.join(findings) or '-'}</td>"
+            f"<td>{esc(verdict_title(e.verdict) if e.verdict else '-')}</td>"
             f"<td>{'<br>'.join(notes) or '-'}</td><td>{_image_cell(e, statuses[e.id], files[e.id], thumbnails, cache)}</td>"
             "</tr>"
         )

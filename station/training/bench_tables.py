@@ -29,7 +29,7 @@ import torch
 import torch.nn as nn
 
 from station.ml.tta import VIEW_COUNTS, predict_with_views
-from station.training.cli_train import parse_angles
+from station.training.cli_train import add_distillation_strength, parse_angles
 
 log = logging.getLogger(__name__)
 
@@ -103,10 +103,7 @@ def configure(parser: argparse.ArgumentParser, name: str) -> None:
         parser.add_argument("--teacher", default=None, metavar="CONFIG",
                             help="one of --models, trained first with the table's recipe; every other model is "
                                  "distilled from it (station train --teacher), the teacher itself is not")
-        parser.add_argument("--distill-weight", type=float, default=0.5, metavar="ALPHA",
-                            help="with --teacher: share of the loss that follows the teacher (default 0.5)")
-        parser.add_argument("--distill-temperature", type=float, default=4.0, metavar="T",
-                            help="with --teacher: softening temperature (default 4)")
+        add_distillation_strength(parser)
     parser.add_argument("--resume", action="store_true",
                         help="continue a bench run that was stopped: each model resumes from its checkpoint, "
                              "and a model already trained with this recipe is scored again, not retrained")

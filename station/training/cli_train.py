@@ -77,6 +77,14 @@ def parse_override(text: str) -> tuple[str, object]:
         return key, value
 
 
+def add_distillation_strength(group) -> None:
+    """--distill-weight and --distill-temperature, for station train and the table benches alike."""
+    group.add_argument("--distill-weight", type=float, default=0.5, metavar="ALPHA",
+                       help="with --teacher: share of the loss that follows the teacher (default 0.5)")
+    group.add_argument("--distill-temperature", type=float, default=4.0, metavar="T",
+                       help="with --teacher: softening temperature of both networks' outputs (default 4)")
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("task", choices=sorted(TASKS), help="what to train")
     data = parser.add_argument_group("data")
@@ -113,10 +121,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     distil.add_argument("--teacher", type=Path, default=None, metavar="MODEL_DIR",
                         help="a trained classifier of the same classes and input: its temperature-softened "
                              "outputs on each training batch join the loss (Hinton et al. 2015)")
-    distil.add_argument("--distill-weight", type=float, default=0.5, metavar="ALPHA",
-                        help="share of the loss that follows the teacher (default 0.5)")
-    distil.add_argument("--distill-temperature", type=float, default=4.0, metavar="T",
-                        help="softening temperature of both networks' outputs (default 4)")
+    add_distillation_strength(distil)
 
     run = parser.add_argument_group("training")
     run.add_argument("--epochs", type=int, default=50)

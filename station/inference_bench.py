@@ -38,6 +38,8 @@ def configure(parser: argparse.ArgumentParser, name: str = "latency") -> None:
     parser.add_argument("--runs", type=int, default=50, help="timed runs (default: 50)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed runs first (default: 3)")
     parser.add_argument("--no-attention", action="store_true", help="do not compute attention maps")
+    parser.add_argument("--backend", choices=["auto", "torch", "onnxruntime"], default="auto",
+                        help="the networks' arithmetic (default: auto, as the capture window: ONNX Runtime on the CPU)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument(
         "--random-init", action="store_true", help="random-init models of the shipped sizes (a speed figure only)"
@@ -188,7 +190,7 @@ def _bench(recipe, args: argparse.Namespace) -> dict[str, Any]:
     from station.capture.sources import DEMO_SPECS, open_source
     from station.inference import Engine
 
-    engine = Engine(recipe, device=args.device)
+    engine = Engine(recipe, device=args.device, backend=args.backend)
     try:
         # the simulator unpaced: the bench measures work, not waiting for the next 30-fps slot
         options = {"paced": False} if args.source.strip().lower() in DEMO_SPECS else {}

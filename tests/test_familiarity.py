@@ -221,3 +221,48 @@ def test_a_held_unfamiliar_frame_has_no_material_of_record_and_cannot_be_release
     assert not inspection.can_release_held and not view.can_release and inspection.decap_method is None
     with pytest.raises(ValueError, match="release needs"):
         inspection.release_draft(TECHNICIAN, signature=signature_for(Permission.RELEASE_HELD))
+
+
+@pytest.mark.parametrize("kind", ["package", "noise", "texture"])
+def test_onnx_runtime_engine_gives_torch_maps_and_familiarity_without_a_torch_detector_pass(demo_engine, kind):
+    pytest.importorskip("onnxruntime")
+    image = render_package(seed=900001, defects=True).image if kind == "package" else \
+        generated_frame(kind, 3, (480, 640)).image
+    with Engine(_recipe("IC package (demo)"), device="cpu", warm_up=False, backend="auto",
+                approvals=ModelApprovals.developer()) as engine:
+        assert engine.backend == "onnxruntime" and engine.device_description.endswith("ONNX Runtime")
+        torch_passes = []
+        hook = engine.detector.model.register_forward_hook(lambda *_: torch_passes.append(1))
+        try:
+            ours = engine.run(InspectionRequest(1, image, want_attention=True))
+        finally:
+            hook.remove()
+    theirs = demo_engine.run(InspectionRequest(1, image, want_attention=True))
+    assert torch_passes == []  # the detector's map and features came from the graph's taps
+    assert ours.familiarity.familiar == theirs.familiarity.familiar == (kind == "package")
+    for name, score in theirs.familiarity.scores.items():
+        assert ours.familiarity.scores[name] == pytest.approx(score, rel=1e-4)
+    assert ours.material.material == theirs.material.material
+    np.testing.assert_allclose(ours.material.probabilities, theirs.material.probabilities, atol=1e-4)
+    np.testing.assert_allclose(ours.attention.defects, theirs.attention.defects, atol=1e-4)
+    np.testing.assert_allclose(ours.attention.material, theirs.attention.material, atol=1e-4)  # Grad-CAM: torch
+    assert [(d.label, round(d.score, 3)) for d in ours.defects] == [(d.label, round(d.score, 3)) for d in theirs.defects]
+
+
+def test_auto_backend_stays_on_torch_when_the_graph_cannot_be_exported(monkeypatch, caplog):
+    pytest.importorskip("onnxruntime")
+    import station.inference.onnx_backend as onnx_backend
+
+    def refuse(*_args, **_kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(onnx_backend, "export_graph", refuse)
+    monkeypatch.setattr(onnx_backend, "runner_for", refuse)
+    with Engine(_recipe("IC package (demo)"), device="cpu", warm_up=False, backend="auto",
+                approvals=ModelApprovals.developer()) as engine:
+        assert engine.backend == "torch" and "ONNX Runtime" not in engine.device_description
+        result = engine.run(InspectionRequest(1, render_package(seed=900001).image, want_attention=False))
+    assert result.material is not None and "running on torch" in caplog.text
+    with pytest.raises(OSError, match="No space"):
+        Engine(_recipe("IC package (demo)"), device="cpu", warm_up=False, backend="onnxruntime",
+               approvals=ModelApprovals.developer())

@@ -255,18 +255,18 @@ def test_table_holds_light_rows_and_a_bounded_thumbnail_cache(qtbot, tmp_path):
     assert top == "99.0%"
 
 
-def test_onnx_runtime_is_offered_for_runs_without_maps(qtbot, review_setup, tmp_path):
+def test_onnx_runtime_is_offered_with_and_without_maps(qtbot, review_setup, tmp_path):
     pytest.importorskip("onnxruntime")
     source, names, recipe = review_setup
     window = _window(qtbot, recipe)
-    window.attention_check.setChecked(True)
-    assert not window.onnx_check.isEnabled() and "attention maps" in window.onnx_check.toolTip()
     window.attention_check.setChecked(False)
     assert window.onnx_check.isEnabled()
+    window.attention_check.setChecked(True)  # the detector's map comes from the graph, Grad-CAM from torch
+    assert window.onnx_check.isEnabled() and "Grad-CAM" in window.onnx_check.toolTip()
     window.onnx_check.setChecked(True)
     assert window.settings.batch_onnxruntime  # remembered with the settings
     with qtbot.waitSignal(window.batch.opened, timeout=RUN_TIMEOUT_MS) as opened:
-        summary = _run(qtbot, window, copy_folder(source, tmp_path / "onnx"), want_attention=False)
+        summary = _run(qtbot, window, copy_folder(source, tmp_path / "onnx"), want_attention=True)
     assert "ONNX Runtime" in opened.args[0].device and summary.inspected == len(names)
 
 

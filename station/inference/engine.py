@@ -28,6 +28,11 @@ Precision follows ``station.devices.autocast`` (on CUDA the classifier in bf16 w
 the detector in fp16 for its box coordinates), with channels-last inputs. A CUDA out-of-memory
 error splits the batch; with one image left it moves the engine to the CPU for good, with a
 logged warning, and the image is answered there.
+
+``backend``: "torch", "onnxruntime" (the CPU's faster arithmetic, ``station.inference.onnx_backend``:
+every detector pass, EigenCAM map included, and the classifier's passes without Grad-CAM) or
+"auto" (ONNX Runtime on the CPU where installed and exportable, else torch; what the capture
+window uses).
 """
 
 from __future__ import annotations
@@ -52,9 +57,10 @@ from station.inference.errors import (
     UnapprovedModelError,
 )
 from station.inference.defects import defects_from_detections
-from station.inference.familiarity import FamiliarityCheck, FamiliarityScorer, load_statistics
+from station.inference.familiarity import FamiliarityCheck, FamiliarityScorer, load_statistics, pooled
 from station.inference.image_check import check_frame, route_unfit_frame
 from station.inference.loading import LoadedModel, load_for_role
+from station.inference.onnx_backend import resolve_backend
 from station.inference.networks import classifier_logits, detections, tile_detections, to_device
 from station.inference.part_region import PartRegion, find_part
 from station.inference.recipes import Recipe
@@ -67,7 +73,7 @@ from station.inference.results import (
     MaterialCall,
     ModelRef,
 )
-from station.ml.cam import EigenCam, GradCam, scale_to_reference, to_image_size
+from station.ml.cam import EigenCam, GradCam, principal_component_maps, scale_to_reference, to_image_size
 from station.ml.cards import CARD_FILE, ModelCard, PreparedInput, prepare_input
 
 log = logging.getLogger(__name__)
@@ -128,7 +134,8 @@ class _TimedGradCam(GradCam):
 
 
 class Engine:
-    """Runs one recipe. ``device`` is "auto" (CUDA when available), "cpu" or "cuda".
+    """Runs one recipe. ``device`` is "auto" (CUDA when available), "cpu" or "cuda"; ``backend``
+    "torch", "onnxruntime" or "auto" (see the module docstring).
 
     ``approvals`` (``station.users.approvals.ModelApprovals``) says which models an admin approved;
     by default the station's audit log. A model it does not approve raises UnapprovedModelError.
@@ -156,8 +163,8 @@ class Engine:
         self.thresholds = self._effective_thresholds()
         self._familiarity = {loaded.role: self._familiarity_scorer(loaded) for loaded in self._loaded()
                              if loaded.card.familiarity is not None}
-        self.backend = backend
-        self._runners = self._onnx_runners() if backend != "torch" else {}
+        self.backend = resolve_backend(backend, self._device)
+        self._runners = self._onnx_runners(fall_back=backend == "auto") if self.backend != "torch" else {}
         for loaded in self._loaded():
             if loaded.card.cam_reference is None:
                 log.warning("model %s has no cam_reference in its card: no attention map for it", loaded.card.name)
@@ -173,19 +180,45 @@ class Engine:
     def _loaded(self) -> list[LoadedModel]:
         return [m for m in (self.classifier, self.detector) if m is not None]
 
-    def _onnx_runners(self) -> dict[str, object]:
-        from station.inference.onnx_backend import BACKENDS, onnx_runner
+    def _onnx_runners(self, fall_back: bool) -> dict[str, object]:
+        """One ONNX Runtime runner per role; with ``fall_back`` ("auto") a model that cannot be
+        exported or opened leaves the engine on torch instead of failing the recipe."""
+        from station.inference.onnx_backend import onnx_runner
         from station.paths import cache_dir
 
-        if self.backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
         if self._device.type != "cpu":
             raise ValueError(f"the onnxruntime backend runs on the CPU, not {self._device}")
-        return {loaded.role: onnx_runner(loaded, cache_dir() / "onnx") for loaded in self._loaded()}
+        try:
+            return {loaded.role: onnx_runner(loaded, cache_dir() / "onnx") for loaded in self._loaded()}
+        except Exception as exc:  # the exporter and ONNX Runtime raise many kinds; torch still works
+            if not fall_back:
+                raise
+            log.warning("ONNX Runtime unavailable for recipe %r (%s: %s); running on torch",
+                        self.recipe.name, type(exc).__name__, exc)
+            self.backend = "torch"
+            return {}
 
     def _network(self, loaded: LoadedModel, with_maps: bool) -> object:
-        """The forward pass for one role: the ONNX Runtime runner unless attention maps need torch."""
-        return loaded.model if with_maps else self._runners.get(loaded.role, loaded.model)
+        """The forward pass for one role: the ONNX Runtime runner, unless a map needs torch's
+        graph (Grad-CAM's gradients, or a detector graph without its EigenCAM tap)."""
+        runner = self._runners.get(loaded.role)
+        if runner is None:
+            return loaded.model
+        if with_maps and (loaded.role == "classifier"
+                          or getattr(loaded.model, "cam_target_layer", None) not in runner.tapped_layers):
+            return loaded.model
+        return runner
+
+    @contextlib.contextmanager
+    def _tapping(self, loaded: LoadedModel, network: object | None = None) -> Iterator[dict | None]:
+        """The tapped layers' outputs of the passes ``network`` (default: the role's network
+        without maps) runs inside the block; None when that is the torch model (its hooks catch them)."""
+        network = self._network(loaded, with_maps=False) if network is None else network
+        if network is loaded.model:
+            yield None
+            return
+        with network.tapping() as taps:  # type: ignore[attr-defined]
+            yield taps
 
     def _check_approved(self, loaded: LoadedModel) -> None:
         from station.ml.cards import file_sha256
@@ -412,15 +445,17 @@ class Engine:
             for index, prepared in enumerate(batch)
         ]
 
-    def _score_familiarity(self, role: str, loaded: LoadedModel, images: torch.Tensor,
-                           scores: dict[str, np.ndarray]) -> None:
-        """The role's familiarity scores from the features its tap caught in the forward pass just
-        run; a runner that is not the torch model (ONNX Runtime) lets none through, so the torch
-        model runs once more for them."""
+    def _score_familiarity(self, role: str, loaded: LoadedModel, taps: dict[str, list[torch.Tensor]] | None,
+                           images: torch.Tensor, scores: dict[str, np.ndarray]) -> None:
+        """The role's familiarity scores from the features of the forward pass just run: the torch
+        model's hooks caught them, or (``taps``) the ONNX Runtime graph handed them back. Should
+        neither have them, the torch model runs once more."""
         scorer = self._familiarity.get(role)
         if scorer is None:
             return
         captured = scorer.take()
+        if taps is not None:
+            captured = [pooled(taps[layer]) if layer in taps else None for layer in scorer.layers]
         if any(features is None for features in captured):
             scorer.arm()
             with torch.inference_mode(), autocast(self._device, role):
@@ -488,16 +523,16 @@ class Engine:
         if want_attention and card.cam_reference is not None:
             # one forward gives the logits and the maps; its backward is the maps' cost
             start = clock.now()
+            taps = None
             with autocast(self._device, "classifier"), _TimedGradCam(loaded.model, loaded.model.cam_target_layer, clock) as cam:
                 logits, raw_maps = cam(images)
             clock.add("classifier", cam.forward_seconds)
             clock.add("cam", clock.now() - start - cam.forward_seconds)
         else:
-            with clock.stage("classifier"):
-                network = self._network(loaded, with_maps=False)
-                logits = classifier_logits(network, images, self._device)
+            with clock.stage("classifier"), self._tapping(loaded) as taps:
+                logits = classifier_logits(self._network(loaded, with_maps=False), images, self._device)
         with clock.stage("classifier"):
-            self._score_familiarity("classifier", loaded, images, scores)
+            self._score_familiarity("classifier", loaded, taps, images, scores)
             # temperature scaling (Guo et al. 2017): calibrated probabilities, same ranking
             probabilities = torch.softmax(logits.float() / card.temperature, dim=1).cpu().numpy()
         calls = [self._material_call(card, row) for row in probabilities]
@@ -533,12 +568,14 @@ class Engine:
         maps: list[np.ndarray | None] = [None] * len(batch)
         with contextlib.ExitStack() as stack:
             with_map = want_attention and card.cam_reference is not None
-            cam = stack.enter_context(EigenCam(loaded.model, loaded.model.cam_target_layer)) if with_map else None
+            network = self._network(loaded, with_map)
+            taps = stack.enter_context(self._tapping(loaded, network))
+            cam = stack.enter_context(EigenCam(network, network.cam_target_layer)) if with_map and taps is None else None
             with clock.stage("detector"):
                 images = to_device([i.tensor for i in inputs], self._device)
                 self._arm("detector")
                 found = detections(
-                    self._network(loaded, with_map),
+                    network,
                     images,
                     self._device,
                     views=card.test_time_views,
@@ -547,10 +584,12 @@ class Engine:
                     max_det=int(self.thresholds["max_detections"]),
                     letterboxes=[i.letterbox for i in inputs],
                 )
-                self._score_familiarity("detector", loaded, images, scores)
-            if cam is not None:
+                self._score_familiarity("detector", loaded, taps, images, scores)
+            if with_map:
                 with clock.stage("cam"):
-                    raw_maps = cam.maps()
+                    # EigenCAM of the last pass (the identity view): torch's hook or the graph's tap
+                    raw_maps = cam.maps() if cam is not None else principal_component_maps(
+                        taps[loaded.model.cam_target_layer][0])
                     maps = [
                         self._scaled_map(raw_maps[index : index + 1], card, prepared.image_hw, inputs[index])
                         for index, prepared in enumerate(batch)

@@ -164,6 +164,7 @@ class FamiliarityScorer:
             raise ValueError(f"familiarity of {name}: one statistics and one limit per layer, got {len(layers)} "
                              f"layers, {len(statistics)} statistics, {len(limits)} limits")
         self.name = name
+        self.layers = list(layers)
         self.taps = [FeatureTap(model, layer) for layer in layers]
         self.statistics = list(statistics)
         self.limits = [float(limit) for limit in limits]

@@ -9,6 +9,11 @@ are data-dependent and stay outside the graph: ``station.ml.onnx_runtime`` appli
 The card travels inside the file (metadata ``station.card``), so a reader knows the classes,
 preprocessing and thresholds.
 
+``taps`` names layers whose outputs become extra graph outputs, ``tap/<layer>/<j>`` for the
+layer's j-th tensor: the engine reads the detector's EigenCAM activations and both models'
+familiarity features from them, so ONNX Runtime does the whole forward pass (no torch pass for
+the hooks). ``station export`` writes no taps.
+
 The TorchScript-based exporter is used: the dynamo exporter of torch 2.14 fails to decompose the
 CTI graph.
 """
@@ -20,7 +25,9 @@ import json
 import sys
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -44,7 +51,43 @@ class _DenseDetector(nn.Module):
         return dense_detections(self.detector(images), (images.shape[-2], images.shape[-1]))
 
 
-def export_graph(model: nn.Module, card: ModelCard, out: str | Path, opset: int = DEFAULT_OPSET) -> Path:
+TAP_PREFIX = "tap/"
+
+
+def _tensors(output: Any) -> list[torch.Tensor]:
+    items = output if isinstance(output, (list, tuple)) else [output]
+    return [item for item in items if isinstance(item, torch.Tensor)]
+
+
+class _Tapped(nn.Module):
+    """``graph``'s outputs followed by the output tensors of ``model``'s ``taps`` layers, in order."""
+
+    def __init__(self, graph: nn.Module, model: nn.Module, taps: Sequence[str]) -> None:
+        super().__init__()
+        self.graph = graph
+        self.layers = [(name, model.get_submodule(name)) for name in taps]
+        self.counts: dict[str, int] = {}
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        caught: dict[str, list[torch.Tensor]] = {}
+
+        def keep(name: str, output: Any) -> None:  # a hook that returned a value would replace the output
+            caught.setdefault(name, _tensors(output))
+
+        handles = [module.register_forward_hook(lambda _m, _i, output, name=name: keep(name, output))
+                   for name, module in self.layers]
+        try:
+            outputs = self.graph(images)
+        finally:
+            for handle in handles:
+                handle.remove()
+        outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+        self.counts = {name: len(caught[name]) for name, _ in self.layers}
+        return (*outputs, *(tensor for name, _ in self.layers for tensor in caught[name]))
+
+
+def export_graph(model: nn.Module, card: ModelCard, out: str | Path, opset: int = DEFAULT_OPSET,
+                 taps: Sequence[str] = ()) -> Path:
     """Trace ``model`` (built from ``card``) into the ONNX file ``out``; torch only, no ``onnx``."""
     if opset < 17:
         raise ValueError(f"opset must be 17 or newer, got {opset}")
@@ -52,6 +95,11 @@ def export_graph(model: nn.Module, card: ModelCard, out: str | Path, opset: int 
         graph, outputs = _DenseDetector(model).eval(), ["scores", "boxes"]
     else:
         graph, outputs = model.eval(), ["logits"]
+    if taps:
+        graph = _Tapped(graph, model, taps).eval()
+        with torch.no_grad():
+            graph(torch.zeros(1, *card.input_size))
+        outputs += [f"{TAP_PREFIX}{name}/{j}" for name in taps for j in range(graph.counts[name])]
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     example = torch.zeros(2, *card.input_size)

@@ -4,12 +4,18 @@
 and return torch tensors like ``CTI`` and ``WBAMFFEM`` do, so the card preprocessing, the
 temperature, test-time views and the detection selection (``select_detections``, the very code
 ``predict`` runs) are shared with the torch path; only the network's arithmetic differs. No
-attention maps: Grad-CAM needs the torch graph.
+gradient maps: Grad-CAM needs the torch graph. A graph exported with taps also hands back those
+layers' outputs, as the torch models' forward hooks do: inside ``with runner.tapping() as taps``
+each pass on that thread puts them in ``taps`` (the last pass's win), and the detector's EigenCAM
+and the familiarity features are read from there.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
+from collections.abc import Iterator
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,7 +24,7 @@ import torch
 
 from station.ml.cards import ModelCard
 from station.ml.letterbox import LetterboxInfo
-from station.ml.onnx_export import CARD_METADATA_KEY, PRE_NMS_TOPK_KEY
+from station.ml.onnx_export import CARD_METADATA_KEY, PRE_NMS_TOPK_KEY, TAP_PREFIX
 from station.ml.wbam_ffem import select_detections
 
 
@@ -27,13 +33,40 @@ class _OnnxModel:
         self.session = session
         self.card = card
         self.training = False
+        names = [output.name for output in session.get_outputs()]
+        self._main = sum(not name.startswith(TAP_PREFIX) for name in names)
+        self._tap_layers = [name[len(TAP_PREFIX):].rsplit("/", 1)[0] for name in names[self._main:]]
+        # by thread, only while a ``tapping`` block is open: a threading.local still holding tensors
+        # when a QThread ends crashed CPython's thread-state teardown (segfault at the window's close)
+        self._tapping: dict[int, dict[str, list[torch.Tensor]]] = {}
+
+    @property
+    def tapped_layers(self) -> frozenset[str]:
+        return frozenset(self._tap_layers)
 
     def eval(self) -> _OnnxModel:
         return self
 
     def _run(self, images: torch.Tensor) -> list[np.ndarray]:
         array = images.detach().to("cpu", torch.float32).contiguous().numpy()
-        return self.session.run(None, {"images": array})
+        outputs = self.session.run(None, {"images": array})
+        taps = self._tapping.get(threading.get_ident())
+        if taps is not None:
+            taps.clear()
+            for layer, tensor in zip(self._tap_layers, outputs[self._main:]):
+                taps.setdefault(layer, []).append(torch.from_numpy(tensor))
+        return outputs[: self._main]
+
+    @contextlib.contextmanager
+    def tapping(self) -> Iterator[dict[str, list[torch.Tensor]]]:
+        """Each tapped layer's output tensors of the last pass this thread runs inside the block."""
+        key = threading.get_ident()
+        taps: dict[str, list[torch.Tensor]] = {}
+        self._tapping[key] = taps
+        try:
+            yield taps
+        finally:
+            del self._tapping[key]
 
 
 class OnnxClassifier(_OnnxModel):

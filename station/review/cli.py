@@ -29,9 +29,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
     parser.add_argument("--no-attention", action="store_true",
                         help="skip attention maps (faster; the GUI's detail view then shows boxes only)")
-    parser.add_argument("--backend", choices=["torch", "onnxruntime"], default="torch",
-                        help="the networks' arithmetic for images reviewed without attention maps: torch (default) or "
-                             "onnxruntime (CPU only, 1.5-3.9x faster here; maps still come from torch)")
+    parser.add_argument("--backend", choices=["torch", "onnxruntime", "auto"], default="torch",
+                        help="the networks' arithmetic: torch (default), onnxruntime (CPU only, 1.5-3.9x faster here; "
+                             "the material Grad-CAM still comes from torch) or auto (onnxruntime on the CPU where "
+                             "installed, as the capture window does)")
     parser.add_argument("--batch-size", type=int, help="images per forward pass (default: 32 on CUDA, 4 on CPU)")
     parser.add_argument("--workers", type=int, help="decode threads (default: the cores, 2 to 8)")
     parser.add_argument("--reference", type=Path, help="defect-free template image, for recipes that compare against one")
@@ -82,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"station batch: {exc}", file=sys.stderr)
         return 1
     try:
-        engine = Engine(recipe, device="cpu" if args.backend == "onnxruntime" else args.device, backend=args.backend)
+        engine = Engine(recipe, device="cpu" if args.backend == "onnxruntime" else args.device,
+                        backend=args.backend)
     except (EngineError, ValueError, RuntimeError) as exc:
         print(f"station batch: cannot load recipe {recipe.name!r}: {exc}", file=sys.stderr)
         return 1

@@ -155,7 +155,7 @@ class BatchJob:
     recursive: bool = False
     device: str = "auto"
     options: RunOptions = field(default_factory=RunOptions)
-    backend: str = "torch"  # or "onnxruntime": the networks' CPU arithmetic when no maps are drawn
+    backend: str = "torch"  # "onnxruntime": the networks' CPU arithmetic (Grad-CAM stays torch's); "auto"
 
 
 @dataclass(frozen=True)

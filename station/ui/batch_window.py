@@ -404,7 +404,7 @@ class BatchReviewWindow(QMainWindow):
         self.settings.batch_onnxruntime = checked
 
     def _onnx_applies(self) -> bool:
-        """ONNX Runtime does the arithmetic only on the CPU and only where no maps are drawn."""
+        """ONNX Runtime does the arithmetic only on the CPU."""
         return self.onnx_check.isChecked() and self.onnx_check.isEnabled()
 
     @Slot(bool)
@@ -761,10 +761,11 @@ class BatchReviewWindow(QMainWindow):
         running = self.running
         for widget in (self.folder_edit, self.recursive_check, self.recipe_combo, self.attention_check, self.start_button):
             widget.setEnabled(not running)
-        onnx_refusal = onnx_unavailable_reason(self.settings.device, self.attention_check.isChecked())
+        onnx_refusal = onnx_unavailable_reason(self.settings.device)
         self.onnx_check.setEnabled(not running and onnx_refusal is None)
         self.onnx_check.setToolTip(onnx_refusal or "The networks' arithmetic on ONNX Runtime: 1.5-3.9x faster on this "
-                                   "CPU, the same calls (logits within 1e-5); only without attention maps")
+                                   "CPU, the same calls (logits within 1e-5); the material map still comes from "
+                                   "torch (Grad-CAM needs its gradients)")
         recipe = self.recipes.get(self.recipe_combo.currentText())
         self.reference_button.setVisible(bool(recipe is not None and recipe.use_reference))
         self.reference_button.setEnabled(not running)

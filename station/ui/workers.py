@@ -219,7 +219,7 @@ class InferenceWorker(QObject):
 
         self.busy_changed.emit(True)
         try:
-            engine = Engine(recipe, device=device)
+            engine = Engine(recipe, device=device, backend="auto")  # ONNX Runtime on the CPU: 1.5-2x faster
         except UnapprovedModelError as exc:  # an admin may approve them: the window offers it
             log.warning("cannot load recipe %s: %s", recipe.name, exc)
             dirs = [recipe.model_dir(ref) for ref in (recipe.classifier, recipe.detector) if ref is not None]

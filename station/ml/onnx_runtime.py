@@ -99,6 +99,9 @@ def _session(path: str | Path, threads: int | None):
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
+    # no spin-waiting after a pass: the engine runs torch (Grad-CAM) next on the same cores, and a
+    # spinning pool took them from it (the demo capture 64 -> 90 ms on 2 busy cores)
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if threads is not None:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1

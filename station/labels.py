@@ -142,3 +142,20 @@ def familiarity_text(familiarity: dict, reasons: list | tuple | None = None) -> 
         return f"familiar ({measured})"
     why = [str(reason) for reason in (reasons or []) if reason] or [familiarity.get("part_problem") or measured]
     return f"UNFAMILIAR: {'; '.join(why)}"
+
+
+FAINT_MAP_PEAK = 0.4  # below this the blended map (opacity × sqrt(level), inferno: dark purple) is hard to see
+
+
+def map_note(heatmap: Any) -> tuple[str, str]:
+    """(short note, tooltip) for an attention map about to be shown: ("", "") when it will be
+    seen, a note when it will not, so an empty-looking overlay is explained rather than a mystery."""
+    if heatmap is None:
+        return "no map", "No attention map for this result: it was not asked for, or the recipe has no such model."
+    peak = float(heatmap.max()) if heatmap.size else 0.0
+    if not math.isfinite(peak) or peak >= FAINT_MAP_PEAK:
+        return "", ""
+    return ("faint map",
+            f"The map peaks at {peak:.0%} of its reference. Maps are scaled against the model card's fixed "
+            "reference range, so that frames compare. The model's attention is weak or spread out here, not "
+            "missing: read the call with that in mind.")

@@ -205,6 +205,18 @@ def test_attention_maps_are_stored_small(review_setup, engine, tmp_path):
         assert 0.0 <= maps.material.min() and maps.material.max() <= 1.0
 
 
+def test_lanes_with_maps_run_on_the_runs_onnx_runtime(review_setup, tmp_path):
+    pytest.importorskip("onnxruntime")
+    source, names, recipe = review_setup
+    folder = copy_folder(source, tmp_path / "onnx-maps", names[:4])
+    with Engine(recipe, device="cpu", warm_up=False, backend="onnxruntime") as onnx_engine:
+        store, _, summary = _run(onnx_engine, folder, attention=True, lanes=2)
+    with store:
+        records = [store.record(row.item_id) for row in store.rows()]
+    assert summary.inspected == 4 and all(record.has_maps for record in records)
+    assert all(record.result.device.endswith("ONNX Runtime") for record in records)  # no lane fell to torch
+
+
 def test_verdicts_write_one_audit_entry_each(review_setup, engine, tmp_path):
     source, names, _ = review_setup
     folder = copy_folder(source, tmp_path / "verdicts", names)

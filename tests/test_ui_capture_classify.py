@@ -207,6 +207,33 @@ def test_overlay_offers_only_the_maps_the_recipe_makes(qtbot):
     assert controls.attention_kind.model().item(0).isEnabled() and controls.options()["attention"] == "defects"
 
 
+def test_a_faint_or_missing_map_is_said_beside_the_map_choice(qtbot):
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from station.inference.results import AttentionMaps
+    from station.ui.result_panel import OverlayControls
+
+    controls = OverlayControls()
+    qtbot.addWidget(controls)
+    controls.show()
+    faint = np.full((8, 8), 0.02, np.float32)
+    faint[2, 3] = 0.08
+    result = SimpleNamespace(attention=AttentionMaps(material=faint, defects=np.ones((8, 8), np.float32)))
+    controls.show_map_note(result)
+    assert controls.map_note.isVisible() and controls.map_note.text() == "faint map"
+    assert "peaks at 8% of its reference" in controls.map_note.toolTip()
+    controls.attention_kind.setCurrentIndex(1)  # the defect map is strong: nothing to say
+    controls.show_map_note(result)
+    assert not controls.map_note.isVisible()
+    controls.show_map_note(SimpleNamespace(attention=None))
+    assert controls.map_note.text() == "no map"
+    controls.attention.setChecked(False)  # no map asked for on the screen: nothing to explain
+    controls.show_map_note(result)
+    assert not controls.map_note.isVisible()
+
+
 def test_an_inspection_only_recipe_ends_at_the_verdict(qtbot, tmp_path):
     from station.ui.dialogs import OverrideDialog
 

@@ -354,7 +354,8 @@ class BatchRunner:
         engine = getattr(self._lane_local, "engine", None)
         if engine is None:
             engine = self._lane_local.engine = Engine(
-                self.engine.recipe, device="cpu", warm_up=False, approvals=getattr(self.engine, "approvals", None)
+                self.engine.recipe, device="cpu", warm_up=False, approvals=getattr(self.engine, "approvals", None),
+                backend=getattr(self.engine, "backend", "torch"),  # the run's runtime, not torch's by default
             )
         return engine
 

@@ -154,6 +154,7 @@ class BatchDetailView(QWidget):
             button.setToolTip("" if button.isEnabled() else why)
 
     def _render(self) -> None:
+        self.overlay_controls.show_map_note(self.result if self._image is not None else None)
         if self._image is None:
             return
         if self.result is None:

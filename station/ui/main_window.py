@@ -429,6 +429,7 @@ class MainWindow(UsersSessionMixin, OperatorSessionMixin, InspectionFlowMixin, L
     @Slot()
     def _render_captured(self) -> None:
         inspection = self.inspection
+        self.overlay_controls.show_map_note(inspection.result if inspection is not None else None)
         if inspection is None or inspection.result is None:
             return
         from station.render import SCREEN_LONG_SIDE, compose_overlay

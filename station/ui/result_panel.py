@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from station.ui.compact import ElidedLabel, compact
+from station.ui.compact import ElidedLabel, StatusLabel, compact
 from station.workflow import InspectionView, Tone, display_name, result_view
 
 _BANNER_BASE = "color:white;font-size:17px;font-weight:bold;padding:4px 6px;border-radius:4px;"
@@ -92,10 +92,14 @@ class OverlayControls(QWidget):
         self.attention_kind = QComboBox()
         self.attention_kind.addItem("material (Grad-CAM)", "material")
         self.attention_kind.addItem("defects (CAM)", "defects")
+        self.map_note = StatusLabel(narrowest=10, widest=12)  # stays whole
+        self.map_note.setObjectName("mapNote")
+        self.map_note.setStyleSheet("color: #8a5a00;")
+        self.map_note.hide()
         self.opacity = QSlider(Qt.Orientation.Horizontal)
         self.opacity.setRange(0, 100)
         self.opacity.setValue(45)
-        self.opacity.setMinimumWidth(90)
+        self.opacity.setMinimumWidth(44)  # gives room to the map note at 1366 px
         self.opacity.setMaximumWidth(140)
         self.boxes = QCheckBox("Boxes")
         self.boxes.setChecked(True)
@@ -113,7 +117,8 @@ class OverlayControls(QWidget):
         ):
             signal.connect(self.changed)
         # two rows where the column is narrow (batch review's detail pane)
-        widgets = (self.attention, self.attention_kind, QLabel("opacity"), self.opacity, self.boxes, self.min_score)
+        widgets = (self.attention, self.attention_kind, self.map_note, QLabel("opacity"), self.opacity, self.boxes,
+                   self.min_score)
         column = QVBoxLayout(self)
         column.setContentsMargins(0, 0, 0, 0)
         column.setSpacing(2)
@@ -124,6 +129,19 @@ class OverlayControls(QWidget):
                 layout.addWidget(widget)
             layout.addStretch(1)
             column.addLayout(layout)
+
+    def show_map_note(self, result: object | None) -> None:
+        """Say when the chosen map of ``result`` will not be seen (none, or faint); drawn from the
+        result the view shows, each time it is drawn."""
+        from station.labels import map_note
+
+        maps = getattr(result, "attention", None)
+        shown = result is not None and self.attention.isChecked() and self.attention.isEnabled()
+        chosen = getattr(maps, self.attention_kind.currentData(), None) if maps is not None else None
+        text, tip = map_note(chosen) if shown else ("", "")
+        self.map_note.setText(text)
+        self.map_note.setToolTip(tip)
+        self.map_note.setVisible(bool(text))
 
     def set_maps_available(self, material: bool, defects: bool) -> None:
         """Offer only the maps the recipe's models make; pick one that exists."""

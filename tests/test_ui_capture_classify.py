@@ -207,6 +207,12 @@ def test_overlay_offers_only_the_maps_the_recipe_makes(qtbot):
     assert controls.attention_kind.model().item(0).isEnabled() and controls.options()["attention"] == "defects"
 
 
+def test_quit_has_the_ctrl_q_shortcut(window):
+    from PySide6.QtGui import QKeySequence
+
+    assert window.quit_action.shortcut() == QKeySequence("Ctrl+Q")
+
+
 def test_a_faint_or_missing_map_is_said_beside_the_map_choice(qtbot):
     from types import SimpleNamespace
 

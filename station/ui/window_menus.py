@@ -19,7 +19,8 @@ class StationMenusMixin:
         file_menu = menu.addMenu("&File")
         self.batch_action = file_menu.addAction("&Batch review of a folder…", self.open_batch_review)
         file_menu.addSeparator()
-        file_menu.addAction("&Quit", self.close)
+        self.quit_action = file_menu.addAction("&Quit", self.close)
+        self.quit_action.setShortcut(QKeySequence("Ctrl+Q"))  # not StandardKey.Quit: empty on Windows; the close still asks mid-batch
         station_menu = menu.addMenu("&Station")
         station_menu.addAction("Sign in / &switch operator…", self.request_sign_in)
         station_menu.addAction("Sign &out", self.sign_out)
